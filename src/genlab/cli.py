@@ -1,0 +1,172 @@
+"""`genlab`: the command line.
+
+Errors a user can fix print one line and a hint (exit code 2); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from genlab import __version__
+from genlab.errors import GenlabError
+
+
+def _cmd_list(args) -> int:
+    from genlab.experiments.registry import EXPERIMENTS
+
+    width = max(len(n) for n in EXPERIMENTS)
+    for name, exp in EXPERIMENTS.items():
+        print(f"{name:<{width}}  {exp.family:<10}  presets: {', '.join(exp.presets)}  -  {exp.summary}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from genlab.config import describe, flatten, to_dict
+    from genlab.experiments.registry import get_experiment
+
+    exp = get_experiment(args.experiment)
+    values = flatten(to_dict(exp.config(args.preset)))
+    print(f"{exp.name} ({exp.summary}), preset '{args.preset}':")
+    for key, _default, help_text in describe(exp.config_type):
+        print(f"  {key} = {values[key]!r}" + (f"    # {help_text}" if help_text else ""))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from genlab.config import parse_assignments
+    from genlab.experiments.runner import start_run
+    from genlab.report.html import build_report
+
+    run = start_run(args.experiment, args.preset, parse_assignments(args.set), args.seed, args.device,
+                    args.runs_dir, args.run_dir, args.data_dir, progress=not args.no_progress)
+    _finished(run, build_report(run.path))
+    return 0
+
+
+def _cmd_resume(args) -> int:
+    from genlab.experiments.runner import resume_run
+    from genlab.report.html import build_report
+
+    run = resume_run(args.run_dir, args.device, args.data_dir, progress=not args.no_progress)
+    _finished(run, build_report(run.path))
+    return 0
+
+
+def _finished(run, report) -> None:
+    summary = run.read_summary() or {}
+    scalars = {k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, (int, float))}
+    print(f"run complete: {run.path}")
+    for key, value in scalars.items():
+        print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    print(f"report: {report}")
+
+
+def _cmd_report(args) -> int:
+    from genlab.report.html import build_report
+    from genlab.train.run_dir import RunDir
+
+    print(build_report(RunDir.open(args.run_dir).path))
+    return 0
+
+
+def _cmd_data_list(args) -> int:
+    from genlab.data.files import candidate_roots
+    from genlab.data.registry import DATASETS
+
+    for spec in DATASETS.values():
+        counts = ", ".join(f"{k} {v:,}" for k, v in spec.counts.items())
+        print(f"{spec.name:<14} {spec.title}; {'x'.join(map(str, spec.image_shape))}; {counts}")
+    print("data roots searched, in order:")
+    for root, why in candidate_roots(args.data_dir):
+        print(f"  {root}  ({why}{', exists' if root.is_dir() else ''})")
+    return 0
+
+
+def _cmd_data_check(args) -> int:
+    from genlab.data.check import check
+    from genlab.data.registry import DATASETS
+
+    for name in [args.name] if args.name else list(DATASETS):
+        print("\n".join(check(name, args.data_dir)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"genlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("list", help="list experiments and their presets")
+    p.set_defaults(func=_cmd_list)
+
+    p = commands.add_parser("show", help="show an experiment's config keys, values and help")
+    p.add_argument("experiment")
+    p.add_argument("--preset", default="quick")
+    p.set_defaults(func=_cmd_show)
+
+    p = commands.add_parser("run", help="run an experiment in a new run directory")
+    p.add_argument("experiment")
+    p.add_argument("--preset", default="quick", help="smoke (seconds), quick (CPU minutes) or full (GPU)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--runs-dir", default="runs", help="parent of new run directories (default: runs)")
+    p.add_argument("--run-dir", default=None, help="exact directory for this run (must not exist or be empty)")
+    _add_runtime(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = commands.add_parser("resume", help="continue a stopped or killed run from its newest good checkpoint")
+    p.add_argument("run_dir")
+    _add_runtime(p)
+    p.set_defaults(func=_cmd_resume)
+
+    p = commands.add_parser("report", help="(re)build a run's report.html from its directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_cmd_report)
+
+    data = commands.add_parser("data", help="datasets: list them, verify them").add_subparsers(
+        dest="data_command", required=True, metavar="DATA_COMMAND")
+    p = data.add_parser("list", help="known datasets and the data roots searched")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=_cmd_data_list)
+    p = data.add_parser("check", help="verify checksums and print counts per split and class")
+    p.add_argument("name", nargs="?", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=_cmd_data_check)
+    return parser
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--data-dir", default=None, help="data root (default: $GENLAB_DATA_DIR, then the usual places)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"genlab: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.debug:
+        warnings.showwarning = _show_warning
+    try:
+        return args.func(args)
+    except GenlabError as err:
+        if args.debug:
+            raise
+        from genlab.train.loop import RunInterrupted
+
+        print(f"genlab: {'stopped' if isinstance(err, RunInterrupted) else 'error'}: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"  hint: {err.hint}", file=sys.stderr)
+        return 130 if isinstance(err, RunInterrupted) else 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

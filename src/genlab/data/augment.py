@@ -1,0 +1,40 @@
+"""Batch augmentations on float images in [-1, 1], vectorised over the batch.
+
+Randomness comes from the global torch generator, which checkpoints save and restore.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _crop_at(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Per-sample crops of size (h, w) from ``padded`` at offsets (dy, dx)."""
+    b, c = padded.shape[:2]
+    device = padded.device
+    rows = (torch.arange(h, device=device)[None] + dy[:, None])[:, None, :, None]
+    cols = (torch.arange(w, device=device)[None] + dx[:, None])[:, None, None, :]
+    return padded[torch.arange(b, device=device)[:, None, None, None], torch.arange(c, device=device)[None, :, None, None],
+                  rows, cols]
+
+
+def random_shift(x: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+    """Translate each image by up to ``max_shift`` pixels, filling with background (-1)."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, value=-1.0)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, b)).to(x.device)
+    return _crop_at(padded, offsets[0], offsets[1], h, w)
+
+
+def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Random crop after reflect padding, and a horizontal flip with probability 1/2 (CIFAR-10 standard)."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (pad,) * 4, mode="reflect")
+    offsets = torch.randint(0, 2 * pad + 1, (2, b)).to(x.device)
+    flip = (torch.rand(b) < 0.5).to(x.device)
+    out = _crop_at(padded, offsets[0], offsets[1], h, w)
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "crop_flip": random_crop_flip}

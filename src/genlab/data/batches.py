@@ -1,0 +1,61 @@
+"""Mini-batches from in-memory uint8 images, as float tensors in [-1, 1] on the training device."""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.data.datasets import ImageSet
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
+    return ((x.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+class Batches:
+    """Shuffled mini-batches indexed by global step.
+
+    The order depends only on ``seed`` and the step, so a resumed run sees exactly the batches an
+    uninterrupted one would. Each epoch is a fresh permutation; the last partial batch is dropped.
+    With ``world_size`` > 1 every rank takes its own slice of each global batch.
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int, seed: int, device: torch.device | str = "cpu",
+                 rank: int = 0, world_size: int = 1):
+        if batch_size > len(data):
+            raise ValueError(f"batch size {batch_size} exceeds the {len(data)} images of {data.name}/{data.split}")
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} must divide evenly over {world_size} processes")
+        self.images = data.images.to(device)
+        self.labels = data.labels.to(device)
+        self.batch_size, self.seed, self.device = batch_size, seed, torch.device(device)
+        self.rank, self.world_size = rank, world_size
+        self.steps_per_epoch = len(data) // batch_size
+        self._epoch, self._order = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        """Indices of this rank's share of batch ``step`` (0-based)."""
+        epoch, within = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._order = torch.randperm(len(self.labels), generator=g).to(self.device)
+            self._epoch = epoch
+        start = within * self.batch_size
+        share = self.batch_size // self.world_size
+        return self._order[start + self.rank * share: start + (self.rank + 1) * share]
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.indices(step)
+        return to_float(self.images[idx]), self.labels[idx]
+
+
+def iterate(data: ImageSet, batch_size: int, device: torch.device | str = "cpu"):
+    """Every image once, in order, as (float images, labels) batches: for evaluation."""
+    for start in range(0, len(data), batch_size):
+        yield (to_float(data.images[start:start + batch_size].to(device)),
+               data.labels[start:start + batch_size].to(device))

@@ -1,0 +1,34 @@
+"""Device selection with clear errors for devices this machine does not have."""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device '{name}'", hint="use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' was asked for but CUDA is not available on this machine",
+                              hint="use --device cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s)", hint="use cuda:0 .. cuda:N-1, or auto")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(f"device '{name}' was asked for but MPS is not available", hint="use --device cpu")
+    elif device.type != "cpu":
+        raise ConfigError(f"device type '{device.type}' is not supported", hint="use auto, cpu, cuda, cuda:N or mps")
+    return device

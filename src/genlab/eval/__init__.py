@@ -1,0 +1,1 @@
+"""Metrics: classification, calibration, sample quality, clustering, OOD detection."""

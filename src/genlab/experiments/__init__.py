@@ -1,0 +1,1 @@
+"""Named experiments: presets of configs (smoke, quick, full) that reproduce each study."""

@@ -1,0 +1,127 @@
+"""Experiments: a config type, named presets of it, and the function that runs it in a run directory."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+import torchvision.utils as vutils
+
+from genlab import __version__
+from genlab.config import ConfigError, config_hash, override, to_dict
+from genlab.data.datasets import ImageSet, hoda_split_indices, load
+from genlab.report.figures import plt, save
+from genlab.train.checkpoint import CheckpointStore
+from genlab.train.guard import DivergenceGuard
+from genlab.train.loop import Trainer, run_loop
+from genlab.train.run_dir import RunDir
+
+PRESETS = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """``presets`` map a preset name to dotted-key overrides of ``config_type``'s defaults, on top of ``base``."""
+
+    name: str
+    family: str
+    summary: str
+    config_type: type
+    run: Callable[["RunContext"], dict[str, Any]]
+    presets: Mapping[str, Mapping[str, Any]]
+    base: Mapping[str, Any] = field(default_factory=dict)
+
+    def config(self, preset: str = "quick", sets: Mapping[str, Any] | None = None, seed: int | None = None) -> Any:
+        if preset not in self.presets:
+            raise ConfigError(f"experiment '{self.name}' has no preset '{preset}'; presets: {', '.join(self.presets)}",
+                              hint="use --preset smoke, quick or full")
+        cfg = override(self.config_type(), {**self.base, **self.presets[preset]})
+        cfg = override(cfg, dict(sets or {}))
+        return override(cfg, {"seed": seed}) if seed is not None else cfg
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info = {"device": str(device), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+@dataclass
+class RunContext:
+    """What an experiment's run function gets: its config, run directory, device and helpers."""
+
+    experiment: Experiment
+    config: Any
+    run: RunDir
+    device: torch.device
+    data_dir: Path | None = None
+    progress: bool = True
+    notes: list[str] = field(default_factory=list)
+    loop_facts: dict[str, Any] = field(default_factory=dict)
+    tensorboard: Any = None
+    classes: tuple[str, ...] | None = None
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(to_dict(self.config))
+
+    def load_data(self, name: str, split: str, limit: int = 0, split_seed: int = 0) -> ImageSet:
+        """A dataset split (its first ``limit`` images if > 0); partial-data notes go to the summary."""
+        data = load(name, split, self.data_dir, split_seed=split_seed)
+        if data.note and data.note not in self.notes:
+            self.notes.append(data.note)
+        if name == "hoda":
+            self._save_hoda_split(split_seed)
+        return data.subset(torch.arange(min(limit, len(data)))) if limit else data
+
+    def _save_hoda_split(self, split_seed: int) -> None:
+        """Hoda's held-out images are chosen by a seeded split: keep the indices with the run."""
+        path = self.run.path / "splits" / f"hoda_seed{split_seed}.npz"
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            np.savez_compressed(path, **hoda_split_indices(self.data_dir, split_seed))
+
+    def train(self, trainer: Trainer, total_steps: int, guard: DivergenceGuard, desc: str | None = None) -> None:
+        """Run the shared loop to ``total_steps``, resuming from the newest checkpoint if there is one."""
+        log = self.config.log
+        meta = {"experiment": self.experiment.name, "config_hash": self.config_hash}
+        store = CheckpointStore(self.run.checkpoints, keep=log.keep_checkpoints)
+        self.loop_facts = run_loop(self.run, trainer, log.schedule(total_steps), guard, store, meta, self.device,
+                                   progress=self.progress, desc=desc or self.experiment.name,
+                                   on_log=self._tensorboard_scalars if self.tensorboard else None)
+
+    def _tensorboard_scalars(self, step: int, split: str, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self.tensorboard.add_scalar(f"{split}/{key}", value, step)
+
+    def save_figure(self, fig: plt.Figure, name: str) -> Path:
+        return save(fig, self.run.figures / f"{name}.png")
+
+    def save_grid(self, images: torch.Tensor, name: str, nrow: int = 10, step: int | None = None) -> Path:
+        """Save float images in [-1, 1] as a PNG grid under samples/ (and to TensorBoard if on)."""
+        grid = vutils.make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, normalize=True,
+                                value_range=(-1, 1), padding=2)
+        path = self.run.samples / f"{name}.png"
+        vutils.save_image(grid, path)
+        if self.tensorboard:
+            self.tensorboard.add_image(name, grid, step or 0)
+        return path
+
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        stored = self.run.read_config()
+        return {"experiment": self.experiment.name, "family": self.experiment.family,
+                "preset": stored.get("preset"), "seed": self.config.seed, "status": "complete",
+                "metrics": metrics, "classes": list(self.classes) if self.classes else None, "notes": self.notes,
+                "wall_time_s": round(self.loop_facts.get("wall_time_s", 0.0), 2),
+                "rollbacks": self.loop_facts.get("rollbacks", 0),
+                "machine": machine_info(self.device), "genlab_version": __version__,
+                "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -1,0 +1,16 @@
+"""Every named experiment."""
+
+from __future__ import annotations
+
+from genlab.errors import ConfigError
+from genlab.experiments.base import Experiment
+from genlab.experiments.classifiers import CLASSIFIER_EXPERIMENTS
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLASSIFIER_EXPERIMENTS,)}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment '{name}'; experiments: {', '.join(EXPERIMENTS)}",
+                          hint="run `genlab list`")
+    return EXPERIMENTS[name]

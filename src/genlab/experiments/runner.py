@@ -1,0 +1,80 @@
+"""Starting and resuming runs."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from genlab import __version__
+from genlab.config import from_dict, to_dict
+from genlab.devices import resolve_device
+from genlab.errors import ConfigError, GenlabError, RunError
+from genlab.experiments.base import RunContext
+from genlab.experiments.registry import get_experiment
+from genlab.train.run_dir import RunDir
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def start_run(name: str, preset: str = "quick", sets: Mapping[str, Any] | None = None, seed: int | None = None,
+              device: str = "auto", runs_dir: str | os.PathLike = "runs", run_dir: str | os.PathLike | None = None,
+              data_dir: str | os.PathLike | None = None, progress: bool = True) -> RunDir:
+    experiment = get_experiment(name)
+    config = experiment.config(preset, sets, seed)
+    dev = resolve_device(device)
+    path = Path(run_dir) if run_dir else RunDir.default_path(Path(runs_dir), name, preset, config.seed)
+    run = RunDir.create(path, {"experiment": name, "preset": preset, "genlab_version": __version__,
+                               "config": to_dict(config)})
+    return _execute(RunContext(experiment, config, run, dev, _path(data_dir), progress))
+
+
+def resume_run(path: str | os.PathLike, device: str = "auto", data_dir: str | os.PathLike | None = None,
+               progress: bool = True) -> RunDir:
+    """Continue a run from its newest good checkpoint; a finished run only gets its report rebuilt."""
+    run = RunDir.open(path)
+    stored = run.read_config()
+    experiment = get_experiment(stored["experiment"])
+    try:
+        config = from_dict(experiment.config_type, stored["config"])
+    except ConfigError as err:
+        raise RunError(f"{run.config_path} no longer matches experiment '{experiment.name}': {err.message}",
+                       hint="restore the original config.json, or start a new run") from None
+    summary = run.read_summary()
+    if summary and summary.get("status") == "complete":
+        return run
+    return _execute(RunContext(experiment, config, run, resolve_device(device), _path(data_dir), progress))
+
+
+def _path(value: str | os.PathLike | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _execute(ctx: RunContext) -> RunDir:
+    seed_everything(ctx.config.seed)
+    if ctx.config.log.tensorboard:
+        ctx.tensorboard = _tensorboard_writer(ctx.run.path / "tensorboard")
+    try:
+        metrics = ctx.experiment.run(ctx)
+    finally:
+        if ctx.tensorboard:
+            ctx.tensorboard.close()
+    ctx.run.write_summary(ctx.summary(metrics))
+    return ctx.run
+
+
+def _tensorboard_writer(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GenlabError("log.tensorboard=true needs the tensorboard package, which is not installed",
+                          hint="pip install 'genlab[tensorboard]', or drop --set log.tensorboard=true") from None
+    return SummaryWriter(str(folder))

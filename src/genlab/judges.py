@@ -1,0 +1,65 @@
+"""Trained classifiers, cached by dataset and config hash.
+
+They are the independent judges and feature extractors of sample-quality metrics, and the pretrained
+classifiers JEM starts from. A classifier run stores its final weights here when it completes:
+``$GENLAB_CACHE_DIR/classifiers/<dataset>/<config hash>/`` (default ``~/.cache/genlab``) holds
+``model.pt`` (architecture and weights) and ``info.json`` (test accuracy, run directory, config).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.data.files import cache_dir
+from genlab.errors import GenlabError
+from genlab.nets.classifiers import build_classifier
+from genlab.train.checkpoint import load, save_atomic
+from genlab.train.jsonio import write_json
+
+
+def root() -> Path:
+    return cache_dir() / "classifiers"
+
+
+def store(dataset: str, config_hash: str, model: torch.nn.Module, arch: dict[str, Any], info: dict[str, Any]) -> Path:
+    folder = root() / dataset / config_hash
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_atomic({"arch": arch, "state_dict": state}, folder / "model.pt")
+    write_json(folder / "info.json", {"dataset": dataset, "config_hash": config_hash, "arch": arch, **info})
+    return folder
+
+
+def entries(dataset: str) -> list[dict[str, Any]]:
+    """Info of every cached classifier of a dataset, best test accuracy first."""
+    found = []
+    for info_path in sorted((root() / dataset).glob("*/info.json")):
+        if (info_path.parent / "model.pt").is_file():
+            try:
+                found.append({**json.loads(info_path.read_text()), "folder": str(info_path.parent)})
+            except json.JSONDecodeError:
+                continue
+    return sorted(found, key=lambda e: -e.get("test_accuracy", 0.0))
+
+
+def find(dataset: str, config_hash: str | None = None) -> dict[str, Any]:
+    candidates = [e for e in entries(dataset) if config_hash in (None, e["config_hash"])]
+    if not candidates:
+        which = f"with config hash {config_hash} " if config_hash else ""
+        raise GenlabError(f"no trained {dataset} classifier {which}in {root() / dataset}",
+                          hint=f"train one with `genlab run classifier-{dataset} --preset quick`")
+    return candidates[0]
+
+
+def load_classifier(dataset: str, config_hash: str | None = None,
+                    device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The cached classifier (best by test accuracy unless a hash is given), in eval mode."""
+    info = find(dataset, config_hash)
+    state = load(Path(info["folder"]) / "model.pt", map_location="cpu")
+    model = build_classifier(**state["arch"])
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval(), info

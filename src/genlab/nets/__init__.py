@@ -1,0 +1,1 @@
+"""Networks only: nothing here imports the rest of genlab."""

@@ -1,0 +1,1 @@
+"""Figures and HTML reports, built from run directories on disk."""

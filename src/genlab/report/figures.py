@@ -1,0 +1,67 @@
+"""Matplotlib figures shared by the experiments and the reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def confusion_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> plt.Figure:
+    """A confusion matrix normalised per true class, with counts written in the cells."""
+    counts = np.asarray(matrix)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true", title=title)
+    ax.set_xticklabels(classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticklabels(classes, fontsize=7)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return fig
+
+
+def curves_figure(records: list[dict[str, Any]], keys: Sequence[str] | None = None) -> plt.Figure | None:
+    """One panel per metric over steps, train and eval splits overlaid."""
+    series: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        split = r.get("split")
+        if split is None:
+            continue
+        for key, value in r.items():
+            if key in ("step", "split", "wall_s") or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            series[key][split].append((r["step"], value))
+    names = [k for k in (keys or sorted(series)) if k in series]
+    if not names:
+        return None
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        for split, points in sorted(series[name].items()):
+            steps, values = zip(*points)
+            ax.plot(steps, values, marker="o" if len(points) < 30 else None, ms=3, label=split)
+        ax.set(title=name, xlabel="step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

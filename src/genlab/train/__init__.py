@@ -1,0 +1,1 @@
+"""Training: one module per family plus the shared loop, run directory, checkpoints and guard."""

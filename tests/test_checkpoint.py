@@ -1,0 +1,87 @@
+import os
+import pickle
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.errors import CheckpointError, RunError
+from genlab.train import checkpoint
+from genlab.train.checkpoint import CheckpointStore, capture_rng, load, restore_rng, save_atomic
+
+META = {"experiment": "toy", "config_hash": "abc"}
+
+
+def _state(step, value=1.0):
+    return {"meta": {**META, "step": step}, "trainer": {"w": torch.full((3,), value)}}
+
+
+def test_kill_mid_write_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    save_atomic(_state(1, 1.0), path)
+
+    def dying_save(obj, f):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", dying_save)
+    with pytest.raises(RunError, match="could not write checkpoint .*No space left on device.*previous checkpoint is intact"):
+        save_atomic(_state(2, 2.0), path)
+    monkeypatch.undo()
+    assert torch.equal(load(path)["trainer"]["w"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["c.pt"]
+
+
+def test_store_skips_a_corrupt_newest_with_a_warning(tmp_path):
+    store = CheckpointStore(tmp_path, keep=3)
+    store.save(10, _state(10, 1.0))
+    newest = store.save(20, _state(20, 2.0))
+    newest.write_bytes(newest.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="skipping checkpoint .*step_00000020.pt"):
+        state = store.latest(META)
+    assert state["meta"]["step"] == 10
+
+
+def test_store_keeps_only_the_newest(tmp_path):
+    store = CheckpointStore(tmp_path, keep=2)
+    for step in (1, 2, 3):
+        store.save(step, _state(step))
+    assert [p.name for p in store.paths()] == ["step_00000003.pt", "step_00000002.pt"]
+
+
+class Arbitrary:
+    """Any class: unpickling it could run code, so weights_only refuses it."""
+
+
+def test_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"meta": META, "obj": Arbitrary()}, path)
+    with pytest.raises(CheckpointError, match="holds objects genlab will not unpickle"):
+        load(path)
+
+
+def test_not_a_torch_file(tmp_path):
+    path = tmp_path / "x.pt"
+    path.write_text("hello")
+    with pytest.raises(CheckpointError, match="x.pt is not a readable checkpoint"):
+        load(path)
+
+
+def test_checkpoint_of_another_experiment_or_config(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save(1, _state(1))
+    with pytest.raises(CheckpointError, match="belongs to experiment 'toy', not 'other'"):
+        store.latest({"experiment": "other", "config_hash": "abc"})
+    with pytest.raises(CheckpointError, match="config.json was changed"):
+        store.latest({"experiment": "toy", "config_hash": "xyz"})
+
+
+def test_rng_round_trip_through_a_checkpoint(tmp_path):
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    save_atomic({"rng": capture_rng()}, tmp_path / "r.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    restore_rng(load(tmp_path / "r.pt")["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]

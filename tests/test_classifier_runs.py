@@ -1,0 +1,81 @@
+"""Each classifier experiment's smoke preset end to end, and SIGKILL + resume equality (real data)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from genlab import judges
+from genlab.cli import main
+from genlab.train.checkpoint import CheckpointStore, load
+from conftest import have_dataset, needs_data
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "hoda", "cifar10"])
+def test_smoke_run_writes_everything(dataset, tmp_path, capsys):
+    if not have_dataset(dataset):
+        pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")
+    run_dir = tmp_path / "run"
+    assert main(["run", f"classifier-{dataset}", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress",
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"run complete: {run_dir}" in out and "report:" in out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["experiment"] == f"classifier-{dataset}" and config["config"]["data"]["dataset"] == dataset
+    summary = json.loads((run_dir / "summary.json").read_text())
+    metrics = summary["metrics"]
+    assert summary["status"] == "complete" and 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert len(metrics["per_class_accuracy"]) == 10 and len(metrics["confusion"]) == 10
+    assert sum(map(sum, metrics["confusion"])) == metrics["test_images"]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("split") == "train"] == list(range(4, 17, 4))
+    assert {"loss", "acc", "lr"} <= set(records[0])
+    assert (run_dir / "figures" / "confusion.png").stat().st_size > 1000
+    assert "<table>" in (run_dir / "report.html").read_text()
+    assert CheckpointStore(run_dir / "checkpoints").paths()[0].name == "step_00000016.pt"
+    if dataset == "cifar10":
+        assert any("first 1,000" in n for n in summary["notes"]) or metrics["test_images"] == 256
+    if dataset == "hoda":
+        assert "val_accuracy" in metrics and (run_dir / "splits" / "hoda_seed0.npz").exists()
+    model, info = judges.load_classifier(dataset)
+    assert info["test_accuracy"] == metrics["test_accuracy"] and not model.training
+
+
+@needs_data("mnist")
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+    sets = ["--set", "train.epochs=40", "--set", "log.checkpoint_every=8"]
+    ref = tmp_path / "ref"
+    assert main(["run", "classifier-mnist", "--preset", "smoke", *sets, "--run-dir", str(ref), "--no-progress"]) == 0
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "genlab.cli", "run", "classifier-mnist", "--preset", "smoke", *sets,
+           "--run-dir", str(killed), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    store = CheckpointStore(killed / "checkpoints")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        paths = store.paths() if (killed / "checkpoints").exists() else []
+        if paths and int(paths[0].stem.split("_")[1]) >= 96:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists()
+
+    assert main(["resume", str(killed), "--no-progress"]) == 0
+    ref_summary = json.loads((ref / "summary.json").read_text())
+    got_summary = json.loads((killed / "summary.json").read_text())
+    assert got_summary["metrics"] == ref_summary["metrics"]
+    ref_state = load(CheckpointStore(ref / "checkpoints").paths()[0])["trainer"]["model"]
+    got_state = load(CheckpointStore(killed / "checkpoints").paths()[0])["trainer"]["model"]
+    assert all(torch.equal(ref_state[k], got_state[k]) for k in ref_state)
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k != "wall_s"}  # noqa: E731
+                          for line in path.read_text().splitlines() if "event" not in line]
+    assert strip(killed / "metrics.jsonl") == strip(ref / "metrics.jsonl")

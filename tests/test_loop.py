@@ -1,0 +1,117 @@
+import os
+import signal
+
+import pytest
+import torch
+
+from genlab.errors import DivergenceError
+from genlab.train.checkpoint import CheckpointStore
+from genlab.train.guard import DivergenceGuard, GuardConfig
+from genlab.train.loop import RunInterrupted, Schedule, run_loop
+from genlab.train.run_dir import RunDir
+
+META = {"experiment": "toy", "config_hash": "h"}
+SCHEDULE = Schedule(total_steps=40, log_every=5, checkpoint_every=10, eval_every=20)
+
+
+class Crash(Exception):
+    pass
+
+
+class ToyTrainer:
+    """Noisy SGD on a linear regression; draws from the global RNG every step like real trainers do."""
+
+    def __init__(self, crash_at=None, nan_from=None, sigint_at=None):
+        g = torch.Generator().manual_seed(0)
+        self.x, self.w_true = torch.randn(64, 3, generator=g), torch.tensor([1.0, -2.0, 0.5])
+        self.w = torch.zeros(3)
+        self.lr_scale = 1.0
+        self.crash_at, self.nan_from, self.sigint_at = crash_at, nan_from, sigint_at
+
+    def train_step(self, step):
+        if step == self.crash_at:
+            raise Crash
+        if step == self.sigint_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        idx = torch.randint(0, 64, (8,))
+        x = self.x[idx]
+        y = x @ self.w_true + 0.1 * torch.randn(8)
+        residual = x @ self.w - y
+        self.w -= 0.05 * self.lr_scale * (x.T @ residual) / 8
+        loss = (residual ** 2).mean()
+        if self.nan_from is not None and step >= self.nan_from and self.lr_scale == 1.0:
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+    def evaluate(self, step):
+        return {"error": float((self.w - self.w_true).norm())}
+
+    def state_dict(self):
+        return {"w": self.w.clone(), "lr_scale": self.lr_scale}
+
+    def load_state_dict(self, state):
+        self.w, self.lr_scale = state["w"].clone(), state["lr_scale"]
+
+    def soften(self, attempt):
+        self.lr_scale *= 0.5
+        return f"lr scale {self.lr_scale}"
+
+
+def _run(tmp_path, name, trainer, policy="stop"):
+    run = RunDir(tmp_path / name) if (tmp_path / name).exists() else RunDir.create(tmp_path / name, {})
+    guard = DivergenceGuard(GuardConfig(policy=policy, max_rollbacks=2), finite=("loss",))
+    run_loop(run, trainer, SCHEDULE, guard, CheckpointStore(run.checkpoints), META, torch.device("cpu"), progress=False)
+    return run
+
+
+def _records(run):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in run.read_metrics() if "event" not in r]
+
+
+def test_crash_and_resume_equals_uninterrupted(tmp_path):
+    torch.manual_seed(0)
+    reference = ToyTrainer()
+    ref_run = _run(tmp_path, "ref", reference)
+    torch.manual_seed(0)
+    with pytest.raises(Crash):
+        _run(tmp_path, "crashed", ToyTrainer(crash_at=23))
+    torch.manual_seed(123)  # the resumed process starts with another RNG state; the checkpoint restores it
+    resumed = ToyTrainer()
+    run = _run(tmp_path, "crashed", resumed)
+    assert torch.equal(resumed.w, reference.w)
+    assert _records(run) == _records(ref_run)
+    assert any(r.get("event") == "resumed" and r["step"] == 20 for r in run.read_metrics())
+
+
+def test_divergence_stops_with_a_message(tmp_path):
+    torch.manual_seed(0)
+    with pytest.raises(DivergenceError, match="diverged at step 15: loss is nan; the policy is to stop"):
+        _run(tmp_path, "nan", ToyTrainer(nan_from=12))
+    run = RunDir(tmp_path / "nan")
+    assert run.read_metrics()[-1]["event"] == "divergence"
+    assert CheckpointStore(run.checkpoints).paths()[0].name == "step_00000010.pt"
+
+
+def test_divergence_rolls_back_and_softens(tmp_path):
+    torch.manual_seed(0)
+    trainer = ToyTrainer(nan_from=12)
+    run = _run(tmp_path, "rollback", trainer, policy="rollback")
+    events = [r for r in run.read_metrics() if "event" in r]
+    assert events == [{"step": 10, "event": "rollback", "problem": "loss is nan", "from_step": 15, "attempt": 1,
+                       "change": "lr scale 0.5"}]
+    steps = [r["step"] for r in run.read_metrics() if r.get("split") == "train"]
+    assert steps == list(range(5, 45, 5))  # no duplicate or missing log steps after the rollback
+    assert trainer.lr_scale == 0.5 and trainer.evaluate(40)["error"] < 0.5 * float(trainer.w_true.norm())
+
+
+def test_ctrl_c_checkpoints_and_resumes(tmp_path):
+    torch.manual_seed(0)
+    reference = ToyTrainer()
+    _run(tmp_path, "ref", reference)
+    torch.manual_seed(0)
+    with pytest.raises(RunInterrupted, match="stopped at step 8 of 40"):
+        _run(tmp_path, "int", ToyTrainer(sigint_at=7))
+    assert CheckpointStore(tmp_path / "int" / "checkpoints").paths()[0].name == "step_00000008.pt"
+    resumed = ToyTrainer()
+    _run(tmp_path, "int", resumed)
+    assert torch.equal(resumed.w, reference.w)
