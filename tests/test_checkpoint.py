@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from genlab.errors import CheckpointError, RunError
-from genlab.train import checkpoint
-from genlab.train.checkpoint import CheckpointStore, capture_rng, load, restore_rng, save_atomic
+from genlab import io
+from genlab.io import load_torch as load, save_torch as save_atomic
+from genlab.train.checkpoint import CheckpointStore, capture_rng, restore_rng
 
 META = {"experiment": "toy", "config_hash": "abc"}
 
@@ -26,7 +27,7 @@ def test_kill_mid_write_leaves_previous_checkpoint(tmp_path, monkeypatch):
         f.write(b"PK\x03\x04 half a zip")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.torch, "save", dying_save)
+    monkeypatch.setattr(io.torch, "save", dying_save)
     with pytest.raises(RunError, match="could not write checkpoint .*No space left on device.*previous checkpoint is intact"):
         save_atomic(_state(2, 2.0), path)
     monkeypatch.undo()

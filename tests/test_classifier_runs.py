@@ -12,7 +12,8 @@ import torch
 
 from genlab import judges
 from genlab.cli import main
-from genlab.train.checkpoint import CheckpointStore, load
+from genlab.io import load_torch as load
+from genlab.train.checkpoint import CheckpointStore
 from conftest import have_dataset, needs_data
 
 

@@ -1,5 +1,6 @@
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -57,10 +58,10 @@ class ToyTrainer:
         return f"lr scale {self.lr_scale}"
 
 
-def _run(tmp_path, name, trainer, policy="stop"):
+def _run(tmp_path, name, trainer, policy="stop", schedule=SCHEDULE):
     run = RunDir(tmp_path / name) if (tmp_path / name).exists() else RunDir.create(tmp_path / name, {})
     guard = DivergenceGuard(GuardConfig(policy=policy, max_rollbacks=2), finite=("loss",))
-    run_loop(run, trainer, SCHEDULE, guard, CheckpointStore(run.checkpoints), META, torch.device("cpu"), progress=False)
+    run_loop(run, trainer, schedule, guard, CheckpointStore(run.checkpoints), META, torch.device("cpu"), progress=False)
     return run
 
 
@@ -115,3 +116,22 @@ def test_ctrl_c_checkpoints_and_resumes(tmp_path):
     resumed = ToyTrainer()
     _run(tmp_path, "int", resumed)
     assert torch.equal(resumed.w, reference.w)
+
+
+class SlowTrainer(ToyTrainer):
+    def train_step(self, step):
+        time.sleep(0.01)
+        return super().train_step(step)
+
+
+def test_time_budget_stops_at_a_log_step_and_stays_stopped_on_resume(tmp_path):
+    schedule = Schedule(total_steps=1000, log_every=5, checkpoint_every=10, time_budget_s=0.12)
+    torch.manual_seed(0)
+    run = _run(tmp_path, "budget", SlowTrainer(), schedule=schedule)
+    records = run.read_metrics()
+    stopped_at = records[-1]["step"]
+    assert 5 <= stopped_at < 100 and stopped_at % 5 == 0
+    assert any(r.get("event") == "time budget spent" for r in records)
+    assert records[-1]["split"] == "eval"
+    _run(tmp_path, "budget", SlowTrainer(), schedule=schedule)  # resuming a spent run trains nothing more
+    assert run.read_metrics()[-1]["step"] == stopped_at

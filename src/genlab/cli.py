@@ -93,6 +93,44 @@ def _cmd_data_check(args) -> int:
     return 0
 
 
+def _print_scores(title: str, scores: dict) -> None:
+    print(title)
+    for key, value in scores.items():
+        if isinstance(value, float):
+            print(f"  {key}: {value:.4g}")
+        elif not isinstance(value, list):
+            print(f"  {key}: {value}")
+
+
+def _cmd_eval_samples(args) -> int:
+    from pathlib import Path
+
+    from genlab.eval.runs import record_scores, run_of, score_file
+
+    from genlab.devices import resolve_device
+
+    path = Path(args.file)
+    scores = score_file(path, args.dataset, args.split, resolve_device(args.device), args.data_dir, args.inception)
+    _print_scores(f"{path} against {args.dataset}/{args.split}:", scores)
+    run = run_of(path)
+    if run is not None:
+        record_scores(run, path.stem, scores)
+        print(f"written to {run / 'summary.json'}")
+    return 0
+
+
+def _cmd_eval_run(args) -> int:
+    from genlab.devices import resolve_device
+    from genlab.eval.runs import rescore_run
+    from genlab.train.run_dir import RunDir
+
+    run = RunDir.open(args.run_dir)
+    for name, scores in rescore_run(run.path, resolve_device(args.device), args.data_dir).items():
+        _print_scores(f"{name}:", scores)
+    print(f"written to {run.summary_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genlab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
@@ -125,6 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("report", help="(re)build a run's report.html from its directory")
     p.add_argument("run_dir")
     p.set_defaults(func=_cmd_report)
+
+    evaluate = commands.add_parser("eval", help="score samples with the dataset's judge classifier").add_subparsers(
+        dest="eval_command", required=True, metavar="EVAL_COMMAND")
+    p = evaluate.add_parser("samples", help="score a .npz/.npy/.pt file or a folder of PNGs of samples")
+    p.add_argument("file")
+    p.add_argument("--dataset", required=True, help="mnist, fashion_mnist, cifar10 or hoda")
+    p.add_argument("--split", default="test", help="reference split (default: test)")
+    p.add_argument("--inception", action="store_true",
+                   help="also standard Inception FID/IS (needs torch-fidelity and its weights on this machine)")
+    _add_runtime(p)
+    p.set_defaults(func=_cmd_eval_samples)
+    p = evaluate.add_parser("run", help="re-score a run's saved samples (samples/*.npz) into its summary.json")
+    p.add_argument("run_dir")
+    _add_runtime(p)
+    p.set_defaults(func=_cmd_eval_run)
 
     data = commands.add_parser("data", help="datasets: list them, verify them").add_subparsers(
         dest="data_command", required=True, metavar="DATA_COMMAND")

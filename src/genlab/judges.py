@@ -17,8 +17,7 @@ import torch
 from genlab.data.files import cache_dir
 from genlab.errors import GenlabError
 from genlab.nets.classifiers import build_classifier
-from genlab.train.checkpoint import load, save_atomic
-from genlab.train.jsonio import write_json
+from genlab.io import load_torch, save_torch, write_json
 
 
 def root() -> Path:
@@ -29,7 +28,7 @@ def store(dataset: str, config_hash: str, model: torch.nn.Module, arch: dict[str
     folder = root() / dataset / config_hash
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_atomic({"arch": arch, "state_dict": state}, folder / "model.pt")
+    save_torch({"arch": arch, "state_dict": state}, folder / "model.pt")
     write_json(folder / "info.json", {"dataset": dataset, "config_hash": config_hash, "arch": arch, **info})
     return folder
 
@@ -59,7 +58,7 @@ def load_classifier(dataset: str, config_hash: str | None = None,
                     device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """The cached classifier (best by test accuracy unless a hash is given), in eval mode."""
     info = find(dataset, config_hash)
-    state = load(Path(info["folder"]) / "model.pt", map_location="cpu")
+    state = load_torch(Path(info["folder"]) / "model.pt", map_location="cpu")
     model = build_classifier(**state["arch"])
     model.load_state_dict(state["state_dict"])
     return model.to(device).eval(), info

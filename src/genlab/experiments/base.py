@@ -89,12 +89,14 @@ class RunContext:
             path.parent.mkdir(exist_ok=True)
             np.savez_compressed(path, **hoda_split_indices(self.data_dir, split_seed))
 
-    def train(self, trainer: Trainer, total_steps: int, guard: DivergenceGuard, desc: str | None = None) -> None:
-        """Run the shared loop to ``total_steps``, resuming from the newest checkpoint if there is one."""
+    def train(self, trainer: Trainer, total_steps: int, guard: DivergenceGuard, desc: str | None = None,
+              time_budget_s: float = 0.0) -> None:
+        """Run the shared loop to ``total_steps`` (or until ``time_budget_s`` of training, if > 0), resuming
+        from the newest checkpoint if there is one."""
         log = self.config.log
         meta = {"experiment": self.experiment.name, "config_hash": self.config_hash}
         store = CheckpointStore(self.run.checkpoints, keep=log.keep_checkpoints)
-        self.loop_facts = run_loop(self.run, trainer, log.schedule(total_steps), guard, store, meta, self.device,
+        self.loop_facts = run_loop(self.run, trainer, log.schedule(total_steps, time_budget_s), guard, store, meta, self.device,
                                    progress=self.progress, desc=desc or self.experiment.name,
                                    on_log=self._tensorboard_scalars if self.tensorboard else None)
 
@@ -122,6 +124,6 @@ class RunContext:
                 "preset": stored.get("preset"), "seed": self.config.seed, "status": "complete",
                 "metrics": metrics, "classes": list(self.classes) if self.classes else None, "notes": self.notes,
                 "wall_time_s": round(self.loop_facts.get("wall_time_s", 0.0), 2),
-                "rollbacks": self.loop_facts.get("rollbacks", 0),
+                "rollbacks": self.loop_facts.get("rollbacks", 0), "steps_done": self.loop_facts.get("steps"),
                 "machine": machine_info(self.device), "genlab_version": __version__,
                 "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -1,7 +1,7 @@
 """Classifiers for 28x28 grey and 32x32 colour images.
 
-Both expose ``features(x)`` (the penultimate vector, used as a feature space for sample-quality metrics)
-and ``forward(x)`` (logits).
+Both expose ``features(x)`` (the penultimate vector, used as a feature space for sample-quality metrics),
+``logits(features)`` and ``forward(x) = logits(features(x))``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ class SmallCNN(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.logits(self.features(x))
 
 
 class ResNet9(nn.Module):
@@ -71,8 +74,11 @@ class ResNet9(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features) * self.logit_scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)) * self.logit_scale
+        return self.logits(self.features(x))
 
 
 ARCHITECTURES = {"cnn": SmallCNN, "resnet9": ResNet9}

@@ -65,3 +65,16 @@ def curves_figure(records: list[dict[str, Any]], keys: Sequence[str] | None = No
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def reliability_figure(bins: list[dict[str, float]], title: str) -> plt.Figure:
+    """Accuracy against confidence per bin (bars), with the diagonal of perfect calibration."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    filled = [b for b in bins if b["count"]]
+    centres = [(b["low"] + b["high"]) / 2 for b in filled]
+    width = bins[0]["high"] - bins[0]["low"]
+    ax.bar(centres, [b["accuracy"] for b in filled], width=width * 0.9, label="accuracy", color="#4c72b0")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig

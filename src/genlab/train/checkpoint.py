@@ -8,8 +8,6 @@ naming it, and the previous one is used.
 
 from __future__ import annotations
 
-import os
-import pickle
 import random
 import re
 import warnings
@@ -19,56 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.errors import CheckpointError, RunError
+from genlab.errors import CheckpointError
+from genlab.io import load_torch, save_torch
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save through a temp file and a rename: a kill mid-write leaves the old file intact."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as err:
-        raise RunError(f"could not write checkpoint {path}: {err.strerror or err}; "
-                       "the previous checkpoint is intact",
-                       hint="free disk space or fix permissions, then continue with `genlab resume RUN_DIR`") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (no arbitrary objects); raise CheckpointError naming the file."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = str(err).splitlines()[0]
-        raise CheckpointError(f"{path} holds objects genlab will not unpickle ({reason})",
-                              hint="only load checkpoints written by genlab") from None
-    except Exception as err:  # torch.load raises many types for damaged files (RuntimeError, KeyError, ...)
-        raise CheckpointError(f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})",
-                              hint="it may be truncated or not a torch file") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a genlab checkpoint (holds a {type(state).__name__})")
-    return state
 
 
 class CheckpointStore:
@@ -85,7 +37,7 @@ class CheckpointStore:
 
     def save(self, step: int, state: dict[str, Any]) -> Path:
         path = self.folder / f"step_{step:08d}.pt"
-        save_atomic(state, path)
+        save_torch(state, path)
         for old in self.paths()[self.keep:]:
             old.unlink(missing_ok=True)
         return path
@@ -97,7 +49,7 @@ class CheckpointStore:
         """
         for path in self.paths():
             try:
-                state = load(path, map_location)
+                state = load_torch(path, map_location)
             except CheckpointError as err:
                 warnings.warn(f"skipping checkpoint {path}: {err.message}; trying the previous one", stacklevel=2)
                 continue

@@ -43,6 +43,7 @@ class Schedule:
     log_every: int
     checkpoint_every: int
     eval_every: int = 0  # 0: evaluate only at the end
+    time_budget_s: float = 0.0  # > 0: stop at the first log step after this much training time
 
 
 class MeanAccumulator:
@@ -104,16 +105,17 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
              on_log=None) -> dict[str, Any]:
     """Train to ``schedule.total_steps`` from the newest checkpoint (or from scratch).
 
-    Returns loop facts for the summary: wall time, rollbacks. ``on_log(step, split, values)`` receives
+    Returns loop facts for the summary: wall time, rollbacks, steps done (fewer than planned when a time
+    budget ran out). ``on_log(step, split, values)`` receives
     every logged record (used for TensorBoard).
     """
     acc = MeanAccumulator()
     state = store.latest(meta, map_location=device)
     if state is None:
-        step, wall, rollbacks = 0, 0.0, 0
-        store.save(0, _checkpoint(meta, 0, trainer, acc, 0.0, 0))
+        step, wall, rollbacks, finished = 0, 0.0, 0, False
+        store.save(0, _checkpoint(meta, 0, trainer, acc, 0.0, 0, False))
     else:
-        step, wall, rollbacks = _restore(state, trainer, acc, device)
+        step, wall, rollbacks, finished = _restore(state, trainer, acc, device)
         run.truncate_metrics(step)
         run.append_metrics({"step": step, "event": "resumed"})
     session_start = time.perf_counter() - wall
@@ -126,7 +128,7 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
 
     with _StopRequest() as stop, tqdm(total=schedule.total_steps, initial=step, desc=desc, disable=not progress,
                                       dynamic_ncols=True, mininterval=1.0, file=sys.stderr) as bar:
-        while step < schedule.total_steps:
+        while step < schedule.total_steps and not finished:
             acc.add(trainer.train_step(step))
             step += 1
             bar.update(1)
@@ -143,29 +145,34 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
                     continue
                 log("train", values)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in list(values.items())[:4]}, refresh=False)
+                if schedule.time_budget_s and time.perf_counter() - session_start >= schedule.time_budget_s:
+                    last = finished = True
+                    run.append_metrics({"step": step, "event": "time budget spent",
+                                        "budget_s": schedule.time_budget_s})
             if (schedule.eval_every and step % schedule.eval_every == 0) or last:
                 log("eval", trainer.evaluate(step))
             if step % schedule.checkpoint_every == 0 or last or stop.requested:
                 wall = time.perf_counter() - session_start
-                store.save(step, _checkpoint(meta, step, trainer, acc, wall, rollbacks))
+                store.save(step, _checkpoint(meta, step, trainer, acc, wall, rollbacks, finished))
             if stop.requested:
                 raise RunInterrupted(f"stopped at step {step} of {schedule.total_steps}; a checkpoint was saved "
                                      f"in {store.folder}", hint=f"continue with `genlab resume {run.path}`")
-    return {"wall_time_s": time.perf_counter() - session_start, "rollbacks": rollbacks}
+    return {"wall_time_s": time.perf_counter() - session_start, "rollbacks": rollbacks, "steps": step}
 
 
-def _checkpoint(meta, step, trainer, acc, wall, rollbacks) -> dict[str, Any]:
+def _checkpoint(meta, step, trainer, acc, wall, rollbacks, finished) -> dict[str, Any]:
     return {"meta": {**meta, "step": step}, "trainer": trainer.state_dict(),
-            "loop": {"step": step, "pending": acc.state_dict(), "wall_s": wall, "rollbacks": rollbacks},
+            "loop": {"step": step, "pending": acc.state_dict(), "wall_s": wall, "rollbacks": rollbacks,
+                     "finished": finished},
             "rng": capture_rng()}
 
 
-def _restore(state, trainer, acc, device) -> tuple[int, float, int]:
+def _restore(state, trainer, acc, device) -> tuple[int, float, int, bool]:
     trainer.load_state_dict(state["trainer"])
     acc.load_state_dict(state["loop"]["pending"], device)
     restore_rng(state["rng"])
     loop = state["loop"]
-    return loop["step"], loop["wall_s"], loop["rollbacks"]
+    return loop["step"], loop["wall_s"], loop["rollbacks"], loop["finished"]
 
 
 def _handle_divergence(run, trainer, guard, store, meta, acc, device, step, problem, rollbacks) -> int:
@@ -177,7 +184,7 @@ def _handle_divergence(run, trainer, guard, store, meta, acc, device, step, prob
                               f"good step are kept in {store.folder}",
                               hint="lower the learning rate or step size, or set guard.policy=rollback")
     state = store.latest(meta, map_location=device)
-    back_to, _, _ = _restore(state, trainer, acc, device)
+    back_to, _, _, _ = _restore(state, trainer, acc, device)
     change = trainer.soften(rollbacks)
     run.truncate_metrics(back_to)
     run.append_metrics({"step": back_to, "event": "rollback", "problem": problem, "from_step": step,
@@ -201,5 +208,5 @@ class LogConfig:
                               f"({self.every}) so that every checkpoint follows a divergence check",
                               hint="e.g. --set log.checkpoint_every=" + str(self.every * 10))
 
-    def schedule(self, total_steps: int) -> Schedule:
-        return Schedule(total_steps, self.every, self.checkpoint_every, self.eval_every)
+    def schedule(self, total_steps: int, time_budget_s: float = 0.0) -> Schedule:
+        return Schedule(total_steps, self.every, self.checkpoint_every, self.eval_every, time_budget_s)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import RunError
-from genlab.train.jsonio import dumps, read_json, write_atomic, write_json
+from genlab.io import dumps, read_json, write_atomic, write_json
 
 
 class RunDir:

@@ -1,0 +1,52 @@
+"""A trained domain classifier used as a judge: its penultimate features and class probabilities.
+
+Inception weights cannot be fetched on machines without internet, so genlab's sample-quality numbers
+(domain FID, KID, IS, precision/recall, class metrics) are computed with the dataset's own classifier
+from the classifier cache. Every table says which judge produced it (``Judge.description``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from genlab import judges
+
+
+@dataclass
+class Embedding:
+    features: torch.Tensor  # float64 (N, D)
+    probs: torch.Tensor  # float64 (N, classes)
+
+
+class Judge:
+    def __init__(self, model: torch.nn.Module, info: dict[str, Any], device: torch.device | str = "cpu"):
+        self.model = model.to(device).eval()
+        self.info = info
+        self.device = torch.device(device)
+
+    @classmethod
+    def load(cls, dataset: str, device: torch.device | str = "cpu", config_hash: str | None = None) -> "Judge":
+        model, info = judges.load_classifier(dataset, config_hash, device)
+        return cls(model, info, device)
+
+    @property
+    def description(self) -> str:
+        return (f"domain metrics on the features of genlab's {self.info['dataset']} classifier "
+                f"{self.info['config_hash']} (test accuracy {self.info.get('test_accuracy', float('nan')):.2%}), "
+                "not Inception")
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor, batch_size: int = 500) -> Embedding:
+        """Features and probabilities of float images in [-1, 1] (or uint8 images)."""
+        feats, probs = [], []
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(self.device)
+            if x.dtype == torch.uint8:
+                x = x.float() / 127.5 - 1
+            f = self.model.features(x.float())
+            feats.append(f.double().cpu())
+            probs.append(torch.softmax(self.model.logits(f).double(), 1).cpu())
+        return Embedding(torch.cat(feats), torch.cat(probs))

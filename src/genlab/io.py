@@ -1,0 +1,105 @@
+"""Files written atomically (temp file in the same folder, then a rename) and read safely.
+
+JSON stores non-finite floats as null so any reader can parse it; torch files are read with
+``weights_only=True`` so a file cannot run code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.errors import CheckpointError, RunError
+
+
+def clean(value: Any) -> Any:
+    """Replace NaN/inf by None and tensors/numpy scalars by Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return clean(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    return json.dumps(clean(value), indent=indent, allow_nan=False)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_atomic(path, dumps(value, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """torch.save through a temp file and a rename: a kill mid-write leaves the old file intact."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        raise RunError(f"could not write checkpoint {path}: {err.strerror or err}; "
+                       "the previous checkpoint is intact",
+                       hint="free disk space or fix permissions, then continue with `genlab resume RUN_DIR`") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_torch(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (no arbitrary objects); raise CheckpointError naming the file."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).splitlines()[0]
+        raise CheckpointError(f"{path} holds objects genlab will not unpickle ({reason})",
+                              hint="only load checkpoints written by genlab") from None
+    except Exception as err:  # torch.load raises many types for damaged files (RuntimeError, KeyError, ...)
+        raise CheckpointError(f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})",
+                              hint="it may be truncated or not a torch file") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a genlab checkpoint (holds a {type(state).__name__})")
+    return state
