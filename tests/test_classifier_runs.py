@@ -14,6 +14,7 @@ from genlab import judges
 from genlab.cli import main
 from genlab.io import load_torch as load
 from genlab.train.checkpoint import CheckpointStore
+from genlab.train.loop import TIMING_KEYS
 from conftest import have_dataset, needs_data
 
 
@@ -77,6 +78,6 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     ref_state = load(CheckpointStore(ref / "checkpoints").paths()[0])["trainer"]["model"]
     got_state = load(CheckpointStore(killed / "checkpoints").paths()[0])["trainer"]["model"]
     assert all(torch.equal(ref_state[k], got_state[k]) for k in ref_state)
-    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k != "wall_s"}  # noqa: E731
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS}  # noqa: E731
                           for line in path.read_text().splitlines() if "event" not in line]
     assert strip(killed / "metrics.jsonl") == strip(ref / "metrics.jsonl")

@@ -8,7 +8,7 @@ import torch
 from genlab.errors import DivergenceError
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.guard import DivergenceGuard, GuardConfig
-from genlab.train.loop import RunInterrupted, Schedule, run_loop
+from genlab.train.loop import TIMING_KEYS, RunInterrupted, Schedule, run_loop
 from genlab.train.run_dir import RunDir
 
 META = {"experiment": "toy", "config_hash": "h"}
@@ -66,7 +66,7 @@ def _run(tmp_path, name, trainer, policy="stop", schedule=SCHEDULE):
 
 
 def _records(run):
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in run.read_metrics() if "event" not in r]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in run.read_metrics() if "event" not in r]
 
 
 def test_crash_and_resume_equals_uninterrupted(tmp_path):

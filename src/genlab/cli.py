@@ -63,6 +63,22 @@ def _finished(run, report) -> None:
     print(f"report: {report}")
 
 
+def _cmd_sample(args) -> int:
+    from genlab.devices import resolve_device
+    from genlab.errors import GenlabError
+    from genlab.experiments.registry import get_experiment
+    from genlab.train.run_dir import RunDir
+
+    run = RunDir.open(args.run_dir)
+    experiment = get_experiment(run.read_config()["experiment"])
+    if experiment.sample is None:
+        raise GenlabError(f"experiment '{experiment.name}' has no sampler", hint="sample runs of generative models")
+    out = experiment.sample(run.path, n=args.n, label=args.label, steps=args.steps, init=args.init,
+                            device=resolve_device(args.device))
+    print(f"samples: {out} (and a .png grid beside it)")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from genlab.report.html import build_report
     from genlab.train.run_dir import RunDir
@@ -159,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     _add_runtime(p)
     p.set_defaults(func=_cmd_resume)
+
+    p = commands.add_parser("sample", help="draw samples from a trained generative run (grid + .npz)")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=100, help="number of samples")
+    p.add_argument("--label", type=int, default=None, help="class to sample (conditional models)")
+    p.add_argument("--steps", type=int, default=None, help="chain length (default: as in training)")
+    p.add_argument("--init", choices=("buffer", "noise"), default="buffer",
+                   help="chain starts: the saved replay buffer (if any) or uniform noise")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_sample)
 
     p = commands.add_parser("report", help="(re)build a run's report.html from its directory")
     p.add_argument("run_dir")

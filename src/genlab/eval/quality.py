@@ -94,7 +94,7 @@ def class_coverage(probs: torch.Tensor) -> float:
     counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1]).double()
     p = counts / counts.sum()
     entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return float(entropy / math.log(probs.shape[1]))
+    return float(entropy / math.log(probs.shape[1])) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def confident_share(probs: torch.Tensor, threshold: float = 0.9) -> float:

@@ -36,6 +36,7 @@ class Experiment:
     run: Callable[["RunContext"], dict[str, Any]]
     presets: Mapping[str, Mapping[str, Any]]
     base: Mapping[str, Any] = field(default_factory=dict)
+    sample: Callable[..., Path] | None = None  # `genlab sample RUN_DIR` for this experiment's runs
 
     def config(self, preset: str = "quick", sets: Mapping[str, Any] | None = None, seed: int | None = None) -> Any:
         if preset not in self.presets:

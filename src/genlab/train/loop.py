@@ -33,6 +33,9 @@ class Trainer(Protocol):
     def soften(self, attempt: int) -> str: ...
 
 
+TIMING_KEYS = ("wall_s", "step_s")  # logged times: they differ between otherwise identical runs
+
+
 class RunInterrupted(GenlabError):
     """Ctrl-C: the run stopped cleanly after a checkpoint."""
 
@@ -120,8 +123,13 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
         run.append_metrics({"step": step, "event": "resumed"})
     session_start = time.perf_counter() - wall
 
+    timing = {"step_seconds": 0.0, "steps": 0}  # time spent in train_step since the last log
+
     def log(split: str, values: dict[str, Any]) -> None:
         record = {"step": step, "split": split, **values, "wall_s": round(time.perf_counter() - session_start, 3)}
+        if split == "train" and timing["steps"]:
+            record["step_s"] = timing["step_seconds"] / timing["steps"]
+            timing.update(step_seconds=0.0, steps=0)
         run.append_metrics(record)
         if on_log:
             on_log(step, split, values)
@@ -129,7 +137,10 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
     with _StopRequest() as stop, tqdm(total=schedule.total_steps, initial=step, desc=desc, disable=not progress,
                                       dynamic_ncols=True, mininterval=1.0, file=sys.stderr) as bar:
         while step < schedule.total_steps and not finished:
+            started = time.perf_counter()
             acc.add(trainer.train_step(step))
+            timing["step_seconds"] += time.perf_counter() - started
+            timing["steps"] += 1
             step += 1
             bar.update(1)
             last = step == schedule.total_steps

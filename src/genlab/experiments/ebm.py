@@ -1,0 +1,248 @@
+"""EBM experiments: `ebm-cifar10-{noise,buffer,buffer-decay}` (unconditional) and `ebm-mnist-cond`.
+
+The three CIFAR-10 variants share one budget (iterations x SGLD steps per iteration) and differ only
+in how chains start (uniform noise each time vs a replay buffer) and in the step-size schedule
+(constant vs decaying). Sample quality is judged in the feature space of genlab's CIFAR-10 / MNIST
+classifier (domain FID/KID/IS), not Inception.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torchvision.utils as vutils
+
+from genlab.config import config_hash, from_dict, param, section, to_dict
+from genlab.data.batches import Batches
+from genlab.data.registry import get_spec
+from genlab.errors import CheckpointError, ConfigError
+from genlab.eval.judge import Embedding, Judge
+from genlab.eval.samples_io import save_samples
+from genlab.eval.score import reference_embedding, score_embeddings
+from genlab.experiments.base import Experiment, RunContext
+from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
+from genlab.nets.energy import ResNetEnergy
+from genlab.report.figures import curves_figure
+from genlab.sampling import uniform_noise
+from genlab.train.checkpoint import CheckpointStore
+from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig, SamplerConfig, chain
+from genlab.train.guard import DivergenceGuard, GuardConfig
+from genlab.train.loop import LogConfig
+from genlab.train.run_dir import RunDir
+
+
+@dataclass
+class EBMDataConfig:
+    dataset: Literal["cifar10", "mnist", "fashion_mnist"] = param("cifar10", "training data")
+    conditional: bool = param(False, "class-conditional energy E(x, y) (one output per class)")
+    train_limit: int = param(0, "use only the first N training images (0: all)", ge=0)
+
+
+@dataclass
+class EBMEvalConfig:
+    samples: int = param(500, "samples scored at each evaluation (log.eval_every)", ge=2)
+    final_samples: int = param(1000, "samples drawn and scored at the end", ge=10)
+    final_init: Literal["training", "noise"] = param(
+        "training", "final samples: as in training (the buffer, or chains from noise), or fresh chains from "
+                    "noise run for eval.final_steps (for a conditional model: 1/10 of them per label)")
+    final_steps: int = param(0, "SGLD steps of fresh final chains (0: sampler.steps)", ge=0)
+
+
+@dataclass
+class EBMConfig:
+    seed: int = param(0, "seeds weights, data order, chains and the buffer")
+    data: EBMDataConfig = section(EBMDataConfig)
+    model: EnergyNetConfig = section(EnergyNetConfig)
+    sampler: SamplerConfig = section(SamplerConfig)
+    train: EBMTrainConfig = section(EBMTrainConfig)
+    eval: EBMEvalConfig = section(EBMEvalConfig)
+    log: LogConfig = section(LogConfig)
+    guard: GuardConfig = section(GuardConfig)
+
+    def check(self) -> None:
+        if self.sampler.init == "buffer" and self.sampler.buffer_size < self.train.batch_size:
+            raise ConfigError(f"sampler.buffer_size ({self.sampler.buffer_size}) is smaller than a batch "
+                              f"({self.train.batch_size})", hint="raise sampler.buffer_size")
+
+
+def build_model(cfg: EBMConfig) -> ResNetEnergy:
+    spec = get_spec(cfg.data.dataset)
+    return ResNetEnergy(spec.image_shape[0], cfg.model.width, cfg.model.blocks,
+                        len(spec.classes) if cfg.data.conditional else 1, cfg.model.spectral_norm)
+
+
+def _grid(ctx: RunContext, x: torch.Tensor, labels: torch.Tensor | None, name: str, step: int | None = None) -> None:
+    """A sample grid; for a conditional model one row per class."""
+    if labels is None:
+        ctx.save_grid(x[:100], name, nrow=10, step=step)
+        return
+    rows = [x[labels == c][:10] for c in range(10)]
+    rows = [torch.cat([r, torch.zeros(10 - len(r), *x.shape[1:], device=x.device) - 1]) for r in rows]
+    ctx.save_grid(torch.cat(rows), name, nrow=10, step=step)
+
+
+def _fresh_samples(trainer: EBMTrainer, n: int, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Chains from uniform noise; for a conditional model, labels 0..K-1 in equal shares, held fixed."""
+    xs, ys = [], []
+    for start in range(0, n, trainer.cfg.batch_size):
+        size = min(trainer.cfg.batch_size, n - start)
+        labels = (torch.arange(start, start + size, device=trainer.device) % trainer.model.num_outputs
+                  if trainer.conditional else None)
+        xs.append(chain(trainer.model, uniform_noise(size, trainer.shape, trainer.device), trainer.sampler,
+                        trainer.model, labels, steps).x)
+        ys.append(labels)
+    return torch.cat(xs), (torch.cat(ys) if trainer.conditional else None)
+
+
+class Evaluator:
+    """Scores the model's current samples against the test split and records a chain's energy trace."""
+
+    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding, samples: int):
+        self.ctx, self.judge, self.real, self.samples = ctx, judge, real, samples
+
+    def __call__(self, trainer: EBMTrainer, step: int) -> dict[str, Any]:
+        x, labels = trainer.current_samples(self.samples)
+        scores = score_embeddings(self.real, self.judge.embed(x), labels)
+        _grid(self.ctx, x, labels, f"samples_step{step:07d}", step)
+        trace = trainer.negatives(trainer.cfg.batch_size)[0].energy_trace
+        keep = ("fid", "kid", "is", "precision", "recall", "class_coverage", "confident_share", "class_accuracy")
+        return {**{k: scores[k] for k in keep if k in scores}, "chain_energy_trace": trace.tolist()}
+
+
+def run_ebm(ctx: RunContext) -> dict[str, Any]:
+    cfg: EBMConfig = ctx.config
+    spec = get_spec(cfg.data.dataset)
+    ctx.classes = spec.classes
+    judge = Judge.load(cfg.data.dataset, ctx.device)
+    real, n_real, note = reference_embedding(judge, cfg.data.dataset, "test", ctx.data_dir)
+    if note and note not in ctx.notes:
+        ctx.notes.append(note)
+    ctx.notes.append(judge.description)
+    train = ctx.load_data(cfg.data.dataset, "train", cfg.data.train_limit)
+    model = build_model(cfg)
+    trainer = EBMTrainer(model, Batches(train, cfg.train.batch_size, cfg.seed, ctx.device), cfg.train, cfg.sampler,
+                         spec.image_shape, ctx.device, cfg.data.conditional,
+                         evaluator=Evaluator(ctx, judge, real, cfg.eval.samples))
+    guard = DivergenceGuard(cfg.guard, finite=("loss",), bounded=("energy_pos", "energy_neg"))
+    ctx.train(trainer, cfg.train.iterations, guard)
+
+    if cfg.eval.final_init == "noise":
+        x, labels = _fresh_samples(trainer, cfg.eval.final_samples, cfg.eval.final_steps or cfg.sampler.steps)
+    else:
+        x, labels = trainer.current_samples(cfg.eval.final_samples)
+    save_samples(ctx.run.samples / "final.npz", x, labels)
+    _grid(ctx, x, labels, "final")
+    fake = judge.embed(x)
+    scores = score_embeddings(real, fake, labels)
+    records = ctx.run.read_metrics()
+    fig = curves_figure(records, ["loss", "energy_pos", "energy_neg", "gap", "grad_norm", "fid"])
+    if fig is not None:
+        ctx.save_figure(fig, "curves")
+    metrics = {**{k: v for k, v in scores.items() if not isinstance(v, list)},
+               "diversity": feature_diversity(fake.features, real.features),
+               "samples": len(x), "reference_images": n_real, "iterations": cfg.train.iterations,
+               "sgld_steps_per_iteration": cfg.sampler.steps,
+               "parameters": sum(p.numel() for p in model.parameters()), **chain_statistics(records)}
+    if labels is not None:
+        metrics["per_class_accuracy"] = scores["per_class_accuracy"]
+        metrics["min_class_accuracy"] = min(scores["per_class_accuracy"])
+    return metrics
+
+
+def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, steps: int | None = None,
+               init: Literal["noise", "buffer"] = "buffer", device: torch.device | str = "cpu") -> Path:
+    """Draw samples from a trained EBM run with the sampling settings stored in its checkpoint."""
+    run = RunDir.open(run_dir)
+    stored = run.read_config()
+    cfg = from_dict(EBMConfig, stored["config"])
+    store = CheckpointStore(run.checkpoints)
+    state = store.latest({"experiment": stored["experiment"],
+                          "config_hash": config_hash(to_dict(cfg))}, map_location=device)
+    if state is None:
+        raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from")
+    model = build_model(cfg).to(device)
+    model.load_state_dict(state["trainer"]["model"])
+    model.eval()
+    settings = state["trainer"]["sampling"]
+    shape = get_spec(cfg.data.dataset).image_shape
+    if label is not None and not cfg.data.conditional:
+        raise ConfigError(f"{run.path} is an unconditional model; --label needs a conditional one (ebm-mnist-cond)")
+    if label is not None and not 0 <= label < model.num_outputs:
+        raise ConfigError(f"--label must be in 0..{model.num_outputs - 1}; got {label}")
+    labels = None
+    if cfg.data.conditional:
+        labels = (torch.full((n,), label, device=device) if label is not None
+                  else torch.arange(n, device=device) % model.num_outputs)
+    x0 = uniform_noise(n, shape, device)
+    buffer = state["trainer"].get("buffer")
+    if init == "buffer" and buffer is not None:
+        x0 = _buffer_starts(buffer, n, labels, device, x0)
+    result = chain(model, x0, settings, model, labels, steps)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"sample_{stamp}_{init}" + (f"_label{label}" if label is not None else "")
+    out = save_samples(run.samples / f"{name}.npz", result.x, labels)
+    vutils.save_image(result.x[:100].cpu(), run.samples / f"{name}.png", nrow=10, normalize=True, value_range=(-1, 1))
+    (run.samples / f"{name}.json").write_text(json.dumps({"n": n, "label": label, "steps": steps or settings["steps"],
+                                                          "init": init, "sampling": settings}, indent=2))
+    return out
+
+
+def _buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device, fallback: torch.Tensor) -> torch.Tensor:
+    images = buffer["images"].to(device)
+    if labels is None:
+        return images[torch.randint(0, len(images), (n,), device=device)]
+    starts = fallback.clone()
+    for c in labels.unique():
+        pool = (buffer["labels"].to(device) == c).nonzero()[:, 0]
+        want = (labels == c).nonzero()[:, 0]
+        if len(pool):
+            starts[want] = images[pool[torch.randint(0, len(pool), (len(want),), device=device)]]
+    return starts
+
+
+_SMOKE = {"model.width": 8, "model.blocks": "1,1", "sampler.steps": 5, "sampler.buffer_size": 256,
+          "train.iterations": 12, "train.batch_size": 16, "data.train_limit": 512, "eval.samples": 64,
+          "eval.final_samples": 64, "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8}
+
+# Paper scale (IGEBM's released code for CIFAR-10): 60 SGLD steps of size 10 with noise 0.005, width 128.
+# genlab's images are in [-1, 1] rather than [0, 1]; the energy scale adapts, the step settings carry over.
+_CIFAR_FULL = {"model.width": 128, "sampler.steps": 60, "sampler.step_size": 10.0, "sampler.noise": 0.005,
+               "train.iterations": 100000, "train.batch_size": 128, "eval.samples": 5000,
+               "eval.final_samples": 10000, "log.every": 100, "log.checkpoint_every": 2000,
+               "log.eval_every": 5000}
+_CIFAR_QUICK = {"model.width": 16, "sampler.steps": 20, "train.iterations": 600, "train.batch_size": 32,
+                "sampler.buffer_size": 5000, "eval.samples": 500, "eval.final_samples": 1000,
+                "log.every": 20, "log.checkpoint_every": 100, "log.eval_every": 150}
+_VARIANTS = {
+    "noise": ("chains start from uniform noise every iteration (short-run), constant step",
+              {"sampler.init": "noise", "sampler.schedule": "constant"}),
+    "buffer": ("chains start from a replay buffer (95%) or noise (5%), constant step",
+               {"sampler.init": "buffer", "sampler.schedule": "constant"}),
+    "buffer-decay": ("replay buffer and a step size decaying from 10 to 1 along each chain",
+                     {"sampler.init": "buffer", "sampler.schedule": "decay", "sampler.step_size_end": 1.0}),
+}
+
+EBM_EXPERIMENTS = tuple(
+    Experiment(f"ebm-cifar10-{name}", "ebm", f"ResNet energy on CIFAR-10: {summary}", EBMConfig, run_ebm,
+               presets={"smoke": _SMOKE, "quick": _CIFAR_QUICK, "full": _CIFAR_FULL},
+               base={"data.dataset": "cifar10", **variant}, sample=sample_run)
+    for name, (summary, variant) in _VARIANTS.items()
+) + (
+    Experiment("ebm-mnist-cond", "ebm", "class-conditional ResNet energy E(x, y) on MNIST, label-fixed sampling",
+               EBMConfig, run_ebm,
+               presets={"smoke": _SMOKE,
+                        "quick": {"model.width": 16, "model.blocks": "1,1", "sampler.steps": 20,
+                                  "train.iterations": 1500, "sampler.buffer_size": 10000, "eval.samples": 500,
+                                  "eval.final_samples": 1000, "log.every": 25, "log.checkpoint_every": 250,
+                                  "log.eval_every": 250},
+                        "full": {"model.width": 64, "model.blocks": "2,2,2", "sampler.steps": 60,
+                                 "train.iterations": 30000, "train.batch_size": 128, "eval.samples": 5000,
+                                 "eval.final_samples": 10000, "log.every": 100, "log.checkpoint_every": 2000,
+                                 "log.eval_every": 2500}},
+               base={"data.dataset": "mnist", "data.conditional": True}, sample=sample_run),
+)

@@ -1,0 +1,73 @@
+"""Energy networks: ResNets that map an image to one energy, or to one energy per class.
+
+Design after Du & Mordatch 2019 (IGEBM): residual blocks with Swish (SiLU) activations and no batch
+norm (batch statistics would couple the samples of a chain and differ between data and samples),
+average-pool downsampling, optional spectral norm on every convolution and linear layer to bound the
+network's Lipschitz constant.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+
+def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
+    return _spectral_norm(layer) if on else layer
+
+
+class EnergyBlock(nn.Module):
+    """x + conv(silu(conv(silu(x)))), with a 1x1 projection when the width changes."""
+
+    def __init__(self, c_in: int, c_out: int, spectral_norm: bool = False):
+        super().__init__()
+        self.conv1 = _maybe_sn(nn.Conv2d(c_in, c_out, 3, padding=1), spectral_norm)
+        self.conv2 = _maybe_sn(nn.Conv2d(c_out, c_out, 3, padding=1), spectral_norm)
+        self.skip = _maybe_sn(nn.Conv2d(c_in, c_out, 1), spectral_norm) if c_in != c_out else nn.Identity()
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.conv2(self.act(self.conv1(self.act(x))))
+
+
+class ResNetEnergy(nn.Module):
+    """E(x) for images: a stem convolution, stages of residual blocks (width doubling and 2x average-pool
+    downsampling between stages), global average pooling and a linear head.
+
+    With ``num_outputs=1`` the network is an unconditional energy E(x) -> (B,). With ``num_outputs=K`` it
+    is a class-conditional energy that *selects one of K outputs*: ``forward(x, y)`` returns the energy of
+    label y, ``energies(x)`` all K. One forward pass gives every label's energy, so conditional sampling
+    of all classes and reading p(y|x) cost the same as one unconditional pass.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 64, blocks: tuple[int, ...] = (3, 3, 3),
+                 num_outputs: int = 1, spectral_norm: bool = False):
+        super().__init__()
+        self.num_outputs = num_outputs
+        self.stem = _maybe_sn(nn.Conv2d(in_channels, width, 3, padding=1), spectral_norm)
+        layers: list[nn.Module] = []
+        channels = width
+        for stage, count in enumerate(blocks):
+            out = width * 2 ** stage
+            for _ in range(count):
+                layers.append(EnergyBlock(channels, out, spectral_norm))
+                channels = out
+            if stage < len(blocks) - 1:
+                layers.append(nn.AvgPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.act = nn.SiLU()
+        self.head = _maybe_sn(nn.Linear(channels, num_outputs), spectral_norm)
+
+    def energies(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, num_outputs) energies."""
+        h = self.act(self.body(self.stem(x)))
+        return self.head(h.mean((2, 3)))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.energies(x)
+        if self.num_outputs == 1:
+            return e[:, 0]
+        if y is None:
+            raise ValueError("a class-conditional energy needs labels: call energy(x, y)")
+        return e.gather(1, y.view(-1, 1))[:, 0]

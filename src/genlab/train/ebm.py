@@ -1,0 +1,163 @@
+"""Energy-based models trained by contrastive divergence with Langevin negatives (Du & Mordatch 2019).
+
+Each iteration draws a batch of data x+ and runs short SGLD chains to get negatives x-, started from
+uniform noise or from a replay buffer. The loss
+
+    L = mean E(x+) - mean E(x-) + alpha * mean(E(x+)^2 + E(x-)^2)
+
+pushes the energy of data down and of samples up; the L2 term keeps energies near zero so they cannot
+drift without bound. For a class-conditional model the labels of the negatives come with the buffer and
+are held fixed along each chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+
+from genlab.config import param
+from genlab.data.batches import Batches
+from genlab.nets.energy import ResNetEnergy
+from genlab.sampling import ReplayBuffer, langevin, make_schedule, uniform_noise
+
+
+@dataclass
+class EnergyNetConfig:
+    width: int = param(32, "channels of the first stage (doubling per stage)", ge=1)
+    blocks: tuple[int, ...] = param((3, 3, 3), "residual blocks per stage (9 in all by default)", ge=1)
+    spectral_norm: bool = param(False, "spectral norm on every layer")
+
+
+@dataclass
+class SamplerConfig:
+    steps: int = param(20, "SGLD steps per chain", ge=1)
+    form: Literal["coupled", "decoupled"] = param("decoupled", "coupled: x - eps^2/2 grad + eps noise; "
+                                                  "decoupled: x - step grad + noise_scale noise")
+    step_size: float = param(10.0, "SGLD step size (eps for the coupled form); the start value when decaying", gt=0)
+    step_size_end: float = param(1.0, "step size at the last step of a chain when schedule=decay", gt=0)
+    schedule: Literal["constant", "decay"] = param("constant", "decay: eps_t = start * (end/start)^(t/T)")
+    noise: float = param(0.005, "noise standard deviation of the decoupled form", ge=0)
+    grad_clip: float = param(0.0, "clamp each input-gradient entry to [-c, c] (0: off)", ge=0)
+    init: Literal["noise", "buffer"] = param("buffer", "chain starts: uniform noise every time, or the replay buffer")
+    buffer_size: int = param(10000, "replay buffer capacity", ge=1)
+    reinit_prob: float = param(0.05, "share of chains restarted from noise when using the buffer", ge=0, le=1)
+    buffer_policy: Literal["fifo", "reservoir", "inplace"] = param("fifo", "how samples return to the buffer")
+
+    def settings(self) -> dict[str, Any]:
+        """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""
+        return {k: getattr(self, k) for k in ("steps", "form", "step_size", "step_size_end", "schedule", "noise",
+                                              "grad_clip")}
+
+
+@dataclass
+class EBMTrainConfig:
+    iterations: int = param(1000, "training iterations (one SGLD batch and one optimiser step each)", ge=1)
+    batch_size: int = param(64, "data and sample batch size", ge=1)
+    lr: float = param(1e-4, "Adam learning rate", gt=0)
+    beta1: float = param(0.0, "Adam beta1 (0 as in IGEBM: momentum hurts with a moving target)", ge=0, lt=1)
+    beta2: float = param(0.999, "Adam beta2", ge=0, lt=1)
+    alpha: float = param(1.0, "weight of the L2 energy regulariser", ge=0)
+    grad_clip: float = param(1.0, "clip the parameters' gradient norm to this (0: off)", ge=0)
+    data_noise: float = param(0.0, "standard deviation of Gaussian noise added to data images", ge=0)
+
+
+def chain(energy, x0: torch.Tensor, cfg: SamplerConfig | dict[str, Any], model: torch.nn.Module,
+          labels: torch.Tensor | None = None, steps: int | None = None):
+    """Run the configured SGLD chain on ``energy`` from ``x0`` (labels held fixed if given)."""
+    s = cfg if isinstance(cfg, dict) else cfg.settings()
+    step = make_schedule(s["schedule"], s["step_size"], s["step_size_end"])
+    fn = (lambda x: energy(x, labels)) if labels is not None else energy
+    return langevin(fn, x0, steps or s["steps"], step, None if s["form"] == "coupled" else s["noise"],
+                    form=s["form"], grad_clip=s["grad_clip"] or None, freeze=model)
+
+
+class EBMTrainer:
+    """One contrastive-divergence iteration per call."""
+
+    def __init__(self, model: ResNetEnergy, batches: Batches, cfg: EBMTrainConfig, sampler: SamplerConfig,
+                 image_shape: tuple[int, int, int], device: torch.device, conditional: bool,
+                 evaluator: Callable[["EBMTrainer", int], dict[str, Any]] | None = None):
+        self.model, self.batches, self.cfg, self.sampler = model.to(device), batches, cfg, sampler
+        self.evaluator = evaluator
+        self.shape, self.device, self.conditional = image_shape, device, conditional
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.buffer = (ReplayBuffer(sampler.buffer_size, image_shape, device, sampler.reinit_prob,
+                                    sampler.buffer_policy, num_classes=model.num_outputs if conditional else None)
+                       if sampler.init == "buffer" else None)
+        self.lr_scale = 1.0
+
+    def chain_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(x0, labels, buffer indices) as in training: from the buffer, or noise with uniform labels."""
+        if self.buffer is not None:
+            return self.buffer.sample(n)
+        labels = torch.randint(0, self.model.num_outputs, (n,), device=self.device) if self.conditional else None
+        return uniform_noise(n, self.shape, self.device), labels, None
+
+    def negatives(self, n: int):
+        x0, labels, index = self.chain_starts(n)
+        result = chain(self.model, x0, self.sampler, self.model, labels)
+        return result, labels, index
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        x_pos, y_pos = self.batches(step)
+        if self.cfg.data_noise:
+            x_pos = x_pos + self.cfg.data_noise * torch.randn_like(x_pos)
+        result, y_neg, index = self.negatives(len(x_pos))
+        if self.buffer is not None:
+            self.buffer.push(result.x, y_neg, index)
+        x = torch.cat([x_pos, result.x])
+        y = torch.cat([y_pos, y_neg]) if self.conditional else None
+        e_pos, e_neg = self.model(x, y).chunk(2)
+        cd = e_pos.mean() - e_neg.mean()
+        loss = cd + self.cfg.alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or float("inf"))
+        self.optimizer.step()
+        return {"loss": loss.detach(), "cd": cd.detach(), "energy_pos": e_pos.detach().mean(),
+                "energy_neg": e_neg.detach().mean(), "gap": (e_neg.detach().mean() - e_pos.detach().mean()),
+                "grad_norm": grad_norm, "chain_energy_start": result.energy_trace[0],
+                "chain_energy_end": result.energy_trace[-1]}
+
+    def evaluate(self, step: int) -> dict[str, Any]:
+        return self.evaluator(self, step) if self.evaluator else {}
+
+    @torch.no_grad()
+    def current_samples(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the model produces now, as in training: buffer entries (the newest, for a ring; no extra
+        sampling), or ``n`` fresh chains from noise. Labels come along for a conditional model."""
+        if self.buffer is not None:
+            n = min(n, self.buffer.capacity)
+            if self.buffer.policy == "fifo":
+                slots = (self.buffer.pushed - 1 - torch.arange(n, device=self.device)) % self.buffer.capacity
+            else:
+                slots = torch.randperm(self.buffer.capacity, device=self.device)[:n]
+            labels = self.buffer.labels[slots] if self.buffer.labels is not None else None
+            return self.buffer.images[slots].clone(), labels
+        xs, ys = [], []
+        for start in range(0, n, self.cfg.batch_size):
+            result, labels, _ = self.negatives(min(self.cfg.batch_size, n - start))
+            xs.append(result.x)
+            ys.append(labels)
+        return torch.cat(xs), (torch.cat(ys) if self.conditional else None)
+
+    def soften(self, attempt: int) -> str:
+        self.lr_scale *= 0.5
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr * self.lr_scale
+        return f"learning rate scaled by {self.lr_scale:g}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "buffer": self.buffer.state_dict() if self.buffer is not None else None,
+                "sampling": self.sampler.settings(), "lr_scale": self.lr_scale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.buffer is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        self.lr_scale = state["lr_scale"]
+

@@ -1,0 +1,122 @@
+"""EBM training: the loss sign on a toy problem, the divergence guard, smoke runs and `genlab sample`."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.cli import main
+from genlab.data.batches import Batches
+from genlab.data.datasets import ImageSet
+from genlab.errors import DivergenceError
+from genlab.nets.energy import ResNetEnergy
+from genlab.train.checkpoint import CheckpointStore
+from genlab.train.ebm import EBMTrainConfig, EBMTrainer, SamplerConfig
+from genlab.train.guard import DivergenceGuard, GuardConfig
+from genlab.train.loop import Schedule, run_loop
+from genlab.train.run_dir import RunDir
+from conftest import needs_data
+
+
+def _toy_trainer(trainer_class=EBMTrainer, **sampler):
+    """Data: bright 1x4x4 images (all pixels 0.8); negatives from SGLD."""
+    data = ImageSet("toy", "train", torch.full((256, 1, 4, 4), 230, dtype=torch.uint8), torch.zeros(256).long(),
+                    ("a",))
+    model = ResNetEnergy(1, width=4, blocks=(1,), num_outputs=1)
+    cfg = EBMTrainConfig(iterations=40, batch_size=32, lr=1e-2, beta1=0.0, alpha=0.1)
+    sampler_cfg = SamplerConfig(**{"steps": 5, "step_size": 0.1, "noise": 0.01, "init": "noise", **sampler})
+    return trainer_class(model, Batches(data, 32, seed=0), cfg, sampler_cfg, (1, 4, 4), torch.device("cpu"),
+                         conditional=False)
+
+
+def test_training_lowers_data_energy_relative_to_noise():
+    torch.manual_seed(0)
+    trainer = _toy_trainer()
+    data = torch.full((128, 1, 4, 4), 230 / 127.5 - 1)
+    noise = torch.rand(128, 1, 4, 4) * 2 - 1
+    with torch.no_grad():
+        before = float(trainer.model(noise).mean() - trainer.model(data).mean())
+    metrics = [trainer.train_step(step) for step in range(40)]
+    with torch.no_grad():
+        after = float(trainer.model(noise).mean() - trainer.model(data).mean())
+    assert after > before + 0.5 and after > 0
+    assert float(metrics[-1]["energy_pos"]) < float(metrics[-1]["energy_neg"])
+    assert float(metrics[-1]["gap"]) == pytest.approx(float(metrics[-1]["energy_neg"] - metrics[-1]["energy_pos"]))
+
+
+class PoisonedTrainer(EBMTrainer):
+    """Turns one weight into NaN at step 5 (once), as a blown-up update would."""
+
+    poisoned = False
+
+    def train_step(self, step):
+        if step == 5 and not PoisonedTrainer.poisoned:
+            PoisonedTrainer.poisoned = True
+            with torch.no_grad():
+                self.model.head.weight.fill_(float("nan"))
+        return super().train_step(step)
+
+
+@pytest.mark.parametrize("policy", ["stop", "rollback"])
+def test_divergence_guard_catches_an_injected_nan(tmp_path, policy):
+    torch.manual_seed(0)
+    PoisonedTrainer.poisoned = False
+    trainer = _toy_trainer(PoisonedTrainer, init="buffer", buffer_size=64)
+    run = RunDir.create(tmp_path / "run", {})
+    guard = DivergenceGuard(GuardConfig(policy=policy), finite=("loss",), bounded=("energy_pos", "energy_neg"))
+    schedule = Schedule(total_steps=16, log_every=4, checkpoint_every=4)
+    args = (run, trainer, schedule, guard, CheckpointStore(run.checkpoints), {"experiment": "t", "config_hash": "h"},
+            torch.device("cpu"))
+    if policy == "stop":
+        with pytest.raises(DivergenceError, match="diverged at step 8: loss is nan"):
+            run_loop(*args, progress=False)
+    else:
+        run_loop(*args, progress=False)
+        events = [r["event"] for r in run.read_metrics() if "event" in r]
+        assert events == ["rollback"] and trainer.lr_scale == 0.5
+        assert torch.isfinite(trainer.model.head.weight).all()
+
+
+@needs_data("mnist")
+def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
+    assert main(["run", "classifier-mnist", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
+                 "--no-progress"]) == 0
+    run = tmp_path / "ebm"
+    assert main(["run", "ebm-mnist-cond", "--preset", "smoke", "--run-dir", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())["metrics"]
+    assert {"fid", "kid", "class_accuracy", "min_class_accuracy", "diversity", "grad_norm_spikes"} <= set(summary)
+    assert len(summary["per_class_accuracy"]) == 10
+    for name in ("final.png", "final.npz", "samples_step0000008.png"):
+        assert (run / "samples" / name).stat().st_size > 100
+    assert (run / "figures" / "curves.png").exists()
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert len(evals[0]["chain_energy_trace"]) == 5 and "fid" in evals[0]
+    train = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    assert {"energy_pos", "energy_neg", "gap", "grad_norm", "step_s", "chain_energy_end"} <= set(train[0])
+
+    capsys.readouterr()
+    assert main(["sample", str(run), "--n", "12", "--label", "3", "--steps", "4"]) == 0
+    out = capsys.readouterr().out
+    npz = next((run / "samples").glob("sample_*_label3.npz"))
+    with np.load(npz) as data:
+        assert data["images"].shape == (12, 1, 28, 28) and (data["labels"] == 3).all()
+    assert str(npz) in out
+    settings = json.loads(npz.with_suffix(".json").read_text())
+    assert settings["steps"] == 4 and settings["sampling"]["step_size"] == 10.0
+
+
+@needs_data("cifar10")
+@pytest.mark.parametrize("variant", ["noise", "buffer-decay"])
+def test_cifar_smoke_runs(tmp_path, capsys, variant):
+    assert main(["run", "classifier-cifar10", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
+                 "--no-progress"]) == 0
+    run = tmp_path / variant
+    assert main(["run", f"ebm-cifar10-{variant}", "--preset", "smoke", "--run-dir", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["samples"] == 64 and summary["metrics"]["fid"] > 0
+    assert any("first 1,000" in note for note in summary["notes"])
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["sampler"]["init"] == ("noise" if variant == "noise" else "buffer")
+    assert main(["sample", str(run), "--n", "4", "--label", "1"]) == 2
+    assert "unconditional model" in capsys.readouterr().err

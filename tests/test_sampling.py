@@ -1,0 +1,122 @@
+"""Langevin sampler on energies with known distributions, schedules, replay buffer."""
+
+import math
+
+import pytest
+import torch
+
+from genlab.sampling import GeometricDecay, ReplayBuffer, langevin, make_schedule
+
+MEAN = torch.tensor([1.0, -0.5])
+COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
+PRECISION = torch.linalg.inv(COV)
+
+
+def gaussian_energy(x):
+    d = x - MEAN
+    return 0.5 * ((d @ PRECISION) * d).sum(1)
+
+
+def _moments(x):
+    return x.mean(0), torch.cov(x.T)
+
+
+@pytest.mark.parametrize("form", ["coupled", "decoupled"])
+def test_gaussian_moments(form):
+    torch.manual_seed(0)
+    x0 = torch.randn(4000, 2) * 3
+    if form == "coupled":
+        chain = langevin(gaussian_energy, x0, 400, step_size=0.2, form="coupled", clamp=None)
+    else:  # noise^2 = 2 * step gives the same stationary law as the coupled form with eps^2 = 2 * step
+        chain = langevin(gaussian_energy, x0, 400, step_size=0.02, noise_scale=math.sqrt(0.04), clamp=None)
+    mean, cov = _moments(chain.x)
+    assert torch.allclose(mean, MEAN, atol=0.06)
+    assert torch.allclose(cov, COV, atol=0.08)
+
+
+def test_decoupled_noise_sets_the_temperature():
+    """Less noise than the coupled form samples a colder distribution: covariance scales with noise^2 / (2 step)."""
+    torch.manual_seed(1)
+    chain = langevin(gaussian_energy, torch.randn(4000, 2), 400, step_size=0.02, noise_scale=0.1, clamp=None)
+    temperature = 0.1 ** 2 / (2 * 0.02)
+    _, cov = _moments(chain.x)
+    assert torch.allclose(cov, temperature * COV, atol=0.04)
+
+
+def mixture_energy(x):
+    """Two isotropic Gaussians (sd 0.5) at (+-1.5, 0), equal weights."""
+    centres = torch.tensor([[-1.5, 0.0], [1.5, 0.0]])
+    sq = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
+    return -torch.logsumexp(-sq / (2 * 0.25), dim=1)
+
+
+def test_gaussian_mixture_modes_and_moments():
+    torch.manual_seed(2)
+    x0 = torch.rand(4000, 2) * 6 - 3
+    chain = langevin(mixture_energy, x0, 300, step_size=0.1, form="coupled", clamp=None)
+    right = (chain.x[:, 0] > 0).float().mean()
+    assert abs(float(right) - 0.5) < 0.05
+    mean, cov = _moments(chain.x)
+    assert torch.allclose(mean, torch.zeros(2), atol=0.1)
+    assert cov[0, 0] == pytest.approx(1.5 ** 2 + 0.25, abs=0.15) and cov[1, 1] == pytest.approx(0.25, abs=0.05)
+
+
+def test_energy_trace_falls_and_parameters_are_restored():
+    net = torch.nn.Linear(2, 1)
+
+    def energy(x):
+        assert not net.weight.requires_grad  # frozen while sampling
+        return gaussian_energy(x) + 0 * net(x)[:, 0]
+
+    chain = langevin(energy, torch.randn(256, 2) * 4, 50, 0.05, 0.0, clamp=None, freeze=net)
+    assert chain.energy_trace.shape == (50,) and chain.energy_trace[-1] < chain.energy_trace[0] / 5
+    assert net.weight.requires_grad
+
+
+def test_clamp_and_grad_clip():
+    chain = langevin(lambda x: -(x * 100).sum((1, 2, 3)), torch.zeros(8, 1, 4, 4), 3, 1.0, 0.0, grad_clip=0.01)
+    assert torch.allclose(chain.x, torch.full_like(chain.x, 0.03))
+    chain = langevin(lambda x: -(x * 100).sum((1, 2, 3)), torch.zeros(8, 1, 4, 4), 3, 1.0, 0.0)
+    assert chain.x.max() == 1.0  # clamped to the data range
+
+
+def test_geometric_decay_endpoints():
+    schedule = make_schedule("decay", 10.0, 0.1)
+    assert isinstance(schedule, GeometricDecay)
+    assert schedule(0, 20) == pytest.approx(10.0) and schedule(19, 20) == pytest.approx(0.1)
+    assert schedule(10, 21) == pytest.approx(1.0)  # geometric midpoint
+    assert make_schedule("constant", 3.0)(7, 20) == 3.0
+
+
+def test_buffer_reinitialises_five_percent():
+    torch.manual_seed(0)
+    buffer = ReplayBuffer(1000, (1, 2, 2), reinit_prob=0.05, init=lambda n: torch.full((n, 1, 2, 2), -7.0))
+    buffer.images.fill_(3.0)
+    x, _, _ = buffer.sample(20000)
+    fresh = (x[:, 0, 0, 0] == -7.0).float().mean()
+    assert abs(float(fresh) - 0.05) < 0.006
+
+
+@pytest.mark.parametrize("policy", ["fifo", "reservoir", "inplace"])
+def test_buffer_policies_write_samples_back(policy):
+    torch.manual_seed(0)
+    buffer = ReplayBuffer(100, (1,), policy=policy, num_classes=10)
+    for round_ in range(1, 6):
+        x, labels, index = buffer.sample(40)
+        buffer.push(torch.full((40, 1), float(round_)), labels, index)
+    values = buffer.images[:, 0]
+    if policy == "fifo":  # 200 pushes into 100 slots: the newest 100 (rounds 3.5 to 5) remain
+        assert (values >= 3).all() and int((values == 5).sum()) == 40
+    elif policy == "inplace":
+        assert int((values >= 1).sum()) > 80  # most slots were drawn at least once
+    else:  # reservoir keeps a uniform sample of all 300 seen (100 noise + 200 pushed)
+        assert 40 < int((values >= 1).sum()) < 90
+    assert buffer.labels.min() >= 0 and buffer.labels.max() < 10
+
+
+def test_conditional_buffer_keeps_labels():
+    torch.manual_seed(0)
+    buffer = ReplayBuffer(50, (1,), reinit_prob=0.0, num_classes=10, policy="inplace")
+    x, labels, index = buffer.sample(50)
+    buffer.push(labels.float()[:, None], labels, index)
+    assert torch.equal(buffer.images[index, 0], buffer.labels[index].float())
