@@ -45,19 +45,31 @@ def entries(dataset: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda e: -e.get("test_accuracy", 0.0))
 
 
-def find(dataset: str, config_hash: str | None = None) -> dict[str, Any]:
-    candidates = [e for e in entries(dataset) if config_hash in (None, e["config_hash"])]
+def find(dataset: str, config_hash: str | None = None, seed: int | None = None,
+         arch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The best cached classifier (by test accuracy) matching a config hash, a seed and architecture fields.
+
+    Without a hash or seed, seed-0 classifiers are preferred: they are the judges, while other seeds serve
+    as the pretrained starting points of JEM, so that a judge never scores samples of its own weights.
+    """
+    candidates = [e for e in entries(dataset) if config_hash in (None, e["config_hash"])
+                  and seed in (None, e.get("seed")) and all(e["arch"].get(k) == v for k, v in (arch or {}).items())]
+    if config_hash is None and seed is None:
+        candidates = [e for e in candidates if e.get("seed") == 0] or candidates
     if not candidates:
-        which = f"with config hash {config_hash} " if config_hash else ""
-        raise GenlabError(f"no trained {dataset} classifier {which}in {root() / dataset}",
-                          hint=f"train one with `genlab run classifier-{dataset} --preset quick`")
+        wanted = ", ".join(f"{k} {v}" for k, v in [("config hash", config_hash), ("seed", seed), *(arch or {}).items()]
+                           if v is not None)
+        extra = f" --seed {seed}" if seed is not None else ""
+        extra += "".join(f" --set model.{k}={v}" for k, v in (arch or {}).items())
+        raise GenlabError(f"no trained {dataset} classifier{' with ' + wanted if wanted else ''} in {root() / dataset}",
+                          hint=f"train one with `genlab run classifier-{dataset} --preset quick{extra}`")
     return candidates[0]
 
 
-def load_classifier(dataset: str, config_hash: str | None = None,
-                    device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The cached classifier (best by test accuracy unless a hash is given), in eval mode."""
-    info = find(dataset, config_hash)
+def load_classifier(dataset: str, config_hash: str | None = None, device: torch.device | str = "cpu",
+                    seed: int | None = None, arch: dict[str, Any] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A cached classifier (see :func:`find`), in eval mode."""
+    info = find(dataset, config_hash, seed, arch)
     state = load_torch(Path(info["folder"]) / "model.pt", map_location="cpu")
     model = build_classifier(**state["arch"])
     model.load_state_dict(state["state_dict"])

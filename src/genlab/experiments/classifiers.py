@@ -49,7 +49,7 @@ def run_classifier(ctx: RunContext) -> dict[str, Any]:
     test_set = load("test", cfg.data.eval_limit)
 
     arch = {"arch": cfg.model.arch, "in_channels": spec.image_shape[0], "num_classes": len(spec.classes),
-            "width": cfg.model.width}
+            "width": cfg.model.width, "norm": cfg.model.norm}
     model = build_classifier(**arch)
     batches = Batches(train_set, cfg.train.batch_size, cfg.seed, ctx.device)
     total = math.ceil(cfg.train.epochs * batches.steps_per_epoch)
@@ -67,8 +67,8 @@ def run_classifier(ctx: RunContext) -> dict[str, Any]:
     ctx.save_figure(confusion_figure(test["confusion"], spec.classes,
                                      f"{cfg.data.dataset} test: accuracy {test['accuracy']:.4f}"), "confusion")
     judges.store(cfg.data.dataset, ctx.config_hash, model, arch,
-                 {"test_accuracy": test["accuracy"], "test_images": len(test_set), "run_dir": str(ctx.run.path.resolve()),
-                  "notes": ctx.notes})
+                 {"test_accuracy": test["accuracy"], "test_images": len(test_set), "seed": cfg.seed,
+                  "run_dir": str(ctx.run.path.resolve()), "notes": ctx.notes})
     return metrics
 
 

@@ -45,6 +45,7 @@ class EBMDataConfig:
 
 @dataclass
 class EBMEvalConfig:
+    reference_images: int = param(10000, "test images the samples are compared with (at most)", ge=2)
     samples: int = param(500, "samples scored at each evaluation (log.eval_every)", ge=2)
     final_samples: int = param(1000, "samples drawn and scored at the end", ge=10)
     final_init: Literal["training", "noise"] = param(
@@ -119,7 +120,8 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     spec = get_spec(cfg.data.dataset)
     ctx.classes = spec.classes
     judge = Judge.load(cfg.data.dataset, ctx.device)
-    real, n_real, note = reference_embedding(judge, cfg.data.dataset, "test", ctx.data_dir)
+    real, n_real, note = reference_embedding(judge, cfg.data.dataset, "test", ctx.data_dir,
+                                               cfg.eval.reference_images)
     if note and note not in ctx.notes:
         ctx.notes.append(note)
     ctx.notes.append(judge.description)
@@ -205,7 +207,8 @@ def _buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device, fa
     return starts
 
 
-_SMOKE = {"model.width": 8, "model.blocks": "1,1", "sampler.steps": 5, "sampler.buffer_size": 256,
+_SMOKE = {"eval.reference_images": 500, "model.width": 8, "model.blocks": "1,1", "sampler.steps": 5,
+          "sampler.buffer_size": 256,
           "train.iterations": 12, "train.batch_size": 16, "data.train_limit": 512, "eval.samples": 64,
           "eval.final_samples": 64, "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8}
 

@@ -6,8 +6,9 @@ from genlab.errors import ConfigError
 from genlab.experiments.base import Experiment
 from genlab.experiments.classifiers import CLASSIFIER_EXPERIMENTS
 from genlab.experiments.ebm import EBM_EXPERIMENTS
+from genlab.experiments.jem import JEM_EXPERIMENTS
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLASSIFIER_EXPERIMENTS, *EBM_EXPERIMENTS)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLASSIFIER_EXPERIMENTS, *EBM_EXPERIMENTS, *JEM_EXPERIMENTS)}
 
 
 def get_experiment(name: str) -> Experiment:

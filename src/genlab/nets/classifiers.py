@@ -1,7 +1,8 @@
 """Classifiers for 28x28 grey and 32x32 colour images.
 
 Both expose ``features(x)`` (the penultimate vector, used as a feature space for sample-quality metrics),
-``logits(features)`` and ``forward(x) = logits(features(x))``.
+``logits(features)``, ``forward(x) = logits(features(x))`` and ``first_layer`` (the first convolution,
+whose output gradient JEM++'s proximal sampler reuses). ``norm="none"`` builds them without batch norm.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ import torch
 from torch import nn
 
 
-def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
+def conv_block(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
+    """3x3 convolution, batch norm (or none), ReLU."""
+    if norm == "batch":
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                             nn.ReLU(inplace=True))
+    if norm == "none":
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True))
+    raise ValueError(f"unknown norm '{norm}'; use batch or none")
 
 
 class Residual(nn.Module):
-    """x + two conv-bn-relu layers of the same width."""
+    """x + two conv blocks of the same width."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, norm: str = "batch"):
         super().__init__()
-        self.body = nn.Sequential(conv_bn_relu(channels, channels), conv_bn_relu(channels, channels))
+        self.body = nn.Sequential(conv_block(channels, channels, norm), conv_block(channels, channels, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -29,16 +35,20 @@ class Residual(nn.Module):
 class SmallCNN(nn.Module):
     """Two conv blocks per resolution (28 -> 14 -> 7), global average pool, linear head."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32):
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, norm: str = "batch"):
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            conv_bn_relu(in_channels, w), conv_bn_relu(w, w), nn.MaxPool2d(2),
-            conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),
-            conv_bn_relu(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            conv_block(in_channels, w, norm), conv_block(w, w, norm), nn.MaxPool2d(2),
+            conv_block(w, 2 * w, norm), conv_block(2 * w, 2 * w, norm), nn.MaxPool2d(2),
+            conv_block(2 * w, 4 * w, norm), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.feature_dim = 4 * w
         self.head = nn.Linear(self.feature_dim, num_classes)
+
+    @property
+    def first_layer(self) -> nn.Conv2d:
+        return self.body[0][0]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -57,19 +67,23 @@ class ResNet9(nn.Module):
     global max pool; the logits scaled by 1/8 as in the original.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 16):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 16, norm: str = "batch"):
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            conv_bn_relu(in_channels, w),
-            conv_bn_relu(w, 2 * w), nn.MaxPool2d(2), Residual(2 * w),
-            conv_bn_relu(2 * w, 4 * w), nn.MaxPool2d(2),
-            conv_bn_relu(4 * w, 8 * w), nn.MaxPool2d(2), Residual(8 * w),
+            conv_block(in_channels, w, norm),
+            conv_block(w, 2 * w, norm), nn.MaxPool2d(2), Residual(2 * w, norm),
+            conv_block(2 * w, 4 * w, norm), nn.MaxPool2d(2),
+            conv_block(4 * w, 8 * w, norm), nn.MaxPool2d(2), Residual(8 * w, norm),
             nn.AdaptiveMaxPool2d(1), nn.Flatten(),
         )
         self.feature_dim = 8 * w
         self.head = nn.Linear(self.feature_dim, num_classes, bias=False)
         self.logit_scale = 0.125
+
+    @property
+    def first_layer(self) -> nn.Conv2d:
+        return self.body[0][0]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -84,7 +98,7 @@ class ResNet9(nn.Module):
 ARCHITECTURES = {"cnn": SmallCNN, "resnet9": ResNet9}
 
 
-def build_classifier(arch: str, in_channels: int, num_classes: int, width: int) -> nn.Module:
+def build_classifier(arch: str, in_channels: int, num_classes: int, width: int, norm: str = "batch") -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown classifier architecture '{arch}'; known: {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](in_channels=in_channels, num_classes=num_classes, width=width)
+    return ARCHITECTURES[arch](in_channels=in_channels, num_classes=num_classes, width=width, norm=norm)

@@ -18,6 +18,7 @@ from genlab.eval.classification import evaluate_classifier
 class ClassifierModelConfig:
     arch: Literal["cnn", "resnet9"] = param("cnn", "cnn: small CNN for 28x28; resnet9: ResNet-9 for 32x32 colour")
     width: int = param(16, "channels of the first stage (later stages use multiples)", ge=1)
+    norm: Literal["batch", "none"] = param("batch", "batch norm after each convolution, or none")
 
 
 @dataclass

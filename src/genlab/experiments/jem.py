@@ -1,0 +1,237 @@
+"""JEM / JEM++ experiments: `jem-<dataset>`, `jempp-<dataset>` and ablations of JEM++'s three changes.
+
+Each starts from a pretrained classifier from the classifier cache with seed 1 (`genlab run
+classifier-mnist --preset quick --seed 1`, with `--set model.norm=none` for JEM), so that the judge
+(seed 0) never scores samples of its own weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from genlab.config import ConfigError, param, section
+from genlab.data.batches import Batches, to_float
+from genlab.data.datasets import ImageSet
+from genlab.data.registry import get_spec
+from genlab.eval.calibration import expected_calibration_error, reliability_bins
+from genlab.eval.classification import predict_logits
+from genlab.eval.judge import Embedding, Judge
+from genlab.eval.ood import auroc, max_softmax, negative_energy
+from genlab.eval.samples_io import save_samples
+from genlab.eval.score import reference_embedding, score_embeddings
+from genlab.experiments.base import Experiment, RunContext
+from genlab.judges import load_classifier
+from genlab.report.figures import curves_figure, reliability_figure
+from genlab.sampling import ClassGaussians
+from genlab.train.guard import DivergenceGuard, GuardConfig
+from genlab.train.jem import JEMSamplerConfig, JEMTrainConfig, JEMTrainer, bn_mode
+from genlab.train.loop import LogConfig
+
+_SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_coverage", "confident_share")
+
+
+@dataclass
+class JEMDataConfig:
+    dataset: Literal["mnist", "fashion_mnist", "cifar10"] = param("mnist", "training data")
+    ood_dataset: Literal["mnist", "fashion_mnist", "cifar10", "hoda"] = param(
+        "fashion_mnist", "out-of-distribution test set (resized/recoloured to the training images' shape)")
+    train_limit: int = param(0, "use only the first N training images (0: all)", ge=0)
+    test_limit: int = param(0, "use only the first N test images (0: all)", ge=0)
+
+
+@dataclass
+class JEMModelConfig:
+    arch: Literal["cnn", "resnet9"] = param("cnn", "classifier architecture (must match a cached classifier)")
+    width: int = param(16, "classifier width", ge=1)
+    norm: Literal["batch", "none"] = param("batch", "batch norm (JEM++) or none (JEM)")
+    pretrained_seed: int = param(1, "seed of the cached classifier to start from (the judge is seed 0)")
+
+
+@dataclass
+class JEMEvalConfig:
+    reference_images: int = param(10000, "test images the samples are compared with (at most)", ge=2)
+    samples: int = param(500, "buffer samples scored at each evaluation", ge=2)
+    test_images: int = param(2000, "test images for the accuracy at each evaluation", ge=1)
+    final_samples: int = param(1000, "unconditional samples (from the buffer) scored at the end", ge=10)
+    per_class: int = param(50, "class-conditional samples per class at the end", ge=1)
+    cond_steps: int = param(60, "sampler steps of the class-conditional chains at the end", ge=1)
+
+
+@dataclass
+class JEMConfig:
+    seed: int = param(0, "seeds data order, chains and the buffer")
+    data: JEMDataConfig = section(JEMDataConfig)
+    model: JEMModelConfig = section(JEMModelConfig)
+    sampler: JEMSamplerConfig = section(JEMSamplerConfig)
+    train: JEMTrainConfig = section(JEMTrainConfig)
+    eval: JEMEvalConfig = section(JEMEvalConfig)
+    log: LogConfig = section(LogConfig)
+    guard: GuardConfig = section(GuardConfig)
+
+    def check(self) -> None:
+        if self.data.ood_dataset == self.data.dataset:
+            raise ConfigError("data.ood_dataset must differ from data.dataset",
+                              hint="e.g. --set data.ood_dataset=fashion_mnist")
+        if self.sampler.buffer_size < self.train.batch_size:
+            raise ConfigError("sampler.buffer_size is smaller than a batch", hint="raise sampler.buffer_size")
+
+
+def as_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """uint8 images converted to another dataset's (C, H, W): centre padding or cropping, grey <-> RGB."""
+    c, h, w = shape
+    if images.shape[1] != c:
+        images = images.expand(-1, 3, -1, -1) if c == 3 else images.float().mean(1, keepdim=True).round().byte()
+    dh, dw = h - images.shape[2], w - images.shape[3]
+    if dh or dw:
+        images = F.pad(images, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+    return images.contiguous()
+
+
+class Evaluator:
+    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding, test: ImageSet, cfg: JEMEvalConfig):
+        self.ctx, self.judge, self.real, self.cfg = ctx, judge, real, cfg
+        self.test = test.subset(torch.arange(min(cfg.test_images, len(test))))
+
+    def __call__(self, trainer: JEMTrainer, step: int) -> dict[str, Any]:
+        logits = predict_logits(trainer.model, self.test.images, trainer.device)
+        trainer.model.train()
+        x = trainer.buffer.images[torch.randperm(trainer.buffer.capacity, device=trainer.device)[:self.cfg.samples]]
+        scores = score_embeddings(self.real, self.judge.embed(x))
+        self.ctx.save_grid(x[:100], f"samples_step{step:07d}", nrow=10, step=step)
+        return {"test_acc": float((logits.argmax(1) == self.test.labels).float().mean()),
+                **{k: scores[k] for k in ("fid", "kid", "is")}}
+
+
+def _classifier_numbers(model: torch.nn.Module, test: ImageSet, ood: torch.Tensor, device) -> dict[str, Any]:
+    logits = predict_logits(model, test.images, device)
+    ood_logits = predict_logits(model, ood, device)
+    probs = torch.softmax(logits.double(), 1)
+    return {"test_accuracy": float((logits.argmax(1) == test.labels).float().mean()),
+            "ece": expected_calibration_error(probs, test.labels),
+            "reliability": reliability_bins(probs, test.labels),
+            "ood_auroc_energy": auroc(negative_energy(logits), negative_energy(ood_logits)),
+            "ood_auroc_max_softmax": auroc(max_softmax(logits), max_softmax(ood_logits))}
+
+
+def _conditional_samples(trainer: JEMTrainer, per_class: int, steps: int, classes: int):
+    xs, ys = [], []
+    for c in range(classes):
+        labels = torch.full((per_class,), c, device=trainer.device)
+        xs.append(trainer.sample(trainer.initial_images(per_class, labels), labels, steps).x)
+        ys.append(labels)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def run_jem(ctx: RunContext) -> dict[str, Any]:
+    cfg: JEMConfig = ctx.config
+    spec = get_spec(cfg.data.dataset)
+    ctx.classes = spec.classes
+    judge = Judge.load(cfg.data.dataset, ctx.device)
+    arch = {"arch": cfg.model.arch, "width": cfg.model.width, "norm": cfg.model.norm}
+    model, start = load_classifier(cfg.data.dataset, device=ctx.device, seed=cfg.model.pretrained_seed, arch=arch)
+    ctx.notes.append(f"starts from classifier {start['config_hash']} (seed {start.get('seed')}, test accuracy "
+                     f"{start['test_accuracy']:.2%}); {judge.description}")
+    real, n_real, note = reference_embedding(judge, cfg.data.dataset, "test", ctx.data_dir,
+                                               cfg.eval.reference_images)
+    train = ctx.load_data(cfg.data.dataset, "train", cfg.data.train_limit)
+    test = ctx.load_data(cfg.data.dataset, "test", cfg.data.test_limit)
+    ood_set = ctx.load_data(cfg.data.ood_dataset, "test", len(test))
+    ood = as_shape(ood_set.images, spec.image_shape)
+    baseline = _classifier_numbers(model, test, ood, ctx.device)
+
+    gaussians = None
+    if cfg.sampler.init == "gaussian":
+        gaussians = ClassGaussians(to_float(train.images), train.labels, len(spec.classes)).to(ctx.device)
+    trainer = JEMTrainer(model, Batches(train, cfg.train.batch_size, cfg.seed, ctx.device), cfg.train, cfg.sampler,
+                         gaussians, spec.image_shape, ctx.device, Evaluator(ctx, judge, real, test, cfg.eval))
+    ctx.train(trainer, cfg.train.iterations, DivergenceGuard(cfg.guard, finite=("loss",),
+                                                             bounded=("energy_pos", "energy_neg")))
+
+    final = _classifier_numbers(trainer.model, test, ood, ctx.device)
+    ctx.save_figure(reliability_figure(final["reliability"], f"test ECE {final['ece']:.4f}"), "reliability")
+    index = torch.randperm(trainer.buffer.capacity, device=ctx.device)[:cfg.eval.final_samples]
+    uncond = trainer.buffer.images[index]
+    save_samples(ctx.run.samples / "final.npz", uncond)
+    ctx.save_grid(uncond[:100], "final", nrow=10)
+    cond_x, cond_y = _conditional_samples(trainer, cfg.eval.per_class, cfg.eval.cond_steps, len(spec.classes))
+    save_samples(ctx.run.samples / "conditional.npz", cond_x, cond_y)
+    ctx.save_grid(torch.cat([cond_x[cond_y == c][:10] for c in range(len(spec.classes))]), "conditional", nrow=10)
+    uncond_scores = score_embeddings(real, judge.embed(uncond))
+    cond_scores = score_embeddings(real, judge.embed(cond_x), cond_y)
+    fig = curves_figure(ctx.run.read_metrics(), ["loss", "ce", "gen", "acc", "test_acc", "fid"])
+    if fig is not None:
+        ctx.save_figure(fig, "curves")
+
+    records = [r for r in ctx.run.read_metrics() if r.get("split") == "train" and r.get("step_s")]
+    step_s = sum(r["step_s"] for r in records) / max(1, len(records))
+    full_steps = cfg.sampler.steps
+    return {"test_accuracy": final["test_accuracy"], "ece": final["ece"],
+            "ood_auroc_energy": final["ood_auroc_energy"], "ood_auroc_max_softmax": final["ood_auroc_max_softmax"],
+            **{k: uncond_scores[k] for k in _SCORES},
+            "conditional_accuracy": cond_scores["class_accuracy"],
+            "conditional_fid": cond_scores["fid"],
+            "per_class_accuracy": cond_scores["per_class_accuracy"],
+            "min_class_accuracy": min(cond_scores["per_class_accuracy"]),
+            "classifier_test_accuracy": baseline["test_accuracy"], "classifier_ece": baseline["ece"],
+            "classifier_ood_auroc_max_softmax": baseline["ood_auroc_max_softmax"],
+            "sgld_steps_per_iteration": full_steps,
+            "first_layer_steps_per_iteration": full_steps * cfg.sampler.inner_steps if cfg.sampler.kind == "pyld" else 0,
+            "seconds_per_1000_iterations": 1000 * step_s, "iterations": cfg.train.iterations,
+            "divergence_events": sum(1 for r in ctx.run.read_metrics() if r.get("event") in ("rollback", "divergence")),
+            "ood_dataset": cfg.data.ood_dataset, "reference_images": n_real}
+
+
+# JEM (Grathwohl et al. 2019, the JEM code's defaults): uniform-noise starts, 20 SGLD steps of size 1 with
+# noise 0.01, a 10,000-image buffer with 5% re-initialisation, Adam 1e-4, data noise 0.03, no batch norm.
+_JEM = {"model.norm": "none", "sampler.kind": "sgld", "sampler.init": "noise", "sampler.steps": 20,
+        "sampler.step_size": 1.0, "sampler.noise": 0.01}
+# JEM++ (Yang & Ji 2021, the JEM++ code): class-conditional Gaussian starts, PYLD with M outer steps of
+# size 1 and N inner steps of 0.01 with the per-pixel bound 1, no added noise, batch norm kept.
+# genlab deviates in the batch-norm policy (eval mode for sampling and the energy terms; see train/jem.py).
+_JEMPP = {"model.norm": "batch", "sampler.kind": "pyld", "sampler.init": "gaussian", "sampler.steps": 5,
+          "sampler.inner_steps": 3, "sampler.step_size": 1.0, "sampler.inner_step": 0.01, "sampler.bound": 1.0,
+          "sampler.noise": 0.0}
+_SMOKE = {"eval.reference_images": 500, "train.iterations": 12, "train.batch_size": 16, "train.warmup": 4,
+          "data.train_limit": 1000,
+          "data.test_limit": 200, "sampler.buffer_size": 128, "sampler.steps": 3, "eval.samples": 64,
+          "eval.test_images": 100, "eval.final_samples": 64, "eval.per_class": 4, "eval.cond_steps": 3,
+          "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8, "model.width": 8}
+_MNIST_QUICK = {"train.iterations": 2000, "log.every": 50, "log.checkpoint_every": 500, "log.eval_every": 500}
+_CIFAR = {"data.dataset": "cifar10", "data.ood_dataset": "mnist", "model.arch": "resnet9"}
+_CIFAR_QUICK = {"train.iterations": 300, "train.batch_size": 32, "log.every": 10, "log.checkpoint_every": 100,
+                "log.eval_every": 100, "eval.cond_steps": 20, "eval.per_class": 20, "sampler.buffer_size": 5000}
+# Paper scale: a Wide-ResNet-28-10 in the papers; genlab's full preset keeps its ResNet-9 at width 64.
+_CIFAR_FULL = {"model.width": 64, "train.iterations": 100000, "train.batch_size": 64, "train.warmup": 1000,
+               "log.every": 100, "log.checkpoint_every": 2000, "log.eval_every": 5000, "eval.samples": 5000,
+               "eval.final_samples": 10000}
+
+
+def _experiment(name: str, summary: str, method: dict[str, Any], dataset: dict[str, Any], quick: dict[str, Any],
+                full: dict[str, Any]) -> Experiment:
+    return Experiment(name, "jem", summary, JEMConfig, run_jem,
+                      presets={"smoke": _SMOKE, "quick": quick, "full": full}, base={**dataset, **method})
+
+
+_ABLATIONS = {
+    "noinit": ("JEM++ without the Gaussian initialisation (uniform-noise starts)", {"sampler.init": "noise"}),
+    "nopyld": ("JEM++ without proximal SGLD (plain SGLD, same outer steps)", {"sampler.kind": "sgld",
+                                                                              "sampler.noise": 0.01}),
+    "nobn": ("JEM++ without batch norm (classifier built without it)", {"model.norm": "none"}),
+}
+
+JEM_EXPERIMENTS = (
+    _experiment("jem-mnist", "JEM on MNIST (SGLD, noise starts, no batch norm)", _JEM, {}, _MNIST_QUICK,
+                {"train.iterations": 20000, "model.width": 32}),
+    _experiment("jempp-mnist", "JEM++ on MNIST (PYLD, Gaussian starts, batch norm)", _JEMPP, {}, _MNIST_QUICK,
+                {"train.iterations": 20000, "model.width": 32}),
+    _experiment("jem-cifar10", "JEM on CIFAR-10 (ResNet-9)", _JEM, _CIFAR, _CIFAR_QUICK, _CIFAR_FULL),
+    _experiment("jempp-cifar10", "JEM++ on CIFAR-10 (ResNet-9)", _JEMPP, _CIFAR, _CIFAR_QUICK, _CIFAR_FULL),
+) + tuple(
+    _experiment(f"jempp-mnist-{name}", summary, {**_JEMPP, **change}, {}, _MNIST_QUICK,
+                {"train.iterations": 20000, "model.width": 32})
+    for name, (summary, change) in _ABLATIONS.items()
+)
