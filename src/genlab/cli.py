@@ -39,9 +39,31 @@ def _cmd_run(args) -> int:
     from genlab.experiments.runner import start_run
     from genlab.report.html import build_report
 
+    if args.experiment == "pipeline":
+        return _run_pipeline(args)
+    if args.seeds != 1 or args.only or args.skip:
+        from genlab.errors import ConfigError
+
+        raise ConfigError("--seeds, --only and --skip belong to `genlab run pipeline`",
+                          hint="for one experiment use --seed N")
+
     run = start_run(args.experiment, args.preset, parse_assignments(args.set), args.seed, args.device,
                     args.runs_dir, args.run_dir, args.data_dir, progress=not args.no_progress)
     _finished(run, build_report(run.path))
+    return 0
+
+
+def _run_pipeline(args) -> int:
+    from genlab.experiments.pipeline import run_pipeline
+    from genlab.report.index import build_index
+
+    if args.set or args.seed is not None or args.run_dir:
+        from genlab.errors import ConfigError
+
+        raise ConfigError("--set, --seed and --run-dir do not apply to the pipeline",
+                          hint="use --preset, --seeds N, --only STUDY.. or --skip STUDY..")
+    run_pipeline(args.preset, args.seeds, args.only, args.skip, args.runs_dir, args.device, args.data_dir,
+                 progress=not args.no_progress, build_index=build_index)
     return 0
 
 
@@ -161,13 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick")
     p.set_defaults(func=_cmd_show)
 
-    p = commands.add_parser("run", help="run an experiment in a new run directory")
-    p.add_argument("experiment")
+    p = commands.add_parser("run", help="run an experiment in a new run directory, or `run pipeline` for all studies")
+    p.add_argument("experiment", help="an experiment from `genlab list`, or `pipeline`")
     p.add_argument("--preset", default="quick", help="smoke (seconds), quick (CPU minutes) or full (GPU)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--runs-dir", default="runs", help="parent of new run directories (default: runs)")
     p.add_argument("--run-dir", default=None, help="exact directory for this run (must not exist or be empty)")
+    p.add_argument("--seeds", type=int, default=1, help="pipeline: repeat each study over seeds 0..N-1")
+    p.add_argument("--only", nargs="+", default=None, metavar="STUDY",
+                   help="pipeline: run only these studies (classifiers, ebm, jem, dvae, gan)")
+    p.add_argument("--skip", nargs="+", default=None, metavar="STUDY", help="pipeline: skip these studies")
     _add_runtime(p)
     p.set_defaults(func=_cmd_run)
 

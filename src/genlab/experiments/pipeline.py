@@ -1,0 +1,173 @@
+"""`genlab run pipeline`: every study in a sensible order, reusing what is done, surviving failures.
+
+Classifiers come first (they judge the samples of every other study and JEM starts from them), then
+EBM, JEM/JEM++, the discrete VAE with clustering, and the GANs. Each stage is an experiment, a preset,
+config overrides and a seed; its run directory is named by the stage and the hash of its full config,
+so a finished run with the same config is reused and an unfinished one is resumed. A failing stage is
+recorded with its error and the pipeline goes on. The state lives in ``<runs>/pipeline-<preset>/
+pipeline.json``; the index report is built beside it.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from genlab.config import config_hash, to_dict
+from genlab.errors import ConfigError, GenlabError
+from genlab.experiments.registry import EXPERIMENTS, get_experiment
+from genlab.experiments.runner import resume_run, start_run
+from genlab.io import read_json, write_json
+
+STUDIES = ("classifiers", "ebm", "jem", "dvae", "gan")
+
+
+@dataclass(frozen=True)
+class Stage:
+    study: str
+    experiment: str
+    sets: dict[str, Any] = field(default_factory=dict)
+    seeded: bool = True  # repeated over the pipeline's seeds (judges and JEM starting points are not)
+    minutes: float = 5.0  # expected minutes of the quick preset on a 2-core CPU (for the time estimate)
+    label: str = ""
+    needs: tuple[str, ...] = ()  # stages (classifiers) this one uses
+
+    @property
+    def name(self) -> str:
+        return self.label or self.experiment
+
+
+# JEM starts from classifiers with seed 1: with batch norm (JEM++) and without (JEM, as in its paper).
+_MNIST, _CIFAR = "classifier-mnist", "classifier-cifar10"
+_MNIST_START, _MNIST_START_NOBN = "classifier-mnist-seed1", "classifier-mnist-seed1-nobn"
+_CIFAR_START, _CIFAR_START_NOBN = "classifier-cifar10-seed1", "classifier-cifar10-seed1-nobn"
+
+STAGES: tuple[Stage, ...] = (
+    Stage("classifiers", _MNIST, seeded=False, minutes=1.3),
+    Stage("classifiers", "classifier-fashion_mnist", seeded=False, minutes=5.5),
+    Stage("classifiers", "classifier-hoda", seeded=False, minutes=1.7),
+    Stage("classifiers", _CIFAR, seeded=False, minutes=12.0),
+    Stage("classifiers", _MNIST, {"seed": 1}, False, 1.3, _MNIST_START),
+    Stage("classifiers", _MNIST, {"seed": 1, "model.norm": "none"}, False, 1.3, _MNIST_START_NOBN),
+    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 4.0, _CIFAR_START),
+    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5, "model.norm": "none"}, False, 4.0,
+          _CIFAR_START_NOBN),
+    Stage("ebm", "ebm-mnist-cond", minutes=15.0, needs=(_MNIST,)),
+    Stage("ebm", "ebm-cifar10-noise", minutes=10.0, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-buffer", minutes=10.0, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-buffer-decay", minutes=10.0, needs=(_CIFAR,)),
+    Stage("jem", "jem-mnist", minutes=8.0, needs=(_MNIST, _MNIST_START_NOBN)),
+    Stage("jem", "jempp-mnist", minutes=5.0, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-noinit", minutes=5.0, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-nopyld", minutes=5.0, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-nobn", minutes=5.0, needs=(_MNIST, _MNIST_START_NOBN)),
+    Stage("jem", "jem-cifar10", minutes=6.0, needs=(_CIFAR, _CIFAR_START_NOBN)),
+    Stage("jem", "jempp-cifar10", minutes=4.0, needs=(_CIFAR, _CIFAR_START)),
+    Stage("dvae", "dvae-mnist", minutes=12.0),
+    Stage("dvae", "dvae-fashion_mnist", minutes=12.0),
+    Stage("gan", "gan-hoda", minutes=8.0, needs=("classifier-hoda",)),
+    Stage("gan", "wgan-hoda", minutes=8.0, needs=("classifier-hoda",)),
+    Stage("gan", "wgangp-hoda", minutes=8.0, needs=("classifier-hoda",)),
+)
+
+
+@dataclass
+class Job:
+    stage: Stage
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage.name}/seed{self.seed}" if self.stage.seeded else self.stage.name
+
+
+def plan(seeds: int, only: list[str] | None = None, skip: list[str] | None = None) -> list[Job]:
+    """The jobs to run, in order: the selected studies, plus the classifiers they need (judges, JEM starts)."""
+    for name in (only or []) + (skip or []):
+        if name not in STUDIES:
+            raise ConfigError(f"unknown study '{name}'; studies: {', '.join(STUDIES)}",
+                              hint="e.g. --only ebm jem, or --skip gan")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1; got {seeds}")
+    wanted = {s for s in STUDIES if (not only or s in only) and s not in (skip or [])}
+    stages = [s for s in STAGES if s.experiment in EXPERIMENTS and s.study in wanted]
+    needed = {name for s in stages for name in s.needs}
+    stages = [s for s in STAGES if s in stages or s.name in needed]
+    return [Job(stage, seed) for stage in stages
+            for seed in (range(seeds) if stage.seeded else [stage.sets.get("seed", 0)])]
+
+
+def run_dir_of(runs_dir: Path, preset: str, job: Job) -> tuple[Path, dict[str, Any]]:
+    """The job's run directory, named by its stage, seed and full config hash, and the overrides."""
+    sets = {k: v for k, v in job.stage.sets.items() if k != "seed"}
+    cfg = get_experiment(job.stage.experiment).config(preset, sets, job.seed)
+    digest = config_hash(to_dict(cfg))
+    return runs_dir / job.stage.experiment / f"{job.stage.name}-{preset}-s{job.seed}-{digest}", sets
+
+
+def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None = None, skip: list[str] | None = None,
+                 runs_dir: str | Path = "runs", device: str = "auto", data_dir: str | Path | None = None,
+                 progress: bool = True, build_index: Callable[[Path], Path] | None = None,
+                 out: Callable[[str], None] = print) -> Path:
+    """Run every job of the plan; returns the pipeline folder (with pipeline.json and index.html)."""
+    runs_dir = Path(runs_dir)
+    jobs = plan(seeds, only, skip)
+    folder = runs_dir / f"pipeline-{preset}"
+    folder.mkdir(parents=True, exist_ok=True)
+    state_path = folder / "pipeline.json"
+    state = {"preset": preset, "seeds": seeds, "studies": sorted({j.stage.study for j in jobs}), "jobs": {}}
+    started = time.perf_counter()
+    expected = sum(j.stage.minutes for j in jobs) * 60 if preset == "quick" else None
+    spent_expected = 0.0
+    for number, job in enumerate(jobs, 1):
+        path, sets = run_dir_of(runs_dir, preset, job)
+        elapsed = time.perf_counter() - started
+        out(_progress_line(number, len(jobs), job, elapsed, expected, spent_expected))
+        record = {"study": job.stage.study, "experiment": job.stage.experiment, "stage": job.stage.name,
+                  "seed": job.seed, "run_dir": str(path), "started_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        job_start = time.perf_counter()
+        try:
+            if (path / "config.json").exists():
+                resume_run(path, device, data_dir, progress)
+            else:
+                start_run(job.stage.experiment, preset, sets, job.seed, device, run_dir=path, data_dir=data_dir,
+                          progress=progress)
+            record["status"] = "complete"
+        except KeyboardInterrupt:
+            record.update(status="interrupted")
+            state["jobs"][job.key] = record
+            write_json(state_path, state)
+            raise
+        except Exception as err:  # noqa: BLE001 - a failed study is recorded and the pipeline goes on
+            record.update(status="failed", error=str(err) if isinstance(err, GenlabError) else repr(err),
+                          traceback=None if isinstance(err, GenlabError) else traceback.format_exc())
+            out(f"  failed: {record['error']}")
+        record["seconds"] = round(time.perf_counter() - job_start, 1)
+        spent_expected += job.stage.minutes * 60
+        state["jobs"][job.key] = record
+        state["wall_time_s"] = round(time.perf_counter() - started, 1)
+        write_json(state_path, state)
+    if build_index is not None:
+        out(f"report: {build_index(folder)}")
+    return folder
+
+
+def _progress_line(number: int, total: int, job: Job, elapsed: float, expected: float | None,
+                   spent_expected: float) -> str:
+    line = f"[{number}/{total}] {job.stage.study}: {job.stage.name} (seed {job.seed}) - elapsed {elapsed / 60:.0f} min"
+    if expected:
+        pace = elapsed / spent_expected if spent_expected > 0 else 1.0
+        line += f", about {max(0.0, (expected - spent_expected) * pace) / 60:.0f} min left"
+    return line
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    path = folder / "pipeline.json"
+    if not path.exists():
+        raise GenlabError(f"{folder} is not a pipeline folder (no pipeline.json)",
+                          hint="run `genlab run pipeline --preset smoke` first")
+    return read_json(path)
+

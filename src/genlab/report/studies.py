@@ -1,0 +1,155 @@
+"""What each study's section of the pipeline report shows: its question, table columns, figures and the
+paragraph that answers the question from the measured numbers.
+
+A study's runs arrive grouped by stage (an experiment variant), each a list of run summaries over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Runs = dict[str, list[dict[str, Any]]]  # stage name -> summaries of its complete runs (one per seed)
+
+
+def values(runs: list[dict[str, Any]], key: str) -> list[float]:
+    out = []
+    for summary in runs:
+        value = summary.get("metrics", {}).get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out.append(float(value))
+    return out
+
+
+def mean(runs: list[dict[str, Any]], key: str) -> float | None:
+    found = values(runs, key)
+    return statistics.mean(found) if found else None
+
+
+def spread(runs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
+    """'mean +- std (n)' over seeds, or 'mean' for one seed, or '-'."""
+    found = values(runs, key)
+    if not found:
+        return "-"
+    fmt = f"{{:.{digits}g}}"
+    text = fmt.format(statistics.mean(found))
+    if len(found) > 1:
+        text += " &plusmn; " + fmt.format(statistics.stdev(found)) + f" (n={len(found)})"
+    return text
+
+
+@dataclass(frozen=True)
+class Study:
+    title: str
+    question: str
+    columns: tuple[tuple[str, str], ...]
+    figures: tuple[str, ...] = ()  # paths inside a run directory, shown for the first seed of each stage
+    discuss: Callable[[Runs], list[str]] = field(default=lambda runs: [])
+
+
+def _discuss_classifiers(runs: Runs) -> list[str]:
+    targets = {"classifier-mnist": 0.99, "classifier-hoda": 0.99, "classifier-fashion_mnist": 0.90,
+               "classifier-cifar10": 0.75}
+    lines = []
+    for stage, target in targets.items():
+        acc = mean(runs.get(stage, []), "test_accuracy")
+        if acc is not None:
+            wall = statistics.mean(r.get("wall_time_s", 0.0) for r in runs[stage])
+            lines.append(f"{stage}: test accuracy {acc:.2%} (target {target:.0%}: "
+                         f"{'met' if acc >= target else 'NOT met'}) in {wall / 60:.1f} min of training.")
+    return lines
+
+
+def _discuss_ebm(runs: Runs) -> list[str]:
+    lines = []
+    noise, decay, buffer = (runs.get(f"ebm-cifar10-{v}", []) for v in ("noise", "buffer-decay", "buffer"))
+    fid_noise, fid_decay, fid_buffer = mean(noise, "fid"), mean(decay, "fid"), mean(buffer, "fid")
+    if fid_noise is not None and fid_decay is not None:
+        change = (fid_noise - fid_decay) / fid_noise
+        lines.append(
+            f"Sample quality: at the same budget, buffer-decay reaches domain FID {spread(decay, 'fid')} against "
+            f"noise-init's {spread(noise, 'fid')} ({100 * change:.0f}% lower; the target is 30% lower: "
+            f"{'met' if change >= 0.3 else 'not met'})"
+            + (f"; the replay buffer alone gives {spread(buffer, 'fid')}." if fid_buffer is not None else "."))
+    spikes = {k: mean(v, "grad_norm_spikes") for k, v in runs.items() if k.startswith("ebm-cifar10")}
+    events = {k: mean(v, "divergence_events") for k, v in runs.items() if k.startswith("ebm-cifar10")}
+    if spikes:
+        lines.append("Stability: gradient-norm spikes (log intervals above 10x the median) per run: "
+                     + ", ".join(f"{k.removeprefix('ebm-cifar10-')} {v:.1f}" for k, v in spikes.items() if v is not None)
+                     + "; divergence events: "
+                     + ", ".join(f"{k.removeprefix('ebm-cifar10-')} {v:.1f}" for k, v in events.items() if v is not None)
+                     + ".")
+    cond = runs.get("ebm-mnist-cond", [])
+    acc = mean(cond, "class_accuracy")
+    if acc is not None:
+        worst = mean(cond, "min_class_accuracy")
+        lines.append(f"Conditional MNIST: the independent MNIST classifier gives {acc:.1%} of label-fixed samples "
+                     f"their intended digit (worst digit {worst:.1%}; targets 90% and 75%: "
+                     f"{'met' if acc >= 0.9 and worst >= 0.75 else 'not met'}).")
+    return lines
+
+
+def _discuss_jem(runs: Runs) -> list[str]:
+    lines = []
+    jem, jempp = runs.get("jem-mnist", []), runs.get("jempp-mnist", [])
+    if jem and jempp:
+        lines.append(
+            f"Accuracy kept: JEM {spread(jem, 'test_accuracy', 4)}, JEM++ {spread(jempp, 'test_accuracy', 4)} "
+            f"(the classifiers they started from: {spread(jem, 'classifier_test_accuracy', 4)} and "
+            f"{spread(jempp, 'classifier_test_accuracy', 4)}).")
+        lines.append(
+            f"Sample quality: domain FID of buffer samples JEM {spread(jem, 'fid')}, JEM++ {spread(jempp, 'fid')}, "
+            f"with {mean(jem, 'sgld_steps_per_iteration'):.0f} vs {mean(jempp, 'sgld_steps_per_iteration'):.0f} "
+            f"full-network SGLD steps per iteration; class-conditional samples judged correct "
+            f"{spread(jem, 'conditional_accuracy')} vs {spread(jempp, 'conditional_accuracy')}.")
+        lines.append(
+            f"Calibration: ECE JEM {spread(jem, 'ece')} (its classifier {spread(jem, 'classifier_ece')}), JEM++ "
+            f"{spread(jempp, 'ece')} (its classifier {spread(jempp, 'classifier_ece')}). OOD AUROC (MNIST vs "
+            f"Fashion-MNIST, score -E(x)): JEM {spread(jem, 'ood_auroc_energy')}, JEM++ "
+            f"{spread(jempp, 'ood_auroc_energy')}.")
+        lines.append(
+            f"Stability and cost: divergence events JEM {sum(values(jem, 'divergence_events')):.0f}, JEM++ "
+            f"{sum(values(jempp, 'divergence_events')):.0f}; seconds per 1,000 iterations JEM "
+            f"{spread(jem, 'seconds_per_1000_iterations')}, JEM++ {spread(jempp, 'seconds_per_1000_iterations')}.")
+    ablations = {k: v for k, v in runs.items() if k.startswith("jempp-mnist-")}
+    if ablations and jempp:
+        lines.append("Ablations (JEM++ with one change undone): "
+                     + "; ".join(f"{k.removeprefix('jempp-mnist-')}: FID {spread(v, 'fid')}, conditional accuracy "
+                                 f"{spread(v, 'conditional_accuracy')}, test accuracy {spread(v, 'test_accuracy', 4)}"
+                                 for k, v in ablations.items()) + ".")
+    return lines
+
+
+STUDIES: dict[str, Study] = {
+    "classifiers": Study(
+        "Classifiers: the judges",
+        "How accurate are the classifiers that judge every sample and start JEM?",
+        (("test_accuracy", "test accuracy"), ("val_accuracy", "val accuracy"), ("test_images", "test images"),
+         ("steps", "steps"), ("parameters", "parameters")),
+        ("figures/confusion.png",), _discuss_classifiers),
+    "ebm": Study(
+        "Energy-based models (Du & Mordatch 2019)",
+        "How do noise starts, a replay buffer and a decaying step size compare in stability, convergence "
+        "speed and sample quality; does label-fixed sampling of a conditional MNIST energy give the right digits?",
+        (("fid", "domain FID"), ("kid", "KID"), ("is", "IS"), ("precision", "precision"), ("recall", "recall"),
+         ("diversity", "diversity"), ("class_coverage", "class coverage"), ("class_accuracy", "class accuracy"),
+         ("min_class_accuracy", "worst class"), ("grad_norm_spikes", "grad spikes"),
+         ("divergence_events", "divergences")),
+        ("samples/final.png", "figures/curves.png"), _discuss_ebm),
+    "jem": Study(
+        "JEM and JEM++",
+        "Does reading a classifier as an energy model keep its accuracy, and what do JEM++'s changes buy in "
+        "sample quality, stability and cost?",
+        (("test_accuracy", "test acc"), ("ece", "ECE"), ("fid", "domain FID"), ("is", "IS"),
+         ("conditional_accuracy", "cond. sample acc"), ("ood_auroc_energy", "OOD AUROC (-E)"),
+         ("ood_auroc_max_softmax", "OOD AUROC (max p)"), ("sgld_steps_per_iteration", "SGLD steps/it"),
+         ("seconds_per_1000_iterations", "s / 1000 it"), ("divergence_events", "divergences")),
+        ("samples/conditional.png", "figures/reliability.png", "figures/curves.png"), _discuss_jem),
+}
+
+
+def study(name: str) -> Study:
+    """The section spec of a study; studies without one get a plain table of their scalar metrics."""
+    return STUDIES.get(name) or Study(name, "", ())
