@@ -35,11 +35,11 @@ def test_smoke_run_writes_everything(dataset, tmp_path, capsys):
     assert len(metrics["per_class_accuracy"]) == 10 and len(metrics["confusion"]) == 10
     assert sum(map(sum, metrics["confusion"])) == metrics["test_images"]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r.get("split") == "train"] == list(range(4, 17, 4))
+    assert [r["step"] for r in records if r.get("split") == "train"] == list(range(16, 65, 16))
     assert {"loss", "acc", "lr"} <= set(records[0])
     assert (run_dir / "figures" / "confusion.png").stat().st_size > 1000
     assert "<table>" in (run_dir / "report.html").read_text()
-    assert CheckpointStore(run_dir / "checkpoints").paths()[0].name == "step_00000016.pt"
+    assert CheckpointStore(run_dir / "checkpoints").paths()[0].name == "step_00000064.pt"
     if dataset == "cifar10":
         assert any("first 1,000" in n for n in summary["notes"]) or metrics["test_images"] == 256
     if dataset == "hoda":
@@ -51,7 +51,7 @@ def test_smoke_run_writes_everything(dataset, tmp_path, capsys):
 @needs_data("mnist")
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
-    sets = ["--set", "train.epochs=40", "--set", "log.checkpoint_every=8"]
+    sets = ["--set", "train.epochs=20", "--set", "log.every=8", "--set", "log.checkpoint_every=8"]
     ref = tmp_path / "ref"
     assert main(["run", "classifier-mnist", "--preset", "smoke", *sets, "--run-dir", str(ref), "--no-progress"]) == 0
 

@@ -73,9 +73,9 @@ def run_classifier(ctx: RunContext) -> dict[str, Any]:
 
 
 def _smoke(**extra: Any) -> dict[str, Any]:
-    return {"data.train_limit": 512, "data.eval_limit": 256, "train.epochs": 2,
-            "train.batch_size": 64, "model.width": 8, "log.every": 4, "log.checkpoint_every": 8,
-            "log.eval_every": 8, **extra}
+    return {"data.train_limit": 1024, "data.eval_limit": 256, "train.epochs": 4,
+            "train.batch_size": 64, "model.width": 8, "log.every": 16, "log.checkpoint_every": 32,
+            "log.eval_every": 32, **extra}
 
 
 def _classifier(dataset: str, summary: str, smoke: dict[str, Any], quick: dict[str, Any],
