@@ -1,7 +1,5 @@
 import os
-import pickle
 import random
-import warnings
 
 import numpy as np
 import pytest

@@ -1,10 +1,8 @@
 import hashlib
 import http.server
-import shutil
 import socket
 import threading
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ import torch
 
 from genlab.data.files import DatasetFiles, locate, verify_file
 from genlab.data.readers import normalise_hoda, read_cdb, read_cifar_batch, read_idx_pair
-from genlab.data.registry import DatasetSpec, get_spec
+from genlab.data.registry import get_spec
 from genlab.data.splits import HODA_FRACTIONS, stratified_split
 from genlab.errors import DataError
 

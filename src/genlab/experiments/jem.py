@@ -28,7 +28,7 @@ from genlab.judges import load_classifier
 from genlab.report.figures import curves_figure, reliability_figure
 from genlab.sampling import ClassGaussians
 from genlab.train.guard import DivergenceGuard, GuardConfig
-from genlab.train.jem import JEMSamplerConfig, JEMTrainConfig, JEMTrainer, bn_mode
+from genlab.train.jem import JEMSamplerConfig, JEMTrainConfig, JEMTrainer
 from genlab.train.loop import LogConfig
 
 _SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_coverage", "confident_share")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.eval.classification import evaluate_classifier
+from genlab.train.base import ModelTrainer
 
 
 @dataclass
@@ -35,7 +36,7 @@ class ClassifierTrainConfig:
     channels_last: bool = param(True, "channels-last memory format (about 2x faster convolutions on CPU)")
 
 
-class ClassifierTrainer:
+class ClassifierTrainer(ModelTrainer):
     """One SGD step per call on a batch of the training set; the learning rate is a function of the step."""
 
     def __init__(self, model: torch.nn.Module, batches: Batches, eval_set: ImageSet, cfg: ClassifierTrainConfig,
@@ -46,7 +47,6 @@ class ClassifierTrainer:
         self.model.to(device=device, memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                                          weight_decay=cfg.weight_decay)
-        self.lr_scale = 1.0
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up to the peak, then linear decay to zero (a stateless one-cycle schedule)."""
@@ -73,15 +73,3 @@ class ClassifierTrainer:
     def evaluate(self, step: int) -> dict[str, float]:
         report = evaluate_classifier(self.model, self.eval_set, self.device, self.cfg.channels_last)
         return {"acc": report["accuracy"], "loss": report["loss"]}
-
-    def soften(self, attempt: int) -> str:
-        self.lr_scale *= 0.5
-        return f"learning rate scaled by {self.lr_scale:g}"
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "lr_scale": self.lr_scale}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr_scale = state["lr_scale"]

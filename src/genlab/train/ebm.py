@@ -21,6 +21,7 @@ from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.energy import ResNetEnergy
 from genlab.sampling import ReplayBuffer, langevin, make_schedule, uniform_noise
+from genlab.train.base import ModelTrainer
 
 
 @dataclass
@@ -73,7 +74,7 @@ def chain(energy, x0: torch.Tensor, cfg: SamplerConfig | dict[str, Any], model: 
                     form=s["form"], grad_clip=s["grad_clip"] or None, freeze=model)
 
 
-class EBMTrainer:
+class EBMTrainer(ModelTrainer):
     """One contrastive-divergence iteration per call."""
 
     def __init__(self, model: ResNetEnergy, batches: Batches, cfg: EBMTrainConfig, sampler: SamplerConfig,
@@ -86,7 +87,6 @@ class EBMTrainer:
         self.buffer = (ReplayBuffer(sampler.buffer_size, image_shape, device, sampler.reinit_prob,
                                     sampler.buffer_policy, num_classes=model.num_outputs if conditional else None)
                        if sampler.init == "buffer" else None)
-        self.lr_scale = 1.0
 
     def chain_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(x0, labels, buffer indices) as in training: from the buffer, or noise with uniform labels."""
@@ -143,21 +143,10 @@ class EBMTrainer:
             ys.append(labels)
         return torch.cat(xs), (torch.cat(ys) if self.conditional else None)
 
-    def soften(self, attempt: int) -> str:
-        self.lr_scale *= 0.5
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * self.lr_scale
-        return f"learning rate scaled by {self.lr_scale:g}"
+    def extra_state(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict() if self.buffer is not None else None,
+                "sampling": self.sampler.settings()}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "buffer": self.buffer.state_dict() if self.buffer is not None else None,
-                "sampling": self.sampler.settings(), "lr_scale": self.lr_scale}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.buffer is not None:
             self.buffer.load_state_dict(state["buffer"])
-        self.lr_scale = state["lr_scale"]
-

@@ -30,6 +30,7 @@ from torch import nn
 from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.sampling import ClassGaussians, ReplayBuffer, langevin, proximal_langevin, uniform_noise
+from genlab.train.base import ModelTrainer
 
 
 def energy(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -86,7 +87,7 @@ def bn_mode(model: nn.Module, policy: str) -> Iterator[None]:
             m.train()
 
 
-class JEMTrainer:
+class JEMTrainer(ModelTrainer):
     def __init__(self, model: nn.Module, batches: Batches, cfg: JEMTrainConfig, sampler: JEMSamplerConfig,
                  init: ClassGaussians | None, shape: tuple[int, int, int], device: torch.device,
                  evaluator: Callable[["JEMTrainer", int], dict[str, Any]] | None = None):
@@ -95,7 +96,6 @@ class JEMTrainer:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.buffer = ReplayBuffer(sampler.buffer_size, shape, device, sampler.reinit_prob, policy="inplace",
                                    init=self.initial_images)
-        self.lr_scale = 1.0
 
     def initial_images(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.sampler.init == "gaussian":
@@ -139,16 +139,8 @@ class JEMTrainer:
     def evaluate(self, step: int) -> dict[str, Any]:
         return self.evaluator(self, step) if self.evaluator else {}
 
-    def soften(self, attempt: int) -> str:
-        self.lr_scale *= 0.5
-        return f"learning rate scaled by {self.lr_scale:g}"
+    def extra_state(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict()}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "buffer": self.buffer.state_dict(), "lr_scale": self.lr_scale}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.buffer.load_state_dict(state["buffer"])
-        self.lr_scale = state["lr_scale"]

@@ -1,0 +1,39 @@
+"""What trainers of one model with one optimiser share: their checkpoint state and their answer to a
+divergence rollback (halve the learning rate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class ModelTrainer:
+    """Subclasses set ``self.model`` and ``self.optimizer``; a trainer that sets its learning rate every step
+    multiplies it by ``self.lr_scale``. ``extra_state``/``load_extra_state`` add anything else to resume."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_scale: float = 1.0
+
+    def soften(self, attempt: int) -> str:
+        self.lr_scale *= 0.5
+        for group in self.optimizer.param_groups:
+            group["lr"] *= 0.5
+        return f"learning rate scaled by {self.lr_scale:g}"
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "lr_scale": self.lr_scale, **self.extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scale = state["lr_scale"]
+        self.load_extra_state(state)
