@@ -5,10 +5,12 @@ from __future__ import annotations
 from genlab.errors import ConfigError
 from genlab.experiments.base import Experiment
 from genlab.experiments.classifiers import CLASSIFIER_EXPERIMENTS
+from genlab.experiments.dvae import DVAE_EXPERIMENTS
 from genlab.experiments.ebm import EBM_EXPERIMENTS
 from genlab.experiments.jem import JEM_EXPERIMENTS
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLASSIFIER_EXPERIMENTS, *EBM_EXPERIMENTS, *JEM_EXPERIMENTS)}
+_ALL = (*CLASSIFIER_EXPERIMENTS, *DVAE_EXPERIMENTS, *EBM_EXPERIMENTS, *JEM_EXPERIMENTS)
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in _ALL}
 
 
 def get_experiment(name: str) -> Experiment:

@@ -122,6 +122,30 @@ def _discuss_jem(runs: Runs) -> list[str]:
     return lines
 
 
+def _discuss_dvae(runs: Runs) -> list[str]:
+    lines = []
+    for stage, rs in runs.items():
+        dataset = stage.removeprefix("dvae-")
+        codes, pixels = mean(rs, "cluster_hungarian_accuracy"), mean(rs, "pixels_plain_hungarian_accuracy")
+        if codes is None or pixels is None:
+            continue
+        embedded = mean(rs, "pixels_embedded_hungarian_accuracy")
+        line = (f"{dataset}: clustering the codes gives Hungarian accuracy {spread(rs, 'cluster_hungarian_accuracy')} "
+                f"at K=10 (NMI {spread(rs, 'cluster_nmi')}, ARI {spread(rs, 'cluster_ari')}) against raw-pixel KMeans "
+                f"{spread(rs, 'pixels_plain_hungarian_accuracy')} and plain KMeans on the codes "
+                f"{spread(rs, 'codes_plain_hungarian_accuracy')}")
+        if embedded is not None:
+            line += (f"; the same embedding on pixels reaches {spread(rs, 'pixels_embedded_hungarian_accuracy')}, so "
+                     f"the embedding, more than the discrete codes, makes the images clusterable")
+        lines.append(line + ".")
+        true, pseudo = mean(rs, "true_label_classifier_accuracy"), mean(rs, "pseudo_label_classifier_accuracy")
+        if true is not None and pseudo is not None:
+            lines.append(f"{dataset}: a classifier trained on the pseudo-labels scores {pseudo:.1%} on the true test "
+                         f"labels, {100 * (true - pseudo):.1f} points below the same classifier on true labels "
+                         f"({true:.1%}); reconstructions reach {spread(rs, 'test_psnr')} dB PSNR.")
+    return lines
+
+
 STUDIES: dict[str, Study] = {
     "classifiers": Study(
         "Classifiers: the judges",
@@ -147,6 +171,18 @@ STUDIES: dict[str, Study] = {
          ("ood_auroc_max_softmax", "OOD AUROC (max p)"), ("sgld_steps_per_iteration", "SGLD steps/it"),
          ("seconds_per_1000_iterations", "s / 1000 it"), ("divergence_events", "divergences")),
         ("samples/conditional.png", "figures/reliability.png", "figures/curves.png"), _discuss_jem),
+    "dvae": Study(
+        "Discrete VAE: pseudo-labels from its codes",
+        "How good are pseudo-labels from clustering a discrete VAE's codes, compared with raw pixels and with "
+        "true labels?",
+        (("cluster_hungarian_accuracy", "codes: Hungarian acc"), ("cluster_nmi", "NMI"), ("cluster_ari", "ARI"),
+         ("codes_plain_hungarian_accuracy", "codes, plain KMeans"), ("pixels_plain_hungarian_accuracy", "pixels, KMeans"),
+         ("pixels_embedded_hungarian_accuracy", "pixels, embedded"),
+         ("pseudo_label_classifier_accuracy", "pseudo-label clf"), ("true_label_classifier_accuracy", "true-label clf"),
+         ("test_psnr", "PSNR (dB)"), ("test_perplexity", "perplexity")),
+        ("figures/clustering_accuracy.png", "figures/silhouette_vs_k.png", "figures/tsne.png",
+         "figures/cluster_labels.png", "figures/confusion_true_labels.png", "figures/confusion_pseudo_labels.png",
+         "samples/reconstructions.png"), _discuss_dvae),
 }
 
 

@@ -1,0 +1,163 @@
+"""Clustering images by their discrete codes: representations, embeddings, KMeans over K, pseudo-labels.
+
+An image's codes are a grid (H, W) of indices into a codebook (K_codes, D). Two fixed-length
+representations of them:
+
+- ``quantized``: the codebook vectors of the grid, flattened (H * W * D numbers): where each code sits.
+- ``histogram``: the share of the grid taken by each code (K_codes numbers): which codes, not where.
+
+KMeans on such vectors directly (``embedding="none"``) finds little more than KMeans on pixels: Euclidean
+distance in a space of hundreds of dimensions is a poor guide to which digit an image shows. Two
+embeddings before KMeans:
+
+- ``pca``: the leading principal components (linear; removes noise dimensions, keeps the geometry).
+- ``spectral``: Laplacian eigenmaps of the k-nearest-neighbour graph (Belkin & Niyogi 2003): images are
+  close when a chain of near neighbours joins them, which follows the curved class manifolds that straight
+  Euclidean distance cuts across. With each point's eigenmap scaled to unit length, KMeans on it is the
+  spectral clustering of Ng, Jordan & Weiss (2001); the scaling matters (on MNIST codes, 0.81 vs 0.67
+  Hungarian accuracy in a trial on 10,000 images). The graph is built on a PCA projection (neighbours are
+  found faster there, and little is lost).
+
+Measured with the quick preset's VQ-VAE on all 60,000 training images, K=10, Hungarian accuracy over 3
+seeds (benchmarks/dvae_clustering.py): MNIST plain KMeans on codes 0.54, on pixels 0.57, spectral on
+codes 0.90, spectral on pixels 0.90; Fashion-MNIST 0.53, 0.47, 0.67, 0.68. The embedding, not the codes,
+makes the difference. The histogram representation loses where codes sit: 0.27 plain, 0.33 spectral
+(MNIST, one seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import eigsh
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.metrics import silhouette_samples
+from sklearn.neighbors import kneighbors_graph
+
+from genlab.eval.clustering import clustering_report, hungarian_mapping, majority_mapping, sampled_silhouette
+
+Representation = Literal["quantized", "histogram"]
+Embedding = Literal["none", "pca", "spectral"]
+
+
+def code_representation(indices: np.ndarray, codebook: np.ndarray, kind: Representation) -> np.ndarray:
+    """A fixed-length float32 vector per image from its code grid ``indices`` (N, H, W)."""
+    n = len(indices)
+    if kind == "quantized":
+        return codebook.astype(np.float32)[indices].reshape(n, -1)
+    if kind == "histogram":
+        flat = indices.reshape(n, -1)
+        counts = np.zeros((n, len(codebook)), dtype=np.float32)
+        np.add.at(counts, (np.repeat(np.arange(n), flat.shape[1]), flat.ravel()), 1.0)
+        return counts / flat.shape[1]
+    raise ValueError(f"unknown code representation {kind!r}")
+
+
+def pixel_representation(images: np.ndarray) -> np.ndarray:
+    """Raw pixels in [0, 1], flattened: the baseline representation."""
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    method: Embedding = "spectral"
+    dim: int = 10  # output dimensions (pca, spectral)
+    pca_dim: int = 50  # the spectral graph is built on this many principal components
+    neighbors: int = 10  # k of the k-nearest-neighbour graph
+
+
+def embed(features: np.ndarray, spec: EmbeddingSpec, seed: int) -> np.ndarray:
+    """The representation KMeans clusters: ``features`` as they are, or a PCA or spectral embedding."""
+    if spec.method == "none":
+        return features
+    if spec.method == "pca":
+        return _pca(features, spec.dim, seed)
+    if spec.method == "spectral":
+        reduced = _pca(features, spec.pca_dim, seed)
+        graph = kneighbors_graph(reduced, spec.neighbors, include_self=False, n_jobs=1)
+        return laplacian_eigenmap(0.5 * (graph + graph.T), spec.dim, seed)  # i~j if either is a neighbour of the other
+    raise ValueError(f"unknown embedding {spec.method!r}")
+
+
+def laplacian_eigenmap(affinity: sparse.spmatrix, dim: int, seed: int) -> np.ndarray:
+    """Spectral embedding of a symmetric affinity graph, rows scaled to unit length (Ng, Jordan & Weiss 2001).
+
+    The smallest eigenvectors of the normalised Laplacian I - S are the largest of S = D^-1/2 A D^-1/2;
+    Lanczos (ARPACK) finds those from sparse products alone, which on 60,000 images takes seconds where
+    scikit-learn's shift-invert solver needs minutes. The first (trivial) eigenvector is dropped and the
+    rest are scaled by D^-1/2, as scikit-learn's ``spectral_embedding`` does.
+    """
+    degree = np.asarray(affinity.sum(1)).ravel()
+    scale = 1.0 / np.sqrt(np.maximum(degree, 1e-12))
+    normalised = sparse.diags(scale) @ affinity @ sparse.diags(scale)
+    start = np.random.default_rng(seed).random(affinity.shape[0])
+    values, vectors = eigsh(normalised, k=dim + 1, which="LA", tol=0, v0=start)
+    vectors = vectors[:, np.argsort(values)[::-1][1:]] * scale[:, None]
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _pca(features: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    dim = min(dim, *features.shape)
+    return PCA(dim, svd_solver="randomized", random_state=seed).fit_transform(features).astype(np.float32)
+
+
+def kmeans(points: np.ndarray, k: int, seed: int, n_init: int = 4) -> np.ndarray:
+    """Cluster index of each point (k-means++ starts, the best of ``n_init`` runs by inertia)."""
+    return KMeans(k, n_init=n_init, random_state=seed).fit_predict(points)
+
+
+@dataclass
+class KSweep:
+    """KMeans for each K of a range on one embedding: clusters, silhouettes, agreement with the labels."""
+
+    ks: list[int]
+    clusters: dict[int, np.ndarray]
+    silhouette: list[float]
+    hungarian_accuracy: list[float]
+    majority_accuracy: list[float]
+    nmi: list[float]
+
+    @property
+    def best_k(self) -> int:
+        """The K of the highest silhouette."""
+        return self.ks[int(np.argmax(self.silhouette))]
+
+
+def kmeans_sweep(points: np.ndarray, labels: np.ndarray, ks: list[int], seed: int, silhouette_sample: int,
+                 n_init: int = 4) -> KSweep:
+    """KMeans for every K in ``ks``; silhouettes on a random sample of ``silhouette_sample`` points."""
+    clusters = {k: kmeans(points, k, seed, n_init) for k in ks}
+    reports = {k: clustering_report(labels, clusters[k]) for k in ks}
+    return KSweep(ks, clusters,
+                  [sampled_silhouette(points, clusters[k], silhouette_sample, seed) for k in ks],
+                  [reports[k]["hungarian_accuracy"] for k in ks], [reports[k]["majority_accuracy"] for k in ks],
+                  [reports[k]["nmi"] for k in ks])
+
+
+def silhouette_values(points: np.ndarray, clusters: np.ndarray, sample: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-point silhouettes of a random sample (quadratic cost): (values, their clusters)."""
+    pick = np.random.default_rng(seed).permutation(len(points))[:sample]
+    return silhouette_samples(points[pick], clusters[pick]), clusters[pick]
+
+
+def pseudo_labels(labels: np.ndarray, clusters: np.ndarray, mapping: Literal["hungarian", "majority"]) -> np.ndarray:
+    """Each image's cluster turned into a class. Hungarian: one class per cluster (unmatched clusters -> -1);
+    majority: each cluster's most frequent true class (several clusters may share one).
+
+    Both mappings read the true labels, as clustering benchmarks do: they name the clusters, nothing more.
+    Without labels, a person would name each cluster from a few of its images."""
+    chosen = hungarian_mapping(labels, clusters) if mapping == "hungarian" else majority_mapping(labels, clusters)
+    table = np.array([chosen.get(c, -1) for c in range(int(clusters.max()) + 1)])
+    return table[clusters]
+
+
+def tsne(points: np.ndarray, seed: int, pca_dim: int = 50) -> np.ndarray:
+    """A 2-D t-SNE map (after PCA to ``pca_dim``, the usual speed-up) of a few thousand points."""
+    reduced = _pca(points, pca_dim, seed)
+    return TSNE(2, init="pca", perplexity=30, random_state=seed, n_jobs=1).fit_transform(reduced)

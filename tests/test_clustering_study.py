@@ -1,0 +1,97 @@
+"""The code-clustering study: representations, embeddings, the K sweep, pseudo-labels, config rules."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.datasets import make_blobs
+
+from genlab.errors import ConfigError
+from genlab.eval.clustering import clustering_report
+from genlab.eval.code_clusters import (EmbeddingSpec, code_representation, embed, kmeans, kmeans_sweep,
+                                       laplacian_eigenmap, pixel_representation, pseudo_labels,
+                                       silhouette_values)
+from genlab.experiments.registry import get_experiment
+
+
+def test_quantized_representation_is_each_images_code_vectors_flattened():
+    codebook = np.arange(6, dtype=np.float32).reshape(3, 2)  # code c = (2c, 2c + 1)
+    indices = np.array([[[0, 2], [1, 1]], [[2, 2], [0, 0]]])
+    features = code_representation(indices, codebook, "quantized")
+    assert features.shape == (2, 8)
+    assert features[0].tolist() == [0, 1, 4, 5, 2, 3, 2, 3]
+
+
+def test_histogram_representation_is_each_images_share_of_every_code():
+    indices = np.array([[[0, 2], [2, 2]], [[1, 1], [1, 1]]])
+    features = code_representation(indices, np.zeros((4, 5)), "histogram")
+    assert features.tolist() == [[0.25, 0.0, 0.75, 0.0], [0.0, 1.0, 0.0, 0.0]]
+
+
+def test_pixel_representation_is_in_the_unit_interval():
+    images = np.array([[[[0, 255], [51, 102]]]], dtype=np.uint8)
+    assert pixel_representation(images) == pytest.approx(np.array([[0.0, 1.0, 0.2, 0.4]]))
+
+
+def test_hungarian_pseudo_labels_recover_a_permuted_labelling_exactly():
+    labels = np.repeat(np.arange(5), 20)
+    clusters = np.array([3, 0, 4, 1, 2])[labels]  # the clusters are the classes under other names
+    assert (pseudo_labels(labels, clusters, "hungarian") == labels).all()
+    assert clustering_report(labels, clusters)["hungarian_accuracy"] == 1.0
+
+
+def test_hungarian_leaves_surplus_clusters_unlabelled_and_majority_shares_classes():
+    labels = np.array([0, 0, 0, 1, 1, 1, 0, 1, 1])
+    clusters = np.array([2, 2, 2, 1, 1, 1, 0, 0, 0])  # three clusters, two classes; cluster 0 is mixed
+    assert pseudo_labels(labels, clusters, "hungarian").tolist() == [0, 0, 0, 1, 1, 1, -1, -1, -1]
+    assert pseudo_labels(labels, clusters, "majority").tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def _chained_cliques(sizes: list[int]) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Fully connected groups of the given sizes, each joined to the next by one edge."""
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    adjacency = (groups[:, None] == groups[None, :]).astype(float)
+    starts = np.cumsum([0, *sizes])
+    for i in range(len(sizes) - 1):
+        adjacency[starts[i], starts[i + 1]] = adjacency[starts[i + 1], starts[i]] = 1.0
+    np.fill_diagonal(adjacency, 0.0)
+    return sparse.csr_matrix(adjacency), groups
+
+
+def test_laplacian_eigenmap_puts_each_weakly_joined_group_at_its_own_point():
+    affinity, groups = _chained_cliques([30, 20, 40, 25])
+    points = laplacian_eigenmap(affinity, dim=3, seed=0)
+    assert points.shape == (115, 3) and np.allclose(np.linalg.norm(points, axis=1), 1.0)
+    centres = np.stack([points[groups == g].mean(0) for g in range(4)])
+    spread = max(np.linalg.norm(points[groups == g] - centres[g], axis=1).max() for g in range(4))
+    gaps = min(np.linalg.norm(centres[a] - centres[b]) for a in range(4) for b in range(a + 1, 4))
+    assert spread < 0.1 < 0.5 < gaps
+    assert clustering_report(groups, kmeans(points, 4, seed=0))["hungarian_accuracy"] == 1.0
+
+
+def test_embeddings_keep_the_requested_dimensions():
+    points = np.random.default_rng(0).normal(size=(80, 12))
+    assert embed(points, EmbeddingSpec("pca", dim=3), seed=0).shape == (80, 3)
+    assert embed(points, EmbeddingSpec("spectral", dim=4, pca_dim=6, neighbors=8), seed=0).shape == (80, 4)
+    assert embed(points, EmbeddingSpec("none"), seed=0) is points
+
+
+def test_kmeans_sweep_finds_the_number_of_blobs_by_silhouette():
+    points, blobs = make_blobs(400, centers=4, cluster_std=0.5, random_state=0)
+    sweep = kmeans_sweep(points, blobs, [2, 3, 4, 5, 6], seed=0, silhouette_sample=300)
+    assert sweep.best_k == 4 and len(sweep.silhouette) == 5
+    assert sweep.hungarian_accuracy[sweep.ks.index(4)] == 1.0
+    values, clusters = silhouette_values(points, sweep.clusters[4], sample=100, seed=0)
+    assert values.shape == clusters.shape == (100,) and values.mean() > 0.5
+
+
+def test_kmeans_is_deterministic_for_a_seed():
+    points, _ = make_blobs(300, centers=5, random_state=1)
+    assert (kmeans(points, 5, seed=3) == kmeans(points, 5, seed=3)).all()
+
+
+@pytest.mark.parametrize("sets, key", [({"cluster.k": 25}, "cluster.k"), ({"cluster.k_min": 1}, "cluster.k_min"),
+                                       ({"model.width": 31}, "model.width"), ({"train.tau_end": 2.0}, "train.tau_end"),
+                                       ({"model.quantizer": "kmeans"}, "model.quantizer")])
+def test_bad_config_values_name_their_key(sets, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        get_experiment("dvae-mnist").config("quick", sets)

@@ -1,0 +1,126 @@
+"""The dvae experiments end to end: smoke runs write every figure and the summary; a killed run resumes
+to the numbers of an uninterrupted one; the trainer's state makes steps repeat exactly."""
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from genlab.cli import main
+from genlab.data.batches import Batches
+from genlab.data.datasets import ImageSet
+from genlab.nets.vq import build_dvae
+from genlab.train.checkpoint import CheckpointStore
+from genlab.train.dvae import DVAETrainConfig, DVAETrainer, psnr
+from conftest import have_dataset, needs_data
+
+FIGURES = {"codebook_usage", "silhouette_vs_k", "silhouette_plot", "cluster_labels", "tsne", "clustering_accuracy",
+           "confusion_true_labels", "confusion_pseudo_labels", "curves_classifier_true_labels",
+           "curves_classifier_pseudo_labels"}
+
+
+def _smoke(dataset, run_dir, *sets):
+    args = ["run", f"dvae-{dataset}", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress",
+            "--device", "cpu"]
+    for item in sets:
+        args += ["--set", item]
+    assert main(args) == 0
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("dataset, quantizer", [("mnist", "vq"), ("fashion_mnist", "gumbel")])
+def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_path):
+    if not have_dataset(dataset):
+        pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")
+    run_dir = tmp_path / "run"
+    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}")
+    metrics = summary["metrics"]
+    assert summary["status"] == "complete" and metrics["quantizer"] == quantizer
+    assert {p.stem for p in (run_dir / "figures").glob("*.png")} == FIGURES
+    assert all((run_dir / "figures" / f"{name}.png").stat().st_size > 2000 for name in FIGURES)
+    assert (run_dir / "samples" / "reconstructions.png").exists() and "<table>" in (run_dir / "report.html").read_text()
+    for key in ("test_psnr", "test_perplexity", "test_codes_used", "cluster_hungarian_accuracy", "cluster_nmi",
+                "cluster_ari", "pixels_plain_hungarian_accuracy", "codes_plain_hungarian_accuracy",
+                "true_label_classifier_accuracy", "pseudo_label_classifier_accuracy"):
+        assert isinstance(metrics[key], (int, float)), key
+    assert len(metrics["sweep_silhouette"]) == len(metrics["sweep_k"]) == 8
+    assert sum(map(sum, metrics["cluster_label_distribution"])) == metrics["train_images"]
+    assert sum(map(sum, metrics["pseudo_label_classifier_confusion"])) == metrics["test_images"]
+    assert sorted(metrics["cluster_to_class"]["hungarian"]) == list(range(10))
+    assert len((run_dir / "study" / "cluster_labels.csv").read_text().splitlines()) == 11  # header + 10 clusters
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {"recon_mse", "psnr", "perplexity", "dead_codes"} <= set(records[0])
+    for phase in ("classifier_true_labels", "classifier_pseudo_labels"):
+        assert (run_dir / phase / "metrics.jsonl").exists() and CheckpointStore(run_dir / phase / "checkpoints").paths()
+
+
+def _tiny_trainer(quantizer):
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet("toy", "train", torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8),
+                    torch.zeros(64, dtype=torch.long), tuple("0123456789"))
+    torch.manual_seed(0)
+    model = build_dvae(quantizer, width=8, code_dim=4, num_codes=16, res_blocks=1)
+    return DVAETrainer(model, Batches(data, 16, 0), data, DVAETrainConfig(), 20, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("quantizer", ["vq", "gumbel"])
+def test_trainer_state_makes_the_next_steps_repeat_exactly(quantizer):
+    """Weights, Adam moments, the EMA codebook and its counts are all in the state (the RNG is the loop's)."""
+    trainer = _tiny_trainer(quantizer)
+    for step in range(3):
+        trainer.train_step(step)
+    state, rng = copy.deepcopy(trainer.state_dict()), torch.get_rng_state()
+    first = [trainer.train_step(step) for step in range(3, 6)]
+    resumed = _tiny_trainer(quantizer)
+    resumed.load_state_dict(state)
+    torch.set_rng_state(rng)
+    again = [resumed.train_step(step) for step in range(3, 6)]
+    for a, b in zip(first, again):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_schedules_run_from_their_start_to_their_end_values():
+    trainer = _tiny_trainer("gumbel")
+    cfg = trainer.cfg
+    assert trainer.lr_at(0) == pytest.approx(cfg.lr) and trainer.lr_at(19) == pytest.approx(cfg.lr * cfg.lr_final)
+    assert trainer.temperature_at(0) == pytest.approx(cfg.tau_start)
+    assert trainer.temperature_at(19) == pytest.approx(cfg.tau_end)
+    assert trainer.temperature_at(5) > trainer.temperature_at(10) > trainer.temperature_at(15)
+
+
+def test_psnr_of_images_in_minus_one_to_one():
+    assert psnr(0.04) == pytest.approx(20.0)  # an error of 0.1 on [0, 1] images is 0.2 on [-1, 1]
+    assert psnr(torch.tensor(0.0004)).item() == pytest.approx(40.0)
+
+
+@needs_data("mnist")
+@pytest.mark.slow
+def test_sigkill_in_the_pseudo_label_phase_then_resume_matches_an_uninterrupted_run(tmp_path):
+    sets = ["classifier.epochs=6"]
+    ref = _smoke("mnist", tmp_path / "ref", *sets)
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "genlab.cli", "run", "dvae-mnist", "--preset", "smoke", "--set", sets[0],
+           "--run-dir", str(killed), "--no-progress", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    store = CheckpointStore(killed / "classifier_pseudo_labels" / "checkpoints")
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        paths = store.paths() if store.folder.exists() else []
+        if paths and int(paths[0].stem.split("_")[1]) >= 16:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists()
+
+    assert main(["resume", str(killed), "--no-progress", "--device", "cpu"]) == 0
+    got = json.loads((killed / "summary.json").read_text())
+    assert got["metrics"] == ref["metrics"]
