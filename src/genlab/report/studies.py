@@ -146,6 +146,56 @@ def _discuss_dvae(runs: Runs) -> list[str]:
     return lines
 
 
+def time_to_fid(summary: dict[str, Any], threshold: float) -> float | None:
+    """Wall seconds of training until the validation FID first fell to ``threshold`` (None: never)."""
+    curve = summary.get("metrics", {}).get("val_fid_curve") or []
+    return next((wall for _, wall, fid in curve if fid <= threshold), None)
+
+
+def _discuss_gan(runs: Runs) -> list[str]:
+    lines = []
+    names = {"gan-hoda": "GAN", "wgan-hoda": "WGAN (clip)", "wgangp-hoda": "WGAN-GP"}
+    present = {names[k]: v for k, v in runs.items() if k in names and v}
+    if not present:
+        return lines
+    walls = {name: statistics.mean(r.get("wall_time_s", 0.0) for r in rs) / 60 for name, rs in present.items()}
+    lines.append("Realism on the test split (Hoda classifier as judge; budget per model "
+                 + ", ".join(f"{n} {w:.1f} min" for n, w in walls.items()) + "): "
+                 + "; ".join(f"{n}: FID {spread(rs, 'test_fid')}, confident share {spread(rs, 'test_confident_share')}, "
+                             f"class coverage {spread(rs, 'test_class_coverage')}" for n, rs in present.items()) + ".")
+    best = max(present, key=lambda n: mean(present[n], "test_confident_share") or 0.0)
+    share, coverage = mean(present[best], "test_confident_share"), mean(present[best], "test_class_coverage")
+    if share is not None and coverage is not None:
+        lines.append(f"Best model by confident share: {best} ({share:.1%} of samples with judge probability above "
+                     f"0.9, class coverage {coverage:.3f}; targets 90% and 0.95: "
+                     f"{'met' if share >= 0.9 and coverage >= 0.95 else 'not met'}).")
+    wgan, gp = present.get("WGAN (clip)", []), present.get("WGAN-GP", [])
+    if wgan and gp:
+        pairs = {r.get("seed"): r["metrics"].get("test_fid") for r in wgan}
+        wins = [gp_run["metrics"].get("test_fid") < pairs[gp_run.get("seed")] for gp_run in gp
+                if pairs.get(gp_run.get("seed")) is not None]
+        lines.append(f"WGAN-GP against weight clipping: test FID below WGAN's on {sum(wins)} of {len(wins)} seeds "
+                     f"({spread(gp, 'test_fid')} vs {spread(wgan, 'test_fid')}). The clipped critic ends with "
+                     f"{spread(wgan, 'last_clipped_fraction')} of its weights at +-c and weight std "
+                     f"{spread(wgan, 'critic_weight_std')} (WGAN-GP's critic: {spread(gp, 'critic_weight_std')}).")
+    tracking = {n: spread(rs, "wasserstein_fid_spearman") for n, rs in present.items() if values(rs, "wasserstein_fid_spearman")}
+    if tracking:
+        lines.append("Does the critic's Wasserstein estimate track quality? Spearman correlation with validation FID "
+                     "over training: " + ", ".join(f"{n} {v}" for n, v in tracking.items())
+                     + " (near 1: the estimate falls as the samples improve).")
+    threshold = 2 * min(mean(rs, "best_val_fid") or math.inf for rs in present.values())
+    if math.isfinite(threshold):
+        reach = []
+        for n, rs in present.items():
+            times = [time_to_fid(r, threshold) for r in rs]
+            got = [t for t in times if t is not None]
+            reach.append(f"{n} {statistics.mean(got) / 60:.1f} min ({len(got)}/{len(times)} seeds)" if got
+                         else f"{n} never")
+        lines.append(f"Convergence: time to a validation FID of {threshold:.3g} (twice the best model's final best): "
+                     + ", ".join(reach) + ".")
+    return lines
+
+
 STUDIES: dict[str, Study] = {
     "classifiers": Study(
         "Classifiers: the judges",
@@ -183,6 +233,17 @@ STUDIES: dict[str, Study] = {
         ("figures/clustering_accuracy.png", "figures/silhouette_vs_k.png", "figures/tsne.png",
          "figures/cluster_labels.png", "figures/confusion_true_labels.png", "figures/confusion_pseudo_labels.png",
          "samples/reconstructions.png"), _discuss_dvae),
+    "gan": Study(
+        "GAN, WGAN and WGAN-GP on Hoda digits",
+        "Which of the three gives the most realistic digits on held-out data, which trains most stably and "
+        "fastest, and does the gradient penalty fix weight clipping's problems?",
+        (("test_fid", "test FID"), ("test_kid", "KID"), ("test_is", "IS"), ("test_class_coverage", "class coverage"),
+         ("test_confident_share", "confident share"), ("test_precision", "precision"), ("test_recall", "recall"),
+         ("best_val_fid", "best val FID"), ("wasserstein_fid_spearman", "W/FID Spearman"),
+         ("last_clipped_fraction", "clipped share"), ("critic_weight_std", "critic weight std")),
+        ("figures/grids_over_training.png", "figures/curves.png", "figures/wasserstein_vs_fid.png",
+         "figures/critic_weights.png", "figures/critic_layer_gradients.png", "figures/class_histogram.png"),
+        _discuss_gan),
 }
 
 

@@ -1,0 +1,256 @@
+"""`gan-hoda`, `wgan-hoda`, `wgangp-hoda`: a GAN, a WGAN (weight clipping) and a WGAN-GP on Hoda digits.
+
+All three train on Hoda's train split (85%). At each evaluation the samples of a fixed noise batch are
+scored against the validation split (10%) in the feature space of genlab's Hoda classifier (domain FID,
+IS, class coverage, confident share; not Inception) and their first 100 saved as a grid; the generator
+with the lowest validation FID is kept. At the end that generator's samples (fresh noise) are scored once
+against the test split (5%) and saved to ``samples/final.npz`` (`genlab eval run RUN_DIR` re-scores them).
+
+``--set model.conditional=true`` gives each model its class-conditional variant: the generator and the
+critic see the label, samples are drawn for labels 0..9 in turn (column c of each grid is class c), and
+the judge's agreement with the intended label is reported as class accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from genlab.config import param, section
+from genlab.data.batches import Batches
+from genlab.data.registry import get_spec
+from genlab.errors import ConfigError
+from genlab.eval.judge import Embedding, Judge
+from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
+from genlab.eval.samples_io import save_samples
+from genlab.eval.score import reference_embedding, score_samples
+from genlab.experiments.base import Experiment, RunContext
+from genlab.nets.gan import Discriminator, Generator, init_dcgan
+from genlab.report.figures import curves_figure
+from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, grids_figure,
+                                       layer_gradients_figure, wasserstein_fid_figure)
+from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer
+from genlab.train.guard import DivergenceGuard, GuardConfig
+from genlab.train.loop import LogConfig
+
+GRID = 100  # fixed-noise samples shown in each grid (10 x 10)
+GRID_PANELS = 6  # grids shown side by side in figures/grids_over_training.png
+
+
+@dataclass
+class GanDataConfig:
+    dataset: Literal["hoda"] = param("hoda", "training data (Hoda Persian digits, 28x28 binary)")
+    split_seed: int = param(0, "seed of Hoda's 85/10/5 split (fixed so every model is judged on the same images)")
+    train_limit: int = param(0, "use only the first N training images (0: all)", ge=0)
+
+
+@dataclass
+class GanEvalConfig:
+    samples: int = param(2000, "fixed-noise samples scored against the validation split at each evaluation",
+                         ge=GRID)
+    final_samples: int = param(5000, "samples of the best generator scored once against the test split", ge=GRID)
+    reference_limit: int = param(10000, "reference images of the val/test split (its first N)", ge=10)
+
+
+@dataclass
+class GanConfig:
+    seed: int = param(0, "seeds weights, data order, noise and the fixed evaluation noise")
+    data: GanDataConfig = section(GanDataConfig)
+    model: GanModelConfig = section(GanModelConfig)
+    train: GanTrainConfig = section(GanTrainConfig)
+    eval: GanEvalConfig = section(GanEvalConfig)
+    log: LogConfig = section(LogConfig)
+    guard: GuardConfig = section(GuardConfig)
+
+    def check(self) -> None:
+        if self.train.objective == "wgan-gp" and self.model.d_norm == "batch":
+            raise ConfigError("model.d_norm=batch cannot be used with train.objective=wgan-gp: the gradient "
+                              "penalty is taken per sample and batch norm makes each score depend on the batch",
+                              hint="set model.d_norm=layer or model.d_norm=none")
+        if self.data.train_limit and self.data.train_limit < self.train.batch_size:
+            raise ConfigError(f"data.train_limit ({self.data.train_limit}) is smaller than one batch "
+                              f"(train.batch_size={self.train.batch_size})", hint="raise data.train_limit or set 0")
+
+
+def build_networks(cfg: GanConfig) -> tuple[Generator, Discriminator]:
+    spec = get_spec(cfg.data.dataset)
+    classes = len(spec.classes) if cfg.model.conditional else 0
+    generator = Generator(cfg.model.z_dim, cfg.model.g_width, spec.image_shape[0], classes)
+    critic = Discriminator(cfg.model.d_width, cfg.model.d_norm, spec.image_shape[0], classes)
+    init_dcgan(generator)
+    init_dcgan(critic)
+    return generator, critic
+
+
+class ValidationScorer:
+    """Domain metrics of samples against the validation split's embedding; saves a grid of the first 100."""
+
+    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding):
+        self.ctx, self.judge, self.real = ctx, judge, real
+
+    def __call__(self, samples: torch.Tensor, labels: torch.Tensor | None, step: int) -> dict[str, float]:
+        fake = self.judge.embed(samples)
+        scores = {"fid": fid(self.real.features, fake.features), "is": inception_score(fake.probs)[0],
+                  "class_coverage": class_coverage(fake.probs), "confident_share": confident_share(fake.probs)}
+        if labels is not None:
+            scores["class_accuracy"] = class_accuracy(fake.probs, labels.cpu())[0]
+        self.ctx.save_grid(samples[:GRID], f"grid_step{step:07d}", nrow=10, step=step)
+        return scores
+
+
+def _guard(cfg: GanConfig) -> DivergenceGuard:
+    if cfg.train.objective == "gan":
+        return DivergenceGuard(cfg.guard, finite=("d_loss", "g_loss"))
+    return DivergenceGuard(cfg.guard, finite=("d_loss", "g_loss"), bounded=("wasserstein",))
+
+
+def wasserstein_fid_correlation(records: list[dict[str, Any]]) -> float:
+    """Spearman correlation, over evaluations, of the validation FID and the Wasserstein estimate logged
+    at the same step (or the last log step before it): near 1 when the estimate tracks sample quality."""
+    train = [(r["step"], r["wasserstein"]) for r in records if r.get("split") == "train" and "wasserstein" in r]
+    pairs = []
+    for r in records:
+        if r.get("split") == "eval" and "fid" in r:
+            before = [w for s, w in train if s <= r["step"]]
+            if before:
+                pairs.append((before[-1], r["fid"]))
+    if len(pairs) < 3:
+        return float("nan")
+    return float(spearmanr(*zip(*pairs)).statistic)
+
+
+def _figures(ctx: RunContext, cfg: GanConfig, trainer: GanTrainer, records: list[dict[str, Any]],
+             class_shares: list[float]) -> None:
+    name = ctx.experiment.name
+    keys = ["d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp", "interp_grad_norm", "clipped_fraction",
+            "d_grad_norm", "g_grad_norm", "fid", "class_coverage", "confident_share", "is"]
+    curves = curves_figure(records, keys)
+    if curves is not None:
+        ctx.save_figure(curves, "curves")
+    if cfg.train.objective != "gan":
+        ctx.save_figure(wasserstein_fid_figure(records, f"{name}: does the critic's estimate track quality?"),
+                        "wasserstein_vs_fid")
+    layers = layer_gradients_figure(records, f"{name}: critic gradient norm per layer")
+    if layers is not None:
+        ctx.save_figure(layers, "critic_layer_gradients")
+    weights = torch.cat([p.detach().flatten().cpu() for p in trainer.critic.parameters()]).numpy()
+    ctx.save_figure(critic_weights_figure(weights, cfg.train.clip if cfg.train.objective == "wgan" else None,
+                                          f"{name}: critic parameters at the end"), "critic_weights")
+    ctx.save_figure(class_histogram_figure(class_shares, ctx.classes, f"{name}: judge's classes of the test samples"),
+                    "class_histogram")
+    grids = sorted(ctx.run.samples.glob("grid_step*.png"))
+    picks = [grids[i] for i in np.unique(np.linspace(0, len(grids) - 1, GRID_PANELS - 1).round().astype(int))]
+    paths = [*picks, ctx.run.samples / "final.png"]
+    titles = [f"step {int(p.stem.removeprefix('grid_step'))}" for p in picks] + \
+             [f"best (step {trainer.best['step']})"]
+    ctx.save_figure(grids_figure(paths, titles), "grids_over_training")
+
+
+def run_gan(ctx: RunContext) -> dict[str, Any]:
+    cfg: GanConfig = ctx.config
+    spec = get_spec(cfg.data.dataset)
+    ctx.classes = spec.classes
+    judge = Judge.load(cfg.data.dataset, ctx.device)
+    if judge.description not in ctx.notes:
+        ctx.notes.append(judge.description)
+    train = ctx.load_data(cfg.data.dataset, "train", cfg.data.train_limit, cfg.data.split_seed)
+    val, n_val, _ = reference_embedding(judge, cfg.data.dataset, "val", ctx.data_dir, cfg.eval.reference_limit,
+                                        cfg.data.split_seed)
+
+    generator, critic = build_networks(cfg)
+    noise = torch.Generator().manual_seed(cfg.seed)  # fixed evaluation noise, apart from the training noise
+    eval_noise = torch.randn(cfg.eval.samples, cfg.model.z_dim, generator=noise)
+    trainer = GanTrainer(generator, critic, Batches(train, cfg.train.batch_size, cfg.seed, ctx.device), cfg.train,
+                         eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val))
+    ctx.train(trainer, cfg.train.steps, _guard(cfg), time_budget_s=cfg.train.time_budget_s)
+
+    final_noise = torch.randn(cfg.eval.final_samples, cfg.model.z_dim, generator=noise).to(ctx.device)
+    labels = (torch.arange(cfg.eval.final_samples, device=ctx.device) % len(spec.classes)
+              if cfg.model.conditional else None)
+    samples = trainer.sample(final_noise, labels, trainer.best_generator())
+    save_samples(ctx.run.samples / "final.npz", samples, labels)
+    ctx.save_grid(samples[:GRID], "final", nrow=10)
+    test = score_samples(samples, cfg.data.dataset, labels, judge=judge, split="test", data_dir=ctx.data_dir,
+                         split_seed=cfg.data.split_seed, reference_limit=cfg.eval.reference_limit)
+    ctx.notes.append(f"test numbers: the best generator (step {trainer.best['step']}, lowest val FID) against "
+                     f"{test['reference']}; val FID over training against {n_val:,} val images")
+    class_shares = (torch.bincount(judge.embed(samples).probs.argmax(1), minlength=len(spec.classes)).double()
+                    / len(samples)).tolist()
+
+    records = ctx.run.read_metrics()
+    evals = [r for r in records if r.get("split") == "eval" and "fid" in r]
+    last_train = next((r for r in reversed(records) if r.get("split") == "train"), {})
+    _figures(ctx, cfg, trainer, records, class_shares)
+    metrics = {f"test_{k}": v for k, v in test.items()
+               if (isinstance(v, (int, float)) or k == "per_class_accuracy") and k != "samples"}
+    metrics.update({"best_val_fid": trainer.best["fid"], "best_step": trainer.best["step"],
+                    "last_val_fid": evals[-1]["fid"] if evals else float("nan"),
+                    "test_samples": len(samples), "train_images": len(train), "val_reference_images": n_val,
+                    "generator_parameters": sum(p.numel() for p in generator.parameters()),
+                    "critic_parameters": sum(p.numel() for p in critic.parameters()),
+                    "critic_weight_std": float(torch.cat([p.detach().flatten() for p in critic.parameters()]).std())})
+    if cfg.train.objective != "gan":
+        metrics["wasserstein_fid_spearman"] = wasserstein_fid_correlation(records)
+        metrics["last_wasserstein"] = last_train.get("wasserstein", float("nan"))
+    if cfg.train.objective == "wgan":
+        metrics["last_clipped_fraction"] = last_train.get("clipped_fraction", float("nan"))
+    metrics["test_class_histogram"] = class_shares
+    metrics["val_fid_curve"] = [[r["step"], r["wall_s"], r["fid"]] for r in evals]
+    return metrics
+
+
+# Presets. Each paper's recipe is kept where it is cheap (losses, optimiser, learning rates, betas,
+# n_critic, c, lambda, batch 64); genlab deviates in the networks (narrower, for 28x28 on a CPU), in the
+# number of steps, and in judging with a Hoda classifier rather than Inception.
+_LOG = {"log.every": 25, "log.checkpoint_every": 250}
+_SMOKE = {"data.train_limit": 512, "train.steps": 6, "train.batch_size": 16, "model.g_width": 8,
+          "model.d_width": 8, "model.z_dim": 16, "eval.samples": GRID, "eval.final_samples": GRID,
+          "eval.reference_limit": 300, "log.every": 2, "log.checkpoint_every": 4, "log.eval_every": 4}
+
+# DCGAN (Radford et al. 2016, section 4): Adam lr 2e-4, beta1 0.5, N(0, 0.02) init, batch norm, LeakyReLU 0.2
+# in D; the non-saturating loss of Goodfellow et al. 2014, section 3. Deviation: batch 64 (DCGAN: 128), as
+# for the WGANs, so the three see the same data per critic update.
+GAN_BASE = {"train.objective": "gan", "train.optimizer": "adam", "train.lr_g": 2e-4, "train.lr_d": 2e-4,
+            "train.beta1": 0.5, "train.beta2": 0.999, "train.n_critic": 1, "model.d_norm": "batch"}
+# WGAN (Arjovsky et al. 2017, Algorithm 1): RMSprop lr 5e-5, c = 0.01, n_critic = 5, batch 64, a DCGAN critic
+# with batch norm. Deviation: no burst of 100 critic updates in the first 25 and every 500th generator
+# steps (the authors' code has it; Algorithm 1 does not).
+WGAN_BASE = {"train.objective": "wgan", "train.optimizer": "rmsprop", "train.lr_g": 5e-5, "train.lr_d": 5e-5,
+             "train.clip": 0.01, "train.n_critic": 5, "model.d_norm": "batch"}
+# WGAN-GP (Gulrajani et al. 2017, Algorithm 1): lambda = 10, n_critic = 5, Adam lr 1e-4, betas (0, 0.9),
+# batch 64; no batch norm in the critic (section 4 suggests layer norm). Deviation: layer norm is
+# GroupNorm(1, C) (per-channel scale and shift).
+WGANGP_BASE = {"train.objective": "wgan-gp", "train.optimizer": "adam", "train.lr_g": 1e-4, "train.lr_d": 1e-4,
+               "train.beta1": 0.0, "train.beta2": 0.9, "train.gp_weight": 10.0, "train.n_critic": 5,
+               "model.d_norm": "layer"}
+
+# Quick: about 10 minutes of training per model on an idle 2-core CPU (measured steps: GAN 0.054 s, WGAN
+# 0.157 s, WGAN-GP 0.31 s), so the three quick runs also compare at a roughly equal wall-clock budget.
+# Best quality there: --set model.conditional=true (see benchmarks/gan_compare.py).
+_QUICK_NETS = {"model.z_dim": 64, "model.g_width": 32, "model.d_width": 32, "eval.samples": 2000,
+               "eval.final_samples": 5000}
+# Full: the width of DCGAN-style MNIST models (64) and GPU-scale step counts; not run on this project's CPU.
+_FULL_NETS = {"model.z_dim": 128, "model.g_width": 64, "model.d_width": 64, "eval.samples": 5000,
+              "eval.final_samples": 10000, "log.every": 100, "log.checkpoint_every": 2000}
+
+GAN_EXPERIMENTS = (
+    Experiment("gan-hoda", "gan", "DCGAN-style GAN, non-saturating loss, on Hoda digits", GanConfig, run_gan,
+               presets={"smoke": _SMOKE,
+                        "quick": {**_QUICK_NETS, **_LOG, "train.steps": 10000, "log.eval_every": 500},
+                        "full": {**_FULL_NETS, "train.steps": 50000, "log.eval_every": 2000}},
+               base=GAN_BASE),
+    Experiment("wgan-hoda", "gan", "WGAN with weight clipping (c = 0.01) on Hoda digits", GanConfig, run_gan,
+               presets={"smoke": _SMOKE,
+                        "quick": {**_QUICK_NETS, **_LOG, "train.steps": 4000, "log.eval_every": 250},
+                        "full": {**_FULL_NETS, "train.steps": 100000, "log.eval_every": 4000}},
+               base=WGAN_BASE),
+    Experiment("wgangp-hoda", "gan", "WGAN-GP (lambda = 10, layer-norm critic) on Hoda digits", GanConfig, run_gan,
+               presets={"smoke": _SMOKE,
+                        "quick": {**_QUICK_NETS, **_LOG, "train.steps": 2000, "log.eval_every": 250},
+                        "full": {**_FULL_NETS, "train.steps": 100000, "log.eval_every": 4000}},
+               base=WGANGP_BASE),
+)

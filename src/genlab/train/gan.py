@@ -1,0 +1,272 @@
+"""Adversarial training: the GAN, WGAN (weight clipping) and WGAN-GP objectives, and one trainer for all three.
+
+Objectives (D is the discriminator's logit or the critic's score, G the generator):
+
+* ``gan`` (Goodfellow et al. 2014, non-saturating form): D minimises
+  -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z)))); G minimises -log sigmoid(D(G(z))) rather than
+  log(1 - sigmoid(D(G(z)))), whose gradient vanishes while D rejects the samples confidently.
+* ``wgan`` (Arjovsky et al. 2017): the critic maximises E[D(x)] - E[D(G(z))], the estimate of the
+  Wasserstein-1 distance, while every critic weight is clipped to [-c, c] after each step (a crude way to
+  keep D Lipschitz); G minimises -E[D(G(z))].
+* ``wgan-gp`` (Gulrajani et al. 2017): as ``wgan`` without clipping; the critic's loss adds
+  lambda * E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates x_hat = eps x + (1 - eps) G(z).
+
+One training step is one generator update preceded by ``n_critic`` critic updates, each on a fresh
+real batch (batch ``step * n_critic + i`` of the shuffled training set, so the data order depends on
+the step alone). Logged per step (means over the critic updates): the losses, the critic's scores of
+real and generated images, the Wasserstein estimate (WGANs), the gradient penalty and the input-gradient
+norm at the interpolates (WGAN-GP), the share of critic weights at the clipping bound (WGAN), the
+gradient norms of both networks and of each critic layer's weights (exploding or vanishing critic
+gradients show there first, as in Gulrajani et al. 2017, figure 1b).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.config import param
+from genlab.data.batches import Batches
+from genlab.nets.gan import Discriminator, Generator
+
+OBJECTIVES = ("gan", "wgan", "wgan-gp")
+
+
+@dataclass
+class GanModelConfig:
+    z_dim: int = param(64, "length of the generator's noise vector", ge=1)
+    g_width: int = param(32, "generator width w (4w channels at 7x7, 2w at 14x14)", ge=1)
+    d_width: int = param(32, "discriminator/critic width w (w, 2w, 4w channels at 14, 7, 4 px)", ge=1)
+    d_norm: Literal["batch", "layer", "none"] = param(
+        "batch", "normalisation in the discriminator/critic: batch (DCGAN, WGAN), layer or none (WGAN-GP: the "
+                 "penalty is per sample, batch norm mixes samples)")
+    conditional: bool = param(False, "class-conditional: the label goes to the generator (embedding) and the "
+                                     "critic (projection)")
+
+
+@dataclass
+class GanTrainConfig:
+    objective: Literal["gan", "wgan", "wgan-gp"] = param(
+        "gan", "gan: non-saturating BCE; wgan: Wasserstein with weight clipping; wgan-gp: with gradient penalty")
+    steps: int = param(2000, "generator updates (each after train.n_critic critic updates)", ge=1)
+    time_budget_s: float = param(0.0, "stop at the first log step after this many seconds of training "
+                                      "(0: no budget; for comparisons at equal wall-clock time)", ge=0)
+    batch_size: int = param(64, "images per batch (real and generated alike)", ge=2)
+    n_critic: int = param(1, "critic updates per generator update", ge=1)
+    optimizer: Literal["adam", "rmsprop"] = param("adam", "optimiser of both networks")
+    lr_g: float = param(2e-4, "generator learning rate", gt=0)
+    lr_d: float = param(2e-4, "discriminator/critic learning rate", gt=0)
+    beta1: float = param(0.5, "Adam beta1", ge=0, lt=1)
+    beta2: float = param(0.999, "Adam beta2", ge=0, lt=1)
+    clip: float = param(0.01, "wgan only: critic weights are clipped to [-clip, clip] after each update", gt=0)
+    gp_weight: float = param(10.0, "wgan-gp only: weight lambda of the gradient penalty", ge=0)
+
+
+def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log sigmoid(real) - log(1 - sigmoid(fake)), written with softplus for stability."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log sigmoid(D(G(z)))."""
+    return F.softplus(-fake_logits).mean()
+
+
+def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Minus the critic's Wasserstein estimate E[D(x)] - E[D(G(z))]."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """E[(||grad_x critic(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake, and the norms.
+
+    ``eps`` (one per sample, uniform in [0, 1] when not given) broadcasts over the image dimensions.
+    The graph is kept (``create_graph``) so the penalty trains the critic's weights.
+    """
+    if eps is None:
+        eps = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device)
+    x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    norms = grad.flatten(1).norm(dim=1)
+    return ((norms - 1) ** 2).mean(), norms.detach()
+
+
+@torch.no_grad()
+def clip_weights_(module: nn.Module, clip: float) -> torch.Tensor:
+    """Clamp every parameter of ``module`` to [-clip, clip] in place, as the WGAN paper's code does
+    (normalisation scales and biases included). Returns the share of parameters left at the bound."""
+    at_bound, total = torch.zeros((), device=next(module.parameters()).device), 0
+    for p in module.parameters():
+        p.clamp_(-clip, clip)
+        at_bound += (p.abs() >= clip).sum()
+        total += p.numel()
+    return at_bound / total
+
+
+def layer_weights(module: nn.Module) -> list[nn.Parameter]:
+    """The weight matrices and kernels (not biases or normalisation scales), input side first."""
+    return [p for name, p in module.named_parameters() if name.endswith("weight") and p.dim() > 1
+            and "label_embedding" not in name]
+
+
+def grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
+    """L2 norm of the gradients of ``params`` taken together (no host sync)."""
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params
+                                                 if p.grad is not None]))
+
+
+def build_optimizer(params, cfg: GanTrainConfig, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+
+
+Scorer = Callable[[torch.Tensor, torch.Tensor | None, int], dict[str, float]]
+
+
+class GanTrainer:
+    """Alternates ``n_critic`` critic updates and one generator update per step; keeps the best generator.
+
+    ``scorer(samples, labels, step)`` judges the samples of the fixed evaluation noise at each evaluation
+    and returns metrics including ``"fid"``; the generator with the lowest one is kept (model selection on
+    the validation split). Without a scorer, evaluation returns nothing.
+    """
+
+    def __init__(self, generator: Generator, critic: Discriminator, batches: Batches, cfg: GanTrainConfig,
+                 eval_noise: torch.Tensor, device: torch.device, scorer: Scorer | None = None,
+                 eval_batch: int = 500):
+        self.generator, self.critic = generator.to(device), critic.to(device)
+        self.batches, self.cfg, self.device, self.scorer, self.eval_batch = batches, cfg, device, scorer, eval_batch
+        self.num_classes = generator.num_classes
+        self.eval_noise = eval_noise.to(device)
+        self.eval_labels = (torch.arange(len(eval_noise), device=device) % self.num_classes
+                            if self.num_classes else None)
+        self.g_optimizer = build_optimizer(generator.parameters(), cfg, cfg.lr_g)
+        self.d_optimizer = build_optimizer(critic.parameters(), cfg, cfg.lr_d)
+        self.critic_layers = layer_weights(critic)
+        self.lr_scale = 1.0
+        self.best: dict[str, Any] = {"fid": float("inf"), "step": -1, "generator": None}
+
+    # -- training -------------------------------------------------------------------------------------
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.generator.z_dim, device=self.device)
+
+    def critic_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One critic update on a real batch; fakes are drawn for the same labels (if conditional)."""
+        y = labels if self.num_classes else None
+        with torch.no_grad():
+            fake = self.generator(self.noise(len(real)), y)
+        real_scores, fake_scores = self.critic(real, y), self.critic(fake, y)
+        metrics = {"d_real": real_scores.mean().detach(), "d_fake": fake_scores.mean().detach()}
+        if self.cfg.objective == "gan":
+            loss = bce_discriminator_loss(real_scores, fake_scores)
+        else:
+            loss = wasserstein_critic_loss(real_scores, fake_scores)
+            metrics["wasserstein"] = -loss.detach()
+        if self.cfg.objective == "wgan-gp":
+            penalty, norms = gradient_penalty(lambda x: self.critic(x, y), real, fake)
+            loss = loss + self.cfg.gp_weight * penalty
+            metrics.update(gp=penalty.detach(), interp_grad_norm=norms.mean())
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics["d_grad_norm"] = grad_norm(list(self.critic.parameters()))
+        for i, weight in enumerate(self.critic_layers, 1):
+            metrics[f"d_grad_layer{i}"] = torch.linalg.vector_norm(weight.grad)
+        self.d_optimizer.step()
+        if self.cfg.objective == "wgan":
+            metrics["clipped_fraction"] = clip_weights_(self.critic, self.cfg.clip)
+        metrics["d_loss"] = loss.detach()
+        return metrics
+
+    def generator_step(self) -> dict[str, torch.Tensor]:
+        n = self.batches.batch_size
+        y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
+        self.critic.requires_grad_(False)  # the generator's step needs gradients through D, not of D
+        scores = self.critic(self.generator(self.noise(n), y), y)
+        self.critic.requires_grad_(True)
+        loss = nonsaturating_generator_loss(scores) if self.cfg.objective == "gan" else \
+            wasserstein_generator_loss(scores)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = grad_norm(list(self.generator.parameters()))
+        self.g_optimizer.step()
+        return {"g_loss": loss.detach(), "g_grad_norm": norm}
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        sums: dict[str, torch.Tensor] = {}
+        for i in range(self.cfg.n_critic):
+            real, labels = self.batches(step * self.cfg.n_critic + i)
+            for key, value in self.critic_step(real, labels).items():
+                sums[key] = sums[key] + value if key in sums else value
+        metrics = {key: value / self.cfg.n_critic for key, value in sums.items()}
+        return {**metrics, **self.generator_step()}
+
+    # -- sampling and evaluation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, noise: torch.Tensor, labels: torch.Tensor | None = None,
+               generator: Generator | None = None) -> torch.Tensor:
+        """Images in [-1, 1] for the given noise (and labels), with the generator in eval mode."""
+        generator = generator or self.generator
+        was_training = generator.training
+        generator.eval()
+        out = torch.cat([generator(noise[i:i + self.eval_batch],
+                                   None if labels is None else labels[i:i + self.eval_batch])
+                         for i in range(0, len(noise), self.eval_batch)])
+        generator.train(was_training)
+        return out
+
+    def best_generator(self) -> Generator:
+        """A copy of the generator with the weights of the best evaluation (the current ones if none)."""
+        model = copy.deepcopy(self.generator)
+        if self.best["generator"] is not None:
+            model.load_state_dict(self.best["generator"])
+        return model
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        if self.scorer is None:
+            return {}
+        scores = self.scorer(self.sample(self.eval_noise, self.eval_labels), self.eval_labels, step)
+        if scores["fid"] < self.best["fid"]:
+            self.best = {"fid": scores["fid"], "step": step,
+                         "generator": {k: v.detach().clone() for k, v in self.generator.state_dict().items()}}
+        return {**scores, "best_fid": self.best["fid"]}
+
+    # -- divergence and checkpoints -------------------------------------------------------------------
+
+    def _apply_lr(self) -> None:
+        for optimizer, lr in ((self.g_optimizer, self.cfg.lr_g), (self.d_optimizer, self.cfg.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * self.lr_scale
+
+    def soften(self, attempt: int) -> str:
+        self.lr_scale *= 0.5
+        self._apply_lr()
+        return f"both learning rates scaled by {self.lr_scale:g}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
+                "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
+                "lr_scale": self.lr_scale, "eval_noise": self.eval_noise, "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.critic.load_state_dict(state["critic"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.lr_scale = state["lr_scale"]
+        self._apply_lr()
+        self.eval_noise = state["eval_noise"].to(self.device)
+        self.best = {**state["best"], "generator": None if state["best"]["generator"] is None else
+                     {k: v.to(self.device) for k, v in state["best"]["generator"].items()}}

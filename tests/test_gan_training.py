@@ -1,0 +1,219 @@
+"""GAN losses, gradient penalty, clipping, the n_critic schedule and exact resume, on tiny synthetic data."""
+
+import copy
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from genlab.data.batches import Batches
+from genlab.data.datasets import ImageSet
+from genlab.errors import ConfigError
+from genlab.experiments.gans import GAN_BASE, WGAN_BASE, WGANGP_BASE, GanConfig, wasserstein_fid_correlation
+from genlab.config import override
+from genlab.nets.gan import Discriminator, Generator, init_dcgan
+from genlab.train.checkpoint import capture_rng, restore_rng
+from genlab.train.gan import (GanTrainer, bce_discriminator_loss, clip_weights_, gradient_penalty,
+                              nonsaturating_generator_loss, wasserstein_critic_loss, wasserstein_generator_loss)
+
+BASES = {"gan": GAN_BASE, "wgan": WGAN_BASE, "wgan-gp": WGANGP_BASE}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These networks are tiny: a second thread only adds synchronisation (costly on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _images(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = (torch.rand(n, 1, 28, 28, generator=g) > 0.8).to(torch.uint8) * 255
+    return ImageSet("hoda", "train", images, torch.arange(n) % 10, tuple(str(i) for i in range(10)))
+
+
+def _trainer(objective, conditional=False, seed=0, **train):
+    """A tiny trainer of ``objective`` with the preset's settings, ``train`` fields overridden."""
+    cfg = override(GanConfig(), {**BASES[objective], "model.d_width": 4, "train.batch_size": 8})
+    torch.manual_seed(seed)
+    classes = 10 if conditional else 0
+    generator, critic = Generator(8, 4, num_classes=classes), Discriminator(4, cfg.model.d_norm, num_classes=classes)
+    init_dcgan(generator)
+    init_dcgan(critic)
+    return GanTrainer(generator, critic, Batches(_images(), 8, seed=0), dataclasses.replace(cfg.train, **train),
+                      torch.randn(20, 8), torch.device("cpu"))
+
+
+def test_gradient_penalty_of_a_linear_critic_is_hand_computable():
+    """D(x) = w.x + b has gradient w everywhere: penalty (||w|| - 1)^2 = (5 - 1)^2 = 16 for w = (3, 4, 0, 0),
+    and its gradient with respect to w is 2 (||w|| - 1) w / ||w|| = (4.8, 6.4, 0, 0)."""
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(4, 1))
+    with torch.no_grad():
+        critic[1].weight.copy_(torch.tensor([[3.0, 4.0, 0.0, 0.0]]))
+        critic[1].bias.fill_(0.7)
+    real, fake = torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2)
+    penalty, norms = gradient_penalty(critic, real, fake)
+    assert penalty.item() == pytest.approx(16.0) and torch.allclose(norms, torch.full((5,), 5.0))
+    penalty.backward()
+    assert torch.allclose(critic[1].weight.grad, torch.tensor([[4.8, 6.4, 0.0, 0.0]]))
+    assert critic[1].bias.grad is None  # the penalty does not depend on the bias
+
+
+def test_gradient_penalty_is_taken_at_the_interpolates():
+    """D(x) = ||x||^2 / 2 has gradient x: at x_hat = eps real + (1 - eps) fake the norm is ||x_hat||."""
+    critic = lambda x: 0.5 * (x ** 2).flatten(1).sum(1)  # noqa: E731
+    real = torch.tensor([[4.0, 0.0], [0.0, 2.0]])
+    fake = torch.zeros(2, 2)
+    penalty, norms = gradient_penalty(critic, real, fake, eps=torch.tensor([[0.5], [0.25]]))
+    assert torch.allclose(norms, torch.tensor([2.0, 0.5]))  # x_hat = (2, 0) and (0, 0.5)
+    assert penalty.item() == pytest.approx(((2.0 - 1) ** 2 + (0.5 - 1) ** 2) / 2)
+
+
+def test_losses_at_known_points():
+    zero = torch.zeros(4)
+    assert bce_discriminator_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert nonsaturating_generator_loss(zero).item() == pytest.approx(math.log(2))
+    assert bce_discriminator_loss(torch.full((4,), 30.0), torch.full((4,), -30.0)).item() < 1e-12
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
+    assert wasserstein_critic_loss(real, fake).item() == pytest.approx(-2.5)  # minus the estimate 2 - (-0.5)
+    assert wasserstein_generator_loss(fake).item() == pytest.approx(0.5)
+
+
+def test_clipping_keeps_every_weight_in_bounds_and_counts_those_at_the_bound():
+    layer = nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -0.005, -2.0], [0.001, 0.01, 0.0]]))
+        layer.bias.copy_(torch.tensor([-0.02, 0.003]))
+    fraction = clip_weights_(layer, 0.01)
+    assert all(p.abs().max() <= 0.01 for p in layer.parameters())
+    assert fraction.item() == pytest.approx(4 / 8)  # 0.5, -2.0, 0.01 and -0.02 end at the bound
+
+
+def test_wgan_training_keeps_every_critic_weight_in_bounds():
+    trainer = _trainer("wgan", n_critic=2, lr_d=0.05)  # a large step pushes many weights past c
+    for step in range(3):
+        metrics = trainer.train_step(step)
+    c = trainer.cfg.clip
+    assert all(p.abs().max().item() <= c for p in trainer.critic.parameters())
+    assert 0.0 < metrics["clipped_fraction"].item() <= 1.0
+
+
+@pytest.mark.parametrize("n_critic", [1, 3])
+def test_critic_runs_n_critic_updates_per_generator_update_on_fresh_batches(n_critic):
+    trainer = _trainer("wgan-gp", n_critic=n_critic)
+    calls = {"d": 0, "g": 0, "batches": []}
+
+    def counted(optimizer, key):
+        step = optimizer.step
+
+        def wrapped(*args, **kwargs):
+            calls[key] += 1
+            return step(*args, **kwargs)
+        optimizer.step = wrapped
+
+    counted(trainer.d_optimizer, "d")
+    counted(trainer.g_optimizer, "g")
+    batches = trainer.batches
+    trainer.batches = lambda index: (calls["batches"].append(index), batches(index))[1]
+    trainer.batches.batch_size = batches.batch_size
+    for step in range(4):
+        trainer.train_step(step)
+    assert calls["g"] == 4 and calls["d"] == 4 * n_critic
+    assert calls["batches"] == list(range(4 * n_critic))
+
+
+@pytest.mark.parametrize("objective", ["gan", "wgan", "wgan-gp"])
+def test_step_logs_the_objectives_metrics_as_detached_scalars(objective):
+    metrics = _trainer(objective).train_step(0)
+    expected = {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
+                "d_grad_layer1", "d_grad_layer2", "d_grad_layer3", "d_grad_layer4"}
+    expected |= {"gan": set(), "wgan": {"wasserstein", "clipped_fraction"},
+                 "wgan-gp": {"wasserstein", "gp", "interp_grad_norm"}}[objective]
+    assert set(metrics) == expected
+    assert all(v.dim() == 0 and not v.requires_grad and torch.isfinite(v) for v in metrics.values())
+
+
+def test_conditional_trainer_runs_and_samples_per_label():
+    trainer = _trainer("wgan-gp", conditional=True)
+    trainer.train_step(0)
+    x = trainer.sample(torch.randn(10, 8), torch.arange(10))
+    assert x.shape == (10, 1, 28, 28) and x.abs().max() <= 1
+
+
+def test_networks_shapes_and_per_sample_critic_without_batch_norm():
+    g, x = Generator(16, 8), torch.rand(6, 1, 28, 28) * 2 - 1
+    assert g(torch.randn(6, 16)).shape == (6, 1, 28, 28)
+    for norm in ("layer", "none"):
+        d = Discriminator(8, norm)
+        assert torch.allclose(d(x)[:1], d(x[:1]), atol=1e-6)  # a score depends on its own image only
+    d = Discriminator(8, "batch")
+    assert not torch.allclose(d(x)[:1], d(x[:1]), atol=1e-6)
+
+
+@pytest.mark.parametrize("objective", ["gan", "wgan", "wgan-gp"])
+def test_state_dict_resumes_exactly(objective):
+    reference = _trainer(objective)
+    for step in range(3):
+        reference.train_step(step)
+    state, rng = copy.deepcopy(reference.state_dict()), capture_rng()
+    for step in range(3, 6):
+        reference.train_step(step)
+
+    resumed = _trainer(objective, seed=1)  # other initial weights: everything must come from the state
+    resumed.load_state_dict(state)
+    restore_rng(rng)
+    for step in range(3, 6):
+        resumed.train_step(step)
+    for a, b in zip(reference.state_dict()["generator"].values(), resumed.state_dict()["generator"].values()):
+        assert torch.equal(a, b)
+    for a, b in zip(reference.critic.parameters(), resumed.critic.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_soften_halves_both_learning_rates_and_survives_a_round_trip():
+    trainer = _trainer("wgan-gp")
+    assert trainer.soften(1) == "both learning rates scaled by 0.5"
+    state = copy.deepcopy(trainer.state_dict())
+    fresh = _trainer("wgan-gp")
+    fresh.load_state_dict(state)
+    assert fresh.lr_scale == 0.5
+    assert fresh.g_optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-4)
+    assert fresh.d_optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-4)
+
+
+def test_evaluation_keeps_the_generator_with_the_lowest_fid():
+    trainer = _trainer("gan")
+    fids = {10: 5.0, 20: 3.0, 30: 4.0}
+    trainer.scorer = lambda samples, labels, step: {"fid": fids[step]}
+    for step in fids:
+        trainer.train_step(step)
+        result = trainer.evaluate(step)
+        if step == 20:
+            best_weights = copy.deepcopy(trainer.generator.state_dict())
+    assert result == {"fid": 4.0, "best_fid": 3.0} and trainer.best["step"] == 20
+    best = trainer.best_generator().state_dict()
+    assert all(torch.equal(best[k], best_weights[k]) for k in best)
+
+
+@pytest.mark.parametrize("sets, key", [
+    ({**WGANGP_BASE, "model.d_norm": "batch"}, "model.d_norm"),
+    ({"train.n_critic": 0}, "train.n_critic"),
+    ({"train.clip": -0.01}, "train.clip"),
+    ({"train.objective": "lsgan"}, "train.objective"),
+    ({"data.train_limit": 10, "train.batch_size": 64}, "data.train_limit"),
+])
+def test_bad_config_values_name_the_key(sets, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        override(GanConfig(), sets)
+
+
+def test_wasserstein_fid_correlation_pairs_each_evaluation_with_the_last_logged_estimate():
+    train = [{"step": s, "split": "train", "wasserstein": w} for s, w in [(10, 9.0), (20, 5.0), (30, 4.0), (40, 1.0)]]
+    evals = [{"step": s, "split": "eval", "fid": f} for s, f in [(20, 50.0), (25, 40.0), (40, 10.0)]]
+    # pairs (5, 50), (5, 40), (1, 10): the estimate falls as FID falls, with one tie
+    assert wasserstein_fid_correlation(train + evals) == pytest.approx(0.866, abs=1e-3)
+    assert math.isnan(wasserstein_fid_correlation(train + evals[:2]))  # fewer than three evaluations

@@ -1,0 +1,36 @@
+"""The report's study paragraphs are computed from the run summaries: check they state the right numbers."""
+
+from genlab.report.studies import spread, study, time_to_fid
+
+
+def summary(seed, **metrics):
+    return {"seed": seed, "wall_time_s": 600.0, "metrics": metrics}
+
+
+def test_spread_gives_mean_and_sample_std_over_seeds():
+    runs = [summary(0, fid=10.0), summary(1, fid=14.0)]
+    assert spread(runs, "fid") == "12 &plusmn; 2.83 (n=2)"
+    assert spread([summary(0, fid=float("nan"))], "fid") == "-"
+
+
+def test_time_to_fid_is_the_first_evaluation_at_or_below_the_threshold():
+    run = summary(0, val_fid_curve=[[100, 30.0, 50.0], [200, 60.0, 19.0], [300, 90.0, 12.0]])
+    assert time_to_fid(run, 20.0) == 60.0
+    assert time_to_fid(run, 5.0) is None
+
+
+def test_gan_discussion_counts_seeds_where_the_gradient_penalty_wins_and_checks_targets():
+    curve = [[100, 60.0, 40.0], [200, 120.0, 10.0]]
+    runs = {
+        "gan-hoda": [summary(s, test_fid=8.0, test_confident_share=0.93, test_class_coverage=0.99, best_val_fid=5.0,
+                             val_fid_curve=curve) for s in (0, 1)],
+        "wgan-hoda": [summary(0, test_fid=30.0, last_clipped_fraction=0.8, critic_weight_std=0.009),
+                      summary(1, test_fid=20.0, last_clipped_fraction=0.7, critic_weight_std=0.009)],
+        "wgangp-hoda": [summary(0, test_fid=12.0, critic_weight_std=0.05, wasserstein_fid_spearman=0.9),
+                        summary(1, test_fid=25.0, critic_weight_std=0.05, wasserstein_fid_spearman=0.8)],
+    }
+    text = " ".join(study("gan").discuss(runs))
+    assert "Best model by confident share: GAN (93.0%" in text and "targets 90% and 0.95: met" in text
+    assert "test FID below WGAN's on 1 of 2 seeds" in text
+    assert "WGAN-GP 0.85" in text
+    assert "time to a validation FID of 10 (twice the best model's final best): GAN 2.0 min (2/2 seeds)" in text
