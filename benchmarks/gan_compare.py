@@ -123,7 +123,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=600.0, help="seconds of training per run (0: the preset's steps)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS,
+                        help="models of the unconditional comparison (none: only --conditional and the sweep)")
     parser.add_argument("--clips", type=float, nargs="*", default=[0.001, 0.01, 0.1],
                         help="WGAN clip values of the sweep (none: no sweep)")
     parser.add_argument("--clip-seeds", type=int, nargs="+", default=[0])

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
+import signal
 import struct
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from genlab.data.files import locate
 from genlab.data.registry import get_spec
 from genlab.errors import DataError
+from genlab.train.checkpoint import CheckpointStore
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +27,30 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GENLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("GENLAB_OFFLINE", "1")
     monkeypatch.delenv("GENLAB_DATA_DIR", raising=False)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks: a second thread only adds synchronisation (costly on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def sigkill_after_checkpoint(cmd: list[str], checkpoints: Path, step: int, timeout: float = 120) -> None:
+    """Start ``cmd``, SIGKILL it once a checkpoint at ``step`` or later exists, and wait for it to die."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    store = CheckpointStore(checkpoints)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        paths = store.paths() if checkpoints.exists() else []
+        if paths and int(paths[0].stem.split("_")[1]) >= step:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def have_dataset(name: str) -> bool:

@@ -1,11 +1,7 @@
 """Each classifier experiment's smoke preset end to end, and SIGKILL + resume equality (real data)."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -15,7 +11,7 @@ from genlab.cli import main
 from genlab.io import load_torch as load
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.loop import TIMING_KEYS
-from conftest import have_dataset, needs_data
+from conftest import have_dataset, needs_data, sigkill_after_checkpoint
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "hoda", "cifar10"])
@@ -58,17 +54,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "genlab.cli", "run", "classifier-mnist", "--preset", "smoke", *sets,
            "--run-dir", str(killed), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    store = CheckpointStore(killed / "checkpoints")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        paths = store.paths() if (killed / "checkpoints").exists() else []
-        if paths and int(paths[0].stem.split("_")[1]) >= 96:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_after_checkpoint(cmd, killed / "checkpoints", step=96)
     assert not (killed / "summary.json").exists()
 
     assert main(["resume", str(killed), "--no-progress"]) == 0

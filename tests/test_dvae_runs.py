@@ -3,11 +3,7 @@ to the numbers of an uninterrupted one; the trainer's state makes steps repeat e
 
 import copy
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -18,7 +14,7 @@ from genlab.data.datasets import ImageSet
 from genlab.nets.vq import build_dvae
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.dvae import DVAETrainConfig, DVAETrainer, psnr
-from conftest import have_dataset, needs_data
+from conftest import have_dataset, needs_data, sigkill_after_checkpoint
 
 FIGURES = {"codebook_usage", "silhouette_vs_k", "silhouette_plot", "cluster_labels", "tsne", "clustering_accuracy",
            "confusion_true_labels", "confusion_pseudo_labels", "curves_classifier_true_labels",
@@ -108,17 +104,7 @@ def test_sigkill_in_the_pseudo_label_phase_then_resume_matches_an_uninterrupted_
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "genlab.cli", "run", "dvae-mnist", "--preset", "smoke", "--set", sets[0],
            "--run-dir", str(killed), "--no-progress", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    store = CheckpointStore(killed / "classifier_pseudo_labels" / "checkpoints")
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        paths = store.paths() if store.folder.exists() else []
-        if paths and int(paths[0].stem.split("_")[1]) >= 16:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_after_checkpoint(cmd, killed / "classifier_pseudo_labels" / "checkpoints", step=16, timeout=300)
     assert not (killed / "summary.json").exists()
 
     assert main(["resume", str(killed), "--no-progress", "--device", "cpu"]) == 0

@@ -12,19 +12,11 @@ from genlab.experiments.runner import start_run
 from genlab.train.gan import GanTrainer
 from conftest import needs_data
 
-pytestmark = needs_data("hoda")
+pytestmark = [needs_data("hoda"), pytest.mark.usefixtures("one_thread")]
 EXPERIMENTS = {"gan-hoda": "gan", "wgan-hoda": "wgan", "wgangp-hoda": "wgan-gp"}
 OBJECTIVE_KEYS = {"gan": set(), "wgan": {"wasserstein", "clipped_fraction"},
                   "wgan-gp": {"wasserstein", "gp", "interp_grad_norm"}}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Smoke-sized networks: a second thread only adds synchronisation (costly on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

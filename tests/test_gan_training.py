@@ -18,16 +18,10 @@ from genlab.train.checkpoint import capture_rng, restore_rng
 from genlab.train.gan import (GanTrainer, bce_discriminator_loss, clip_weights_, gradient_penalty,
                               nonsaturating_generator_loss, wasserstein_critic_loss, wasserstein_generator_loss)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BASES = {"gan": GAN_BASE, "wgan": WGAN_BASE, "wgan-gp": WGANGP_BASE}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: a second thread only adds synchronisation (costly on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(n=64, seed=0):
