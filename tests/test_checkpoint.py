@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from genlab.cli import main
 from genlab.errors import CheckpointError, RunError
 from genlab import io
 from genlab.io import load_torch as load, save_torch as save_atomic
 from genlab.train.checkpoint import CheckpointStore, capture_rng, restore_rng
+from conftest import have_dataset
 
 META = {"experiment": "toy", "config_hash": "abc"}
 
@@ -84,3 +86,30 @@ def test_rng_round_trip_through_a_checkpoint(tmp_path):
     restore_rng(load(tmp_path / "r.pt")["rng"])
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+@pytest.mark.parametrize("errno, reason", [(28, "No space left on device"), (30, "Read-only file system")])
+def test_a_run_whose_checkpoint_write_fails_stops_cleanly_and_resumes(tmp_path, monkeypatch, capsys, errno, reason):
+    """A disk fault mid-run: one message, exit 2, the earlier checkpoint intact, and `resume` finishes the run."""
+    if not have_dataset("mnist"):
+        pytest.skip("dataset mnist not found (no offline mirror; set GENLAB_DATA_DIR)")
+    real_save, calls = torch.save, []
+
+    def failing_third_save(obj, f):
+        calls.append(1)
+        if len(calls) == 3:  # checkpoints at steps 0 and 32 are written, the one at 64 fails
+            raise OSError(errno, reason)
+        real_save(obj, f)
+
+    monkeypatch.setattr(io.torch, "save", failing_third_save)
+    run_dir = tmp_path / "run"
+    argv = ["run", "classifier-mnist", "--preset", "smoke", "--run-dir", str(run_dir), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "could not write checkpoint" in err and reason in err and "Traceback" not in err
+    monkeypatch.undo()
+    kept = CheckpointStore(run_dir / "checkpoints").paths()  # newest first
+    assert [p.name for p in kept] == ["step_00000032.pt", "step_00000000.pt"] and load(kept[0])["meta"]["step"] == 32
+    assert not list((run_dir / "checkpoints").glob(".*.tmp")) and not (run_dir / "summary.json").exists()
+    assert main(["resume", str(run_dir), "--no-progress"]) == 0
+    assert (run_dir / "summary.json").exists()

@@ -33,4 +33,6 @@ def test_gan_discussion_counts_seeds_where_the_gradient_penalty_wins_and_checks_
     assert "Best model by confident share: GAN (93.0%" in text and "targets 90% and 0.95: met" in text
     assert "test FID below WGAN's on 1 of 2 seeds" in text
     assert "WGAN-GP 0.85" in text
+    runs["gan-hoda-conditional"] = [summary(0, test_fid=1.0, test_confident_share=0.95, test_class_coverage=1.0)]
+    assert "Best model by confident share: conditional GAN (95.0%" in " ".join(study("gan").discuss(runs))
     assert "time to a validation FID of 10 (twice the best model's final best): GAN 2.0 min (2/2 seeds)" in text

@@ -69,6 +69,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("dvae", "dvae-mnist", minutes=12.0),
     Stage("dvae", "dvae-fashion_mnist", minutes=12.0),
     Stage("gan", "gan-hoda", minutes=8.0, needs=("classifier-hoda",)),
+    Stage("gan", "gan-hoda", {"model.conditional": True}, minutes=8.0, label="gan-hoda-conditional",
+          needs=("classifier-hoda",)),
     Stage("gan", "wgan-hoda", minutes=8.0, needs=("classifier-hoda",)),
     Stage("gan", "wgangp-hoda", minutes=8.0, needs=("classifier-hoda",)),
 )

@@ -154,7 +154,8 @@ def time_to_fid(summary: dict[str, Any], threshold: float) -> float | None:
 
 def _discuss_gan(runs: Runs) -> list[str]:
     lines = []
-    names = {"gan-hoda": "GAN", "wgan-hoda": "WGAN (clip)", "wgangp-hoda": "WGAN-GP"}
+    names = {"gan-hoda": "GAN", "wgan-hoda": "WGAN (clip)", "wgangp-hoda": "WGAN-GP",
+             "gan-hoda-conditional": "conditional GAN"}
     present = {names[k]: v for k, v in runs.items() if k in names and v}
     if not present:
         return lines
