@@ -18,7 +18,6 @@ OBJECTIVE_KEYS = {"gan": set(), "wgan": {"wasserstein", "clipped_fraction"},
                   "wgan-gp": {"wasserstein", "gp", "interp_grad_norm"}}
 
 
-
 @pytest.fixture
 def hoda_judge(tmp_path):
     """A smoke-trained Hoda classifier in this test's cache: the judge of sample quality."""
@@ -62,6 +61,20 @@ def test_smoke_run_writes_grids_curves_samples_and_summary(experiment, hoda_judg
     with np.load(run / "samples" / "final.npz") as samples:
         assert samples["images"].shape == (100, 1, 28, 28) and samples["images"].dtype == np.uint8
     assert "<table>" in (run / "report.html").read_text()
+
+
+def test_genlab_sample_draws_from_the_best_generator_with_fixed_labels(hoda_judge, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _run("gan-hoda", run, "model.conditional=true") == 0
+    assert main(["sample", str(run), "--n", "12", "--label", "3", "--device", "cpu"]) == 0
+    [npz] = (run / "samples").glob("sample_*_best_generator_label3.npz")
+    with np.load(npz) as samples:
+        assert samples["images"].shape == (12, 1, 28, 28) and set(samples["labels"].tolist()) == {3}
+    assert npz.with_suffix(".png").exists()
+    best_step = json.loads((run / "summary.json").read_text())["metrics"]["best_step"]
+    assert json.loads(npz.with_suffix(".json").read_text())["generator_step"] == best_step
+    assert main(["sample", str(run), "--label", "10"]) == 2
+    assert "--label must be in 0..9; got 10" in capsys.readouterr().err
 
 
 def test_the_saved_split_is_stratified_disjoint_and_complete(hoda_judge, tmp_path):

@@ -9,10 +9,14 @@ Float arrays are taken to be in [-1, 1]; uint8 arrays in [0, 255]; H x W x C arr
 
 from __future__ import annotations
 
+import datetime
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torchvision.utils as vutils
 from PIL import Image
 
 from genlab.errors import GenlabError
@@ -29,6 +33,16 @@ def save_samples(path: Path, images: torch.Tensor, labels: torch.Tensor | None =
         arrays["labels"] = labels.cpu().numpy().astype(np.int64)
     np.savez_compressed(path, **arrays)
     return path
+
+
+def save_sample_set(folder: Path, tag: str, images: torch.Tensor, labels: torch.Tensor | None,
+                    settings: dict[str, Any]) -> Path:
+    """`genlab sample`'s output: ``sample_<time>_<tag>.npz``, a PNG grid of the first 100 and the settings."""
+    name = f"sample_{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}_{tag}"
+    out = save_samples(folder / f"{name}.npz", images, labels)
+    vutils.save_image(images[:100].cpu(), folder / f"{name}.png", nrow=10, normalize=True, value_range=(-1, 1))
+    (folder / f"{name}.json").write_text(json.dumps(settings, indent=2))
+    return out
 
 
 def load_samples(path: str | Path, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:

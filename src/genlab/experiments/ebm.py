@@ -8,21 +8,18 @@ classifier (domain FID/KID/IS), not Inception.
 
 from __future__ import annotations
 
-import datetime
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torchvision.utils as vutils
 
 from genlab.config import config_hash, from_dict, param, section, to_dict
 from genlab.data.batches import Batches
 from genlab.data.registry import get_spec
 from genlab.errors import CheckpointError, ConfigError
 from genlab.eval.judge import Embedding, Judge
-from genlab.eval.samples_io import save_samples
+from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_embeddings
 from genlab.experiments.base import Experiment, RunContext
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
@@ -185,13 +182,9 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     if init == "buffer" and buffer is not None:
         x0 = _buffer_starts(buffer, n, labels, device, x0)
     result = chain(model, x0, settings, model, labels, steps)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"sample_{stamp}_{init}" + (f"_label{label}" if label is not None else "")
-    out = save_samples(run.samples / f"{name}.npz", result.x, labels)
-    vutils.save_image(result.x[:100].cpu(), run.samples / f"{name}.png", nrow=10, normalize=True, value_range=(-1, 1))
-    (run.samples / f"{name}.json").write_text(json.dumps({"n": n, "label": label, "steps": steps or settings["steps"],
-                                                          "init": init, "sampling": settings}, indent=2))
-    return out
+    tag = init + (f"_label{label}" if label is not None else "")
+    return save_sample_set(run.samples, tag, result.x, labels, {"n": n, "label": label, "init": init,
+                                                                "steps": steps or settings["steps"], "sampling": settings})
 
 
 def _buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device, fallback: torch.Tensor) -> torch.Tensor:

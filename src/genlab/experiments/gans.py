@@ -14,28 +14,31 @@ the judge's agreement with the intended label is reported as class accuracy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from genlab.config import param, section
+from genlab.config import config_hash, from_dict, param, section, to_dict
 from genlab.data.batches import Batches
 from genlab.data.registry import get_spec
-from genlab.errors import ConfigError
+from genlab.errors import CheckpointError, ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
-from genlab.eval.samples_io import save_samples
+from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_samples
 from genlab.experiments.base import Experiment, RunContext
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.report.figures import curves_figure
 from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, grids_figure,
                                        layer_gradients_figure, wasserstein_fid_figure)
+from genlab.train.checkpoint import CheckpointStore
 from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
+from genlab.train.run_dir import RunDir
 
 GRID = 100  # fixed-noise samples shown in each grid (10 x 10)
 GRID_PANELS = 6  # grids shown side by side in figures/grids_over_training.png
@@ -203,6 +206,40 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     return metrics
 
 
+def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, steps: int | None = None,
+               init: str = "buffer", device: torch.device | str = "cpu") -> Path:
+    """Samples of a GAN run's best generator (lowest validation FID so far) from fresh noise. A GAN has no
+    chain: ``steps`` must be left unset, and ``init`` does not apply."""
+    run = RunDir.open(run_dir)
+    stored = run.read_config()
+    cfg = from_dict(GanConfig, stored["config"])
+    if steps is not None:
+        raise ConfigError("--steps applies to Langevin samplers; a GAN draws each sample in one pass")
+    classes = len(get_spec(cfg.data.dataset).classes)
+    if label is not None and not cfg.model.conditional:
+        raise ConfigError(f"{run.path} is an unconditional GAN; --label needs one trained with "
+                          "--set model.conditional=true")
+    if label is not None and not 0 <= label < classes:
+        raise ConfigError(f"--label must be in 0..{classes - 1}; got {label}")
+    state = CheckpointStore(run.checkpoints).latest({"experiment": stored["experiment"],
+                                                     "config_hash": config_hash(to_dict(cfg))}, map_location=device)
+    if state is None:
+        raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from")
+    generator, _ = build_networks(cfg)
+    best = state["trainer"]["best"]
+    generator.load_state_dict(best["generator"] if best["generator"] is not None else state["trainer"]["generator"])
+    generator.to(device).eval()
+    labels = None
+    if cfg.model.conditional:
+        labels = (torch.full((n,), label, device=device) if label is not None
+                  else torch.arange(n, device=device) % classes)
+    with torch.no_grad():
+        images = generator(torch.randn(n, cfg.model.z_dim, device=device), labels)
+    tag = "best_generator" + (f"_label{label}" if label is not None else "")
+    return save_sample_set(run.samples, tag, images, labels,
+                           {"n": n, "label": label, "generator_step": best["step"], "generator_val_fid": best["fid"]})
+
+
 # Presets. Each paper's recipe is kept where it is cheap (losses, optimiser, learning rates, betas,
 # n_critic, c, lambda, batch 64); genlab deviates in the networks (narrower, for 28x28 on a CPU), in the
 # number of steps, and in judging with a Hoda classifier rather than Inception.
@@ -242,15 +279,15 @@ GAN_EXPERIMENTS = (
                presets={"smoke": _SMOKE,
                         "quick": {**_QUICK_NETS, **_LOG, "train.steps": 10000, "log.eval_every": 500},
                         "full": {**_FULL_NETS, "train.steps": 50000, "log.eval_every": 2000}},
-               base=GAN_BASE),
+               base=GAN_BASE, sample=sample_run),
     Experiment("wgan-hoda", "gan", "WGAN with weight clipping (c = 0.01) on Hoda digits", GanConfig, run_gan,
                presets={"smoke": _SMOKE,
                         "quick": {**_QUICK_NETS, **_LOG, "train.steps": 4000, "log.eval_every": 250},
                         "full": {**_FULL_NETS, "train.steps": 100000, "log.eval_every": 4000}},
-               base=WGAN_BASE),
+               base=WGAN_BASE, sample=sample_run),
     Experiment("wgangp-hoda", "gan", "WGAN-GP (lambda = 10, layer-norm critic) on Hoda digits", GanConfig, run_gan,
                presets={"smoke": _SMOKE,
                         "quick": {**_QUICK_NETS, **_LOG, "train.steps": 2000, "log.eval_every": 250},
                         "full": {**_FULL_NETS, "train.steps": 100000, "log.eval_every": 4000}},
-               base=WGANGP_BASE),
+               base=WGANGP_BASE, sample=sample_run),
 )
