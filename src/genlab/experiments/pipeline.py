@@ -66,13 +66,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("jem", "jempp-mnist-nobn", minutes=5.0, needs=(_MNIST, _MNIST_START_NOBN)),
     Stage("jem", "jem-cifar10", minutes=6.0, needs=(_CIFAR, _CIFAR_START_NOBN)),
     Stage("jem", "jempp-cifar10", minutes=4.0, needs=(_CIFAR, _CIFAR_START)),
-    Stage("dvae", "dvae-mnist", minutes=12.0),
-    Stage("dvae", "dvae-fashion_mnist", minutes=12.0),
-    Stage("gan", "gan-hoda", minutes=8.0, needs=("classifier-hoda",)),
-    Stage("gan", "gan-hoda", {"model.conditional": True}, minutes=8.0, label="gan-hoda-conditional",
+    Stage("dvae", "dvae-mnist", minutes=6.0),
+    Stage("dvae", "dvae-fashion_mnist", minutes=5.0),
+    Stage("gan", "gan-hoda", minutes=13.0, needs=("classifier-hoda",)),
+    Stage("gan", "gan-hoda", {"model.conditional": True}, minutes=14.0, label="gan-hoda-conditional",
           needs=("classifier-hoda",)),
-    Stage("gan", "wgan-hoda", minutes=8.0, needs=("classifier-hoda",)),
-    Stage("gan", "wgangp-hoda", minutes=8.0, needs=("classifier-hoda",)),
+    Stage("gan", "wgan-hoda", minutes=11.0, needs=("classifier-hoda",)),
+    Stage("gan", "wgangp-hoda", minutes=9.0, needs=("classifier-hoda",)),
 )
 
 
