@@ -6,6 +6,7 @@ Errors a user can fix print one line and a hint (exit code 2); ``--debug`` shows
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -49,7 +50,7 @@ def _cmd_run(args) -> int:
 
     run = start_run(args.experiment, args.preset, parse_assignments(args.set), args.seed, args.device,
                     args.runs_dir, args.run_dir, args.data_dir, progress=not args.no_progress)
-    _finished(run, build_report(run.path))
+    _finished(run, build_report)
     return 0
 
 
@@ -72,11 +73,15 @@ def _cmd_resume(args) -> int:
     from genlab.report.html import build_report
 
     run = resume_run(args.run_dir, args.device, args.data_dir, progress=not args.no_progress)
-    _finished(run, build_report(run.path))
+    _finished(run, build_report)
     return 0
 
 
-def _finished(run, report) -> None:
+def _finished(run, build_report) -> None:
+    """Build the report and print the numbers: once, by rank 0 under torchrun."""
+    if _worker_rank():
+        return
+    report = build_report(run.path)
     summary = run.read_summary() or {}
     scalars = {k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, (int, float))}
     print(f"run complete: {run.path}")
@@ -260,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GenlabError as err:
+        if _worker_rank():
+            return 2  # rank 0 prints the message
         if args.debug:
             raise
         from genlab.train.loop import RunInterrupted
@@ -271,6 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "genlab.distributed" in sys.modules:  # loaded by a run: leave the process group cleanly
+            sys.modules["genlab.distributed"].shutdown()
+
+
+def _worker_rank() -> int:
+    """This process's rank under torchrun (0 outside it), read without importing torch."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 if __name__ == "__main__":

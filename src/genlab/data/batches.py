@@ -35,6 +35,7 @@ class Batches:
         self.labels = data.labels.to(device)
         self.batch_size, self.seed, self.device = batch_size, seed, torch.device(device)
         self.rank, self.world_size = rank, world_size
+        self._share = batch_size // world_size
         self.steps_per_epoch = len(data) // batch_size
         self._epoch, self._order = -1, None
 
@@ -45,9 +46,8 @@ class Batches:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._order = torch.randperm(len(self.labels), generator=g).to(self.device)
             self._epoch = epoch
-        start = within * self.batch_size
-        share = self.batch_size // self.world_size
-        return self._order[start + self.rank * share: start + (self.rank + 1) * share]
+        start = within * self.batch_size + self.rank * self._share
+        return self._order[start: start + self._share]
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.indices(step)

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 import torchvision.utils as vutils
 
-from genlab import __version__
+from genlab import __version__, distributed
 from genlab.config import ConfigError, config_hash, override, to_dict
+from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet, hoda_split_indices, load
 from genlab.report.figures import plt, save
 from genlab.train.checkpoint import CheckpointStore
@@ -49,7 +50,8 @@ class Experiment:
 
 def machine_info(device: torch.device) -> dict[str, Any]:
     info = {"device": str(device), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
+            "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
+            "processes": distributed.current().world_size}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -69,6 +71,7 @@ class RunContext:
     loop_facts: dict[str, Any] = field(default_factory=dict)
     tensorboard: Any = None
     classes: tuple[str, ...] | None = None
+    checkpoints: Path | None = None  # where checkpoints live, if not in ``run`` (ranks > 0 under torchrun)
 
     @property
     def config_hash(self) -> str:
@@ -83,6 +86,11 @@ class RunContext:
             self._save_hoda_split(split_seed)
         return data.subset(torch.arange(min(limit, len(data)))) if limit else data
 
+    def batches(self, data: ImageSet, batch_size: int, seed: int) -> Batches:
+        """Shuffled training batches; under torchrun each rank gets its share of every global batch."""
+        dist = distributed.current()
+        return Batches(data, batch_size, seed, self.device, dist.rank, dist.world_size)
+
     def _save_hoda_split(self, split_seed: int) -> None:
         """Hoda's held-out images are chosen by a seeded split: keep the indices with the run."""
         path = self.run.path / "splits" / f"hoda_seed{split_seed}.npz"
@@ -96,7 +104,8 @@ class RunContext:
         from the newest checkpoint if there is one."""
         log = self.config.log
         meta = {"experiment": self.experiment.name, "config_hash": self.config_hash}
-        store = CheckpointStore(self.run.checkpoints, keep=log.keep_checkpoints)
+        store = CheckpointStore(self.checkpoints or self.run.checkpoints, keep=log.keep_checkpoints)
+        trainer.distribute(self.device)
         self.loop_facts = run_loop(self.run, trainer, log.schedule(total_steps, time_budget_s), guard, store, meta, self.device,
                                    progress=self.progress, desc=desc or self.experiment.name,
                                    on_log=self._tensorboard_scalars if self.tensorboard else None)

@@ -9,7 +9,6 @@ from typing import Any, Literal
 from genlab import judges
 from genlab.config import param, section
 from genlab.data.augment import AUGMENTATIONS
-from genlab.data.batches import Batches
 from genlab.data.registry import get_spec
 from genlab.eval.classification import evaluate_classifier
 from genlab.experiments.base import Experiment, RunContext
@@ -51,7 +50,7 @@ def run_classifier(ctx: RunContext) -> dict[str, Any]:
     arch = {"arch": cfg.model.arch, "in_channels": spec.image_shape[0], "num_classes": len(spec.classes),
             "width": cfg.model.width, "norm": cfg.model.norm}
     model = build_classifier(**arch)
-    batches = Batches(train_set, cfg.train.batch_size, cfg.seed, ctx.device)
+    batches = ctx.batches(train_set, cfg.train.batch_size, cfg.seed)
     total = math.ceil(cfg.train.epochs * batches.steps_per_epoch)
     trainer = ClassifierTrainer(model, batches, eval_set, cfg.train, AUGMENTATIONS[cfg.train.augment], total,
                                 ctx.device)

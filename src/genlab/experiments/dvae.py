@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from genlab.config import ConfigError, param, section
 from genlab.data.augment import AUGMENTATIONS
-from genlab.data.batches import Batches, to_float
+from genlab.data.batches import to_float
 from genlab.data.datasets import ImageSet
 from genlab.data.registry import get_spec
 from genlab.eval.classification import evaluate_classifier
@@ -117,7 +117,7 @@ def run_dvae(ctx: RunContext) -> dict[str, Any]:
 
     torch.manual_seed(cfg.seed)
     model = dvae_from_config(cfg.model, spec.image_shape[0])
-    batches = Batches(train_set, cfg.train.batch_size, cfg.seed, ctx.device)
+    batches = ctx.batches(train_set, cfg.train.batch_size, cfg.seed)
     total = math.ceil(cfg.train.epochs * batches.steps_per_epoch)
     trainer = DVAETrainer(model, batches, test_set, cfg.train, total, ctx.device)
     ctx.train(trainer, total, DivergenceGuard(cfg.guard, finite=("loss",)), desc=f"dvae-{cfg.model.quantizer}")
@@ -272,7 +272,7 @@ def _classifier_phase(ctx: RunContext, name: str, train_set: ImageSet, test_set:
     torch.manual_seed(cfg.seed)
     model = build_classifier(cfg.classifier_model.arch, train_set.shape[0], len(train_set.classes),
                              cfg.classifier_model.width, cfg.classifier_model.norm)
-    batches = Batches(train_set, cfg.classifier.batch_size, cfg.seed, ctx.device)
+    batches = ctx.batches(train_set, cfg.classifier.batch_size, cfg.seed)
     total = math.ceil(cfg.classifier.epochs * batches.steps_per_epoch)
     trainer = ClassifierTrainer(model, batches, test_set, cfg.classifier, AUGMENTATIONS[cfg.classifier.augment],
                                 total, ctx.device)

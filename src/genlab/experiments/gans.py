@@ -22,7 +22,6 @@ import torch
 from scipy.stats import spearmanr
 
 from genlab.config import config_hash, from_dict, param, section, to_dict
-from genlab.data.batches import Batches
 from genlab.data.registry import get_spec
 from genlab.errors import CheckpointError, ConfigError
 from genlab.eval.judge import Embedding, Judge
@@ -167,7 +166,7 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     generator, critic = build_networks(cfg)
     noise = torch.Generator().manual_seed(cfg.seed)  # fixed evaluation noise, apart from the training noise
     eval_noise = torch.randn(cfg.eval.samples, cfg.model.z_dim, generator=noise)
-    trainer = GanTrainer(generator, critic, Batches(train, cfg.train.batch_size, cfg.seed, ctx.device), cfg.train,
+    trainer = GanTrainer(generator, critic, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train,
                          eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val))
     ctx.train(trainer, cfg.train.steps, _guard(cfg), time_budget_s=cfg.train.time_budget_s)
 

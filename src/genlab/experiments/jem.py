@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.config import ConfigError, param, section
-from genlab.data.batches import Batches, to_float
+from genlab.data.batches import to_float
 from genlab.data.datasets import ImageSet
 from genlab.data.registry import get_spec
 from genlab.eval.calibration import expected_calibration_error, reliability_bins
@@ -146,7 +146,7 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
     gaussians = None
     if cfg.sampler.init == "gaussian":
         gaussians = ClassGaussians(to_float(train.images), train.labels, len(spec.classes)).to(ctx.device)
-    trainer = JEMTrainer(model, Batches(train, cfg.train.batch_size, cfg.seed, ctx.device), cfg.train, cfg.sampler,
+    trainer = JEMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          gaussians, spec.image_shape, ctx.device, Evaluator(ctx, judge, real, test, cfg.eval))
     ctx.train(trainer, cfg.train.iterations, DivergenceGuard(cfg.guard, finite=("loss",),
                                                              bounded=("energy_pos", "energy_neg")))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from genlab import __version__
+from genlab import __version__, distributed
 from genlab.config import from_dict, to_dict
-from genlab.devices import resolve_device
 from genlab.errors import ConfigError, GenlabError, RunError
 from genlab.experiments.base import RunContext
 from genlab.experiments.registry import get_experiment
@@ -30,16 +31,26 @@ def start_run(name: str, preset: str = "quick", sets: Mapping[str, Any] | None =
               data_dir: str | os.PathLike | None = None, progress: bool = True) -> RunDir:
     experiment = get_experiment(name)
     config = experiment.config(preset, sets, seed)
-    dev = resolve_device(device)
-    path = Path(run_dir) if run_dir else RunDir.default_path(Path(runs_dir), name, preset, config.seed)
-    run = RunDir.create(path, {"experiment": name, "preset": preset, "genlab_version": __version__,
-                               "config": to_dict(config)})
-    return _execute(RunContext(experiment, config, run, dev, _path(data_dir), progress))
+    dist, dev = distributed.setup(device)
+    stored = {"experiment": name, "preset": preset, "genlab_version": __version__, "config": to_dict(config)}
+    created = None
+    if dist.is_main:
+        path = Path(run_dir) if run_dir else RunDir.default_path(Path(runs_dir), name, preset, config.seed)
+        try:
+            created = RunDir.create(path, stored).path
+        finally:
+            distributed.from_main(str(created) if created else None)
+        return _execute(RunContext(experiment, config, RunDir(created), dev, _path(data_dir), progress))
+    created = distributed.from_main(None)
+    if created is None:
+        raise RunError("rank 0 could not create the run directory (its message says why)")
+    return _execute_worker(RunContext(experiment, config, RunDir(created), dev, _path(data_dir), progress), stored)
 
 
 def resume_run(path: str | os.PathLike, device: str = "auto", data_dir: str | os.PathLike | None = None,
                progress: bool = True) -> RunDir:
     """Continue a run from its newest good checkpoint; a finished run only gets its report rebuilt."""
+    dist, dev = distributed.setup(device)
     run = RunDir.open(path)
     stored = run.read_config()
     experiment = get_experiment(stored["experiment"])
@@ -51,7 +62,8 @@ def resume_run(path: str | os.PathLike, device: str = "auto", data_dir: str | os
     summary = run.read_summary()
     if summary and summary.get("status") == "complete":
         return run
-    return _execute(RunContext(experiment, config, run, resolve_device(device), _path(data_dir), progress))
+    ctx = RunContext(experiment, config, run, dev, _path(data_dir), progress)
+    return _execute(ctx) if dist.is_main else _execute_worker(ctx, stored)
 
 
 def _path(value: str | os.PathLike | None) -> Path | None:
@@ -60,7 +72,8 @@ def _path(value: str | os.PathLike | None) -> Path | None:
 
 def _execute(ctx: RunContext) -> RunDir:
     seed_everything(ctx.config.seed)
-    if ctx.config.log.tensorboard:
+    distributed.decorrelate(ctx.config.seed)
+    if ctx.config.log.tensorboard and distributed.current().is_main:
         ctx.tensorboard = _tensorboard_writer(ctx.run.path / "tensorboard")
     try:
         metrics = ctx.experiment.run(ctx)
@@ -69,6 +82,17 @@ def _execute(ctx: RunContext) -> RunDir:
             ctx.tensorboard.close()
     ctx.run.write_summary(ctx.summary(metrics))
     return ctx.run
+
+
+def _execute_worker(ctx: RunContext, stored: dict) -> RunDir:
+    """A rank other than 0: the same run, reading rank 0's checkpoints, writing into a scratch directory."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"genlab-rank{distributed.current().rank}-"))
+    try:
+        ctx.checkpoints, ctx.run, ctx.progress = ctx.run.checkpoints, RunDir.create(scratch / "run", stored), False
+        _execute(ctx)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return RunDir(ctx.checkpoints.parent)
 
 
 def _tensorboard_writer(folder: Path):

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.distributed import sum_over_ranks
+
 
 @dataclass
 class Quantized:
@@ -156,6 +158,7 @@ class VectorQuantizerEMA(nn.Module):
         """Move each code toward the mean of the vectors assigned to it; restart dead codes. Returns their count."""
         counts = code_counts(indices, self.num_codes).to(flat.dtype)
         sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, flat)
+        counts, sums = sum_over_ranks(counts), sum_over_ranks(sums)  # the global batch's, under torchrun
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
@@ -166,7 +169,8 @@ class VectorQuantizerEMA(nn.Module):
     @torch.no_grad()
     def restart_dead(self, flat: torch.Tensor) -> torch.Tensor:
         """Re-seed codes used less than ``dead_threshold`` times per batch (moving average) from random rows
-        of ``flat``, with a count of exactly the threshold. Sync-free: no data-dependent shapes."""
+        of ``flat``, with a count of exactly the threshold. Sync-free: no data-dependent shapes. (Under
+        torchrun the ranks pick different rows; DDP then broadcasts rank 0's codebook to all.)"""
         dead = self.cluster_size < self.dead_threshold
         picks = flat[torch.randint(len(flat), (self.num_codes,), device=flat.device)]
         self.codebook.copy_(torch.where(dead[:, None], picks, self.codebook))

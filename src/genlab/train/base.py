@@ -1,5 +1,5 @@
-"""What trainers of one model with one optimiser share: their checkpoint state and their answer to a
-divergence rollback (halve the learning rate)."""
+"""What trainers of one model with one optimiser share: their checkpoint state, their answer to a
+divergence rollback (halve the learning rate) and data parallelism under torchrun."""
 
 from __future__ import annotations
 
@@ -7,14 +7,29 @@ from typing import Any
 
 import torch
 
+from genlab import distributed
+
 
 class ModelTrainer:
     """Subclasses set ``self.model`` and ``self.optimizer``; a trainer that sets its learning rate every step
-    multiplies it by ``self.lr_scale``. ``extra_state``/``load_extra_state`` add anything else to resume."""
+    multiplies it by ``self.lr_scale``. ``extra_state``/``load_extra_state`` add anything else to resume.
+
+    Forward passes whose loss is backpropagated go through ``self.loss_model``: the model itself, or its
+    DistributedDataParallel wrapper under torchrun (whose backward averages gradients over ranks).
+    Sampling, evaluation and checkpoints use ``self.model``.
+    """
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     lr_scale: float = 1.0
+    _parallel: torch.nn.Module | None = None
+
+    @property
+    def loss_model(self) -> torch.nn.Module:
+        return self._parallel or self.model
+
+    def distribute(self, device: torch.device) -> None:
+        self._parallel = distributed.wrap(self.model, device)
 
     def soften(self, attempt: int) -> str:
         self.lr_scale *= 0.5

@@ -63,7 +63,7 @@ class ClassifierTrainer(ModelTrainer):
         lr = self.lr_at(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        logits = self.model(x)
+        logits = self.loss_model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

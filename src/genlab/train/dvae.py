@@ -106,7 +106,7 @@ class DVAETrainer(ModelTrainer):
             self.model.quantizer.temperature = self.temperature_at(step)
             metrics["tau"] = torch.tensor(self.model.quantizer.temperature)
         self.model.train()
-        recon, q = self.model(x)
+        recon, q = self.loss_model(x)
         mse = F.mse_loss(recon, x)
         loss = mse + q.loss
         self.optimizer.zero_grad(set_to_none=True)

@@ -8,6 +8,11 @@ uniform noise or from a replay buffer. The loss
 pushes the energy of data down and of samples up; the L2 term keeps energies near zero so they cannot
 drift without bound. For a class-conditional model the labels of the negatives come with the buffer and
 are held fixed along each chain.
+
+A conditional model can add ``class_weight`` times the cross-entropy of p(y|x) = softmax_y(-E(x, y)) on
+data. Since log p(x, y) = log p(x) + log p(y|x), this is the exact gradient of the conditional half of the
+joint likelihood (JEM's factorisation), which CD alone estimates only through samples: early on, when the
+samples of every label look alike, CD cannot tell labels apart and the label is ignored for a long time.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import torch
+import torch.nn.functional as F
 
 from genlab.config import param
 from genlab.data.batches import Batches
@@ -29,6 +35,7 @@ class EnergyNetConfig:
     width: int = param(32, "channels of the first stage (doubling per stage)", ge=1)
     blocks: tuple[int, ...] = param((3, 3, 3), "residual blocks per stage (9 in all by default)", ge=1)
     spectral_norm: bool = param(False, "spectral norm on every layer")
+    stem_stride: int = param(1, "stride of the first convolution (2: half resolution from the start)", ge=1, le=2)
 
 
 @dataclass
@@ -62,6 +69,8 @@ class EBMTrainConfig:
     alpha: float = param(1.0, "weight of the L2 energy regulariser", ge=0)
     grad_clip: float = param(1.0, "clip the parameters' gradient norm to this (0: off)", ge=0)
     data_noise: float = param(0.0, "standard deviation of Gaussian noise added to data images", ge=0)
+    class_weight: float = param(0.0, "conditional models: weight of the cross-entropy of p(y|x) = "
+                                     "softmax(-E(x, .)) on data (0: pure contrastive divergence)", ge=0)
 
 
 def chain(energy, x0: torch.Tensor, cfg: SamplerConfig | dict[str, Any], model: torch.nn.Module,
@@ -108,10 +117,17 @@ class EBMTrainer(ModelTrainer):
         if self.buffer is not None:
             self.buffer.push(result.x, y_neg, index)
         x = torch.cat([x_pos, result.x])
-        y = torch.cat([y_pos, y_neg]) if self.conditional else None
-        e_pos, e_neg = self.model(x, y).chunk(2)
+        extra = {}
+        if self.conditional:
+            every_label = self.loss_model(x)  # (2B, K): one pass gives the CD energies and p(y|x)
+            e_pos, e_neg = every_label.gather(1, torch.cat([y_pos, y_neg]).view(-1, 1))[:, 0].chunk(2)
+            extra["class_loss"] = F.cross_entropy(-every_label[:len(x_pos)], y_pos)
+        else:
+            e_pos, e_neg = self.loss_model(x).chunk(2)
         cd = e_pos.mean() - e_neg.mean()
         loss = cd + self.cfg.alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+        if self.cfg.class_weight and self.conditional:
+            loss = loss + self.cfg.class_weight * extra["class_loss"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or float("inf"))
@@ -119,7 +135,7 @@ class EBMTrainer(ModelTrainer):
         return {"loss": loss.detach(), "cd": cd.detach(), "energy_pos": e_pos.detach().mean(),
                 "energy_neg": e_neg.detach().mean(), "gap": (e_neg.detach().mean() - e_pos.detach().mean()),
                 "grad_norm": grad_norm, "chain_energy_start": result.energy_trace[0],
-                "chain_energy_end": result.energy_trace[-1]}
+                "chain_energy_end": result.energy_trace[-1], **{k: v.detach() for k, v in extra.items()}}
 
     def evaluate(self, step: int) -> dict[str, Any]:
         return self.evaluator(self, step) if self.evaluator else {}

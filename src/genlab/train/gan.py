@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab import distributed
 from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.gan import Discriminator, Generator
@@ -156,6 +157,13 @@ class GanTrainer:
         self.critic_layers = layer_weights(critic)
         self.lr_scale = 1.0
         self.best: dict[str, Any] = {"fid": float("inf"), "step": -1, "generator": None}
+        self.parallel_generator, self.parallel_critic = self.generator, self.critic
+
+    def distribute(self, device: torch.device) -> None:
+        """Under torchrun: backpropagated passes go through DistributedDataParallel wrappers (the generator's
+        step runs the bare critic, whose weights it must not update)."""
+        self.parallel_generator = distributed.wrap(self.generator, device)
+        self.parallel_critic = distributed.wrap(self.critic, device)
 
     # -- training -------------------------------------------------------------------------------------
 
@@ -167,7 +175,7 @@ class GanTrainer:
         y = labels if self.num_classes else None
         with torch.no_grad():
             fake = self.generator(self.noise(len(real)), y)
-        real_scores, fake_scores = self.critic(real, y), self.critic(fake, y)
+        real_scores, fake_scores = self.parallel_critic(real, y), self.parallel_critic(fake, y)
         metrics = {"d_real": real_scores.mean().detach(), "d_fake": fake_scores.mean().detach()}
         if self.cfg.objective == "gan":
             loss = bce_discriminator_loss(real_scores, fake_scores)
@@ -175,7 +183,7 @@ class GanTrainer:
             loss = wasserstein_critic_loss(real_scores, fake_scores)
             metrics["wasserstein"] = -loss.detach()
         if self.cfg.objective == "wgan-gp":
-            penalty, norms = gradient_penalty(lambda x: self.critic(x, y), real, fake)
+            penalty, norms = gradient_penalty(lambda x: self.parallel_critic(x, y), real, fake)
             loss = loss + self.cfg.gp_weight * penalty
             metrics.update(gp=penalty.detach(), interp_grad_norm=norms.mean())
         self.d_optimizer.zero_grad(set_to_none=True)
@@ -189,11 +197,11 @@ class GanTrainer:
         metrics["d_loss"] = loss.detach()
         return metrics
 
-    def generator_step(self) -> dict[str, torch.Tensor]:
-        n = self.batches.batch_size
+    def generator_step(self, n: int) -> dict[str, torch.Tensor]:
+        """One generator update on ``n`` samples (a real batch's size: this rank's share under torchrun)."""
         y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
         self.critic.requires_grad_(False)  # the generator's step needs gradients through D, not of D
-        scores = self.critic(self.generator(self.noise(n), y), y)
+        scores = self.critic(self.parallel_generator(self.noise(n), y), y)
         self.critic.requires_grad_(True)
         loss = nonsaturating_generator_loss(scores) if self.cfg.objective == "gan" else \
             wasserstein_generator_loss(scores)
@@ -210,7 +218,7 @@ class GanTrainer:
             for key, value in self.critic_step(real, labels).items():
                 sums[key] = sums[key] + value if key in sums else value
         metrics = {key: value / self.cfg.n_critic for key, value in sums.items()}
-        return {**metrics, **self.generator_step()}
+        return {**metrics, **self.generator_step(len(real))}
 
     # -- sampling and evaluation ----------------------------------------------------------------------
 

@@ -118,14 +118,14 @@ class JEMTrainer(ModelTrainer):
         x, y = self.batches(step)
         if self.cfg.data_noise:
             x = x + self.cfg.data_noise * torch.randn_like(x)
-        logits = self.model(x)
+        logits = self.loss_model(x)
         ce = F.cross_entropy(logits, y)
         x0, _, index = self.buffer.sample(len(x))
         chain = self.sample(x0)
         self.buffer.push(chain.x, index=index)
         with bn_mode(self.model, self.cfg.bn_policy):
-            e_pos = energy(self.model, x)
-            e_neg = energy(self.model, chain.x)
+            e_pos = energy(self.loss_model, x)
+            e_neg = energy(self.loss_model, chain.x)
         gen = e_pos.mean() - e_neg.mean()
         loss = self.cfg.ce_weight * ce + self.cfg.gen_weight * gen
         self.optimizer.zero_grad(set_to_none=True)

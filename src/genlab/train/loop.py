@@ -1,8 +1,9 @@
 """The shared training loop: steps, logging, evaluation, checkpoints, progress, guard, Ctrl-C.
 
 A trainer supplies ``train_step(step) -> dict of scalar tensors`` (detached; read on the host only at
-log steps), ``evaluate(step) -> dict of floats``, ``state_dict()``/``load_state_dict()`` and
-``soften(attempt) -> str`` (what it changed after a rollback, e.g. a smaller step size). Everything that
+log steps), ``evaluate(step) -> dict of floats``, ``state_dict()``/``load_state_dict()``,
+``soften(attempt) -> str`` (what it changed after a rollback, e.g. a smaller step size) and
+``distribute(device)`` (wrap its models for data parallelism; a no-op outside torchrun). Everything that
 makes a resumed run equal an uninterrupted one lives here: the step counter, the metric sums pending
 between log steps, the wall time and every random state go into each checkpoint.
 """
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
+from genlab import distributed
 from genlab.config import param
 from genlab.errors import ConfigError, DivergenceError, GenlabError
 from genlab.train.checkpoint import CheckpointStore, capture_rng, restore_rng
@@ -31,6 +33,7 @@ class Trainer(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     def soften(self, attempt: int) -> str: ...
+    def distribute(self, device: torch.device) -> None: ...
 
 
 TIMING_KEYS = ("wall_s", "step_s")  # logged times: they differ between otherwise identical runs
@@ -63,10 +66,12 @@ class MeanAccumulator:
         self.count += 1
 
     def pop(self) -> dict[str, float]:
+        """Means since the last pop (and over all ranks under torchrun, so that every rank's divergence
+        guard sees the same numbers)."""
         if not self.sums:
             return {}
         keys = list(self.sums)
-        means = (torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
+        means = distributed.mean_over_ranks(torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
         self.sums, self.count = {}, 0
         return dict(zip(keys, means))
 
@@ -113,10 +118,16 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
     every logged record (used for TensorBoard).
     """
     acc = MeanAccumulator()
+    main = distributed.current().is_main
+
+    def save(step: int, state: dict[str, Any]) -> None:
+        if main:
+            store.save(step, state)
+
     state = store.latest(meta, map_location=device)
     if state is None:
         step, wall, rollbacks, finished = 0, 0.0, 0, False
-        store.save(0, _checkpoint(meta, 0, trainer, acc, 0.0, 0, False))
+        save(0, _checkpoint(meta, 0, trainer, acc, 0.0, 0, False))
     else:
         step, wall, rollbacks, finished = _restore(state, trainer, acc, device)
         run.truncate_metrics(step)
@@ -156,16 +167,18 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
                     continue
                 log("train", values)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in list(values.items())[:4]}, refresh=False)
-                if schedule.time_budget_s and time.perf_counter() - session_start >= schedule.time_budget_s:
+                spent = schedule.time_budget_s and time.perf_counter() - session_start >= schedule.time_budget_s
+                if distributed.any_rank(bool(spent), device):
                     last = finished = True
                     run.append_metrics({"step": step, "event": "time budget spent",
                                         "budget_s": schedule.time_budget_s})
             if (schedule.eval_every and step % schedule.eval_every == 0) or last:
                 log("eval", trainer.evaluate(step))
-            if step % schedule.checkpoint_every == 0 or last or stop.requested:
+            stopping = distributed.any_rank(stop.requested, device)
+            if step % schedule.checkpoint_every == 0 or last or stopping:
                 wall = time.perf_counter() - session_start
-                store.save(step, _checkpoint(meta, step, trainer, acc, wall, rollbacks, finished))
-            if stop.requested:
+                save(step, _checkpoint(meta, step, trainer, acc, wall, rollbacks, finished))
+            if stopping:
                 raise RunInterrupted(f"stopped at step {step} of {schedule.total_steps}; a checkpoint was saved "
                                      f"in {store.folder}", hint=f"continue with `genlab resume {run.path}`")
     return {"wall_time_s": time.perf_counter() - session_start, "rollbacks": rollbacks, "steps": step}
@@ -183,6 +196,7 @@ def _restore(state, trainer, acc, device) -> tuple[int, float, int, bool]:
     acc.load_state_dict(state["loop"]["pending"], device)
     restore_rng(state["rng"])
     loop = state["loop"]
+    distributed.decorrelate(loop["step"])
     return loop["step"], loop["wall_s"], loop["rollbacks"], loop["finished"]
 
 

@@ -1,0 +1,149 @@
+"""Run EBM and JEM experiments over seeds; print each one's table with spread, check the issues' targets, write JSON.
+
+    python benchmarks/energy_models.py --experiments ebm-mnist-cond --seeds 0 1 2
+    python benchmarks/energy_models.py --experiments jem-mnist jempp-mnist --seeds 0 1 2
+    python benchmarks/energy_models.py --experiments ebm-cifar10-noise ebm-cifar10-buffer ebm-cifar10-buffer-decay
+
+Each run is a normal genlab run under --runs-dir (with its report); a finished run of the same
+experiment, preset, seed and overrides found there is reused. Minutes are the run's own wall time
+(training, evaluation, final sampling). Targets are checked on the means over seeds, for the quick
+preset without overrides.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts: before torch is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from genlab.config import parse_assignments, to_dict  # noqa: E402
+from genlab.experiments.base import machine_info  # noqa: E402
+from genlab.experiments.registry import get_experiment  # noqa: E402
+from genlab.experiments.runner import start_run  # noqa: E402
+from genlab.train.run_dir import RunDir  # noqa: E402
+
+COLUMNS = {
+    "ebm": ["fid", "kid", "is", "class_accuracy", "min_class_accuracy", "diversity", "divergence_events",
+            "grad_norm_spikes", "minutes"],
+    "jem": ["test_accuracy", "classifier_test_accuracy", "ece", "classifier_ece", "fid", "kid", "is",
+            "conditional_accuracy", "min_class_accuracy", "ood_auroc_energy", "ood_auroc_max_softmax",
+            "sgld_steps_per_iteration", "seconds_per_1000_iterations", "divergence_events", "minutes"],
+}
+
+
+def spread(values: list[float], digits: int = 3) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return (f"{statistics.mean(values):.{digits}f} +- {statistics.stdev(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
+def finished_run(runs_dir: Path, experiment: str, preset: str, seed: int, sets: dict) -> RunDir | None:
+    """A complete earlier run with the same experiment, preset, seed and config, if any."""
+    wanted = get_experiment(experiment).config(preset, sets, seed)
+
+    for config_path in sorted((runs_dir / experiment).glob("*/config.json")):
+        run = RunDir(config_path.parent)
+        summary = run.read_summary()
+        stored = run.read_config()
+        if summary and summary.get("status") == "complete" and stored.get("preset") == preset \
+                and stored["config"] == to_dict(wanted):
+            return run
+    return None
+
+
+def targets(rows: dict[str, list[dict]]) -> list[str]:
+    mean = lambda name, key: statistics.mean(r[key] for r in rows[name])  # noqa: E731
+    checks = []
+    if "ebm-mnist-cond" in rows:
+        checks += [(f"ebm-mnist-cond: class accuracy of samples >= 0.90 ({mean('ebm-mnist-cond', 'class_accuracy'):.3f})",
+                    mean("ebm-mnist-cond", "class_accuracy") >= 0.90),
+                   (f"ebm-mnist-cond: every digit >= 0.75 (worst, mean over seeds: "
+                    f"{mean('ebm-mnist-cond', 'min_class_accuracy'):.3f})", mean("ebm-mnist-cond", "min_class_accuracy") >= 0.75),
+                   (f"ebm-mnist-cond: within 20 min ({mean('ebm-mnist-cond', 'minutes'):.1f})",
+                    mean("ebm-mnist-cond", "minutes") <= 20)]
+    if {"ebm-cifar10-noise", "ebm-cifar10-buffer-decay"} <= rows.keys():
+        noise, decay = mean("ebm-cifar10-noise", "fid"), mean("ebm-cifar10-buffer-decay", "fid")
+        checks.append((f"ebm-cifar10: buffer-decay FID {decay:.1f} at least 30% below noise-init {noise:.1f} "
+                       f"({1 - decay / noise:.0%} lower)", decay <= 0.7 * noise))
+    if "jempp-mnist" in rows:
+        checks += [(f"jempp-mnist: test accuracy >= 0.990 ({mean('jempp-mnist', 'test_accuracy'):.4f})",
+                    mean("jempp-mnist", "test_accuracy") >= 0.99),
+                   (f"jempp-mnist: class-conditional sample accuracy >= 0.90 "
+                    f"({mean('jempp-mnist', 'conditional_accuracy'):.3f})", mean("jempp-mnist", "conditional_accuracy") >= 0.90),
+                   (f"jempp-mnist: within 30 min ({mean('jempp-mnist', 'minutes'):.1f})", mean("jempp-mnist", "minutes") <= 30)]
+    if {"jem-mnist", "jempp-mnist"} <= rows.keys():
+        steps = mean("jempp-mnist", "sgld_steps_per_iteration") / mean("jem-mnist", "sgld_steps_per_iteration")
+        checks += [(f"JEM++ FID {mean('jempp-mnist', 'fid'):.2f} <= JEM's {mean('jem-mnist', 'fid'):.2f} with "
+                    f"{steps:.2f}x its SGLD steps (<= 0.5)", mean("jempp-mnist", "fid") <= mean("jem-mnist", "fid")
+                    and steps <= 0.5),
+                   (f"JEM++ divergence events {sum(r['divergence_events'] for r in rows['jempp-mnist'])} <= JEM's "
+                    f"{sum(r['divergence_events'] for r in rows['jem-mnist'])}",
+                    sum(r["divergence_events"] for r in rows["jempp-mnist"])
+                    <= sum(r["divergence_events"] for r in rows["jem-mnist"]))]
+    for name in ("jem-mnist", "jempp-mnist"):
+        if name in rows:
+            gap = mean(name, "ece") - mean(name, "classifier_ece")
+            checks.append((f"{name}: ECE {mean(name, 'ece'):.4f} not worse than the classifier's "
+                           f"{mean(name, 'classifier_ece'):.4f} by more than 0.01", gap <= 0.01))
+    return [f"{'met' if ok else 'MISSED'}: {text}" for text, ok in checks]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", nargs="+", required=True)
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--runs-dir", default="runs/benchmarks")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=None, help="JSON output (default: benchmarks/results/energy_models-...)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sets = parse_assignments(args.sets)
+
+    rows: dict[str, list[dict]] = {}
+    for name in args.experiments:
+        family = get_experiment(name).family
+        for seed in args.seeds:
+            run = finished_run(Path(args.runs_dir), name, args.preset, seed, sets) or start_run(
+                name, args.preset, sets, seed=seed, device=args.device, runs_dir=args.runs_dir, progress=False)
+            summary = run.read_summary()
+            metrics = {**summary["metrics"], "minutes": summary["wall_time_s"] / 60}
+            row = {"experiment": name, "seed": seed, "run_dir": str(run.path), "machine": summary["machine"],
+                   **{key: metrics.get(key) for key in COLUMNS[family]},
+                   "per_class_accuracy": metrics.get("per_class_accuracy")}
+            rows.setdefault(name, []).append(row)
+            print(f"{name} seed {seed}: " + ", ".join(f"{k} {row[k]:.4g}" for k in COLUMNS[family]
+                                                        if isinstance(row[k], (int, float))), flush=True)
+
+    lines = []
+    for name, runs in rows.items():
+        family = get_experiment(name).family
+        lines += ["", f"### {name} ({args.preset}, {len(runs)} seed(s): mean +- sd (min-max))", "",
+                  "| metric | value |", "| --- | --- |"]
+        lines += [f"| {key} | {spread([r[key] for r in runs])} |" for key in COLUMNS[family]
+                  if all(isinstance(r[key], (int, float)) for r in runs)]
+    if args.preset == "quick" and not sets:
+        lines += [""] + [f"- {check}" for check in targets(rows)]
+    print("\n".join(lines))
+    tag = "-".join(args.experiments) if len(args.experiments) < 3 else args.experiments[0] + "-etc"
+    out = Path(args.out or Path(__file__).parent / "results" / f"energy_models-{tag}-{args.preset}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"preset": args.preset, "sets": sets, "threads": torch.get_num_threads(),
+                               "machine": machine_info(torch.device("cpu")), "results": rows, "table": lines},
+                              indent=2) + "\n")
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()
