@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from genlab.cli import main
+from genlab.data.batches import Batches
+from genlab.data.datasets import ImageSet
 from genlab.experiments.registry import get_experiment
 from genlab.nets.classifiers import build_classifier
 from genlab.sampling import ClassGaussians, proximal_langevin
-from genlab.train.jem import bn_mode, energy
+from genlab.train.jem import JEMSamplerConfig, JEMTrainConfig, JEMTrainer, bn_mode, energy
 from conftest import needs_data
 
 
@@ -67,6 +69,22 @@ def test_bn_policy_eval_leaves_running_stats_untouched():
     assert torch.equal(model.body[0][1].running_mean, before) and model.body[0][1].training
     model(torch.randn(4, 1, 28, 28))
     assert not torch.equal(model.body[0][1].running_mean, before)
+
+
+@pytest.mark.parametrize("policy, stats_move", [("frozen", False), ("eval", True), ("train", True)])
+def test_bn_policy_decides_whether_a_training_step_moves_the_running_stats(policy, stats_move):
+    torch.manual_seed(0)
+    model = build_classifier("cnn", 1, 10, 4)
+    images = ImageSet("toy", "train", torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8),
+                      torch.arange(32) % 10, tuple("0123456789"))
+    cfg = JEMTrainConfig(batch_size=8, warmup=0, bn_policy=policy)
+    sampler = JEMSamplerConfig(steps=2, buffer_size=16)
+    trainer = JEMTrainer(model, Batches(images, 8, 0), cfg, sampler, None, (1, 28, 28), torch.device("cpu"))
+    norm = model.body[0][1]
+    before = norm.running_mean.clone()
+    trainer.train_step(0)
+    assert (not torch.equal(norm.running_mean, before)) == stats_move
+    assert norm.training  # the trainer leaves the model in train mode either way
 
 
 def test_ablation_switches_change_what_they_say():
