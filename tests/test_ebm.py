@@ -45,6 +45,36 @@ def test_training_lowers_data_energy_relative_to_noise():
     assert float(metrics[-1]["gap"]) == pytest.approx(float(metrics[-1]["energy_neg"] - metrics[-1]["energy_pos"]))
 
 
+def test_cosine_learning_rate_falls_from_lr_to_zero_and_respects_rollbacks():
+    trainer = _toy_trainer()
+    trainer.cfg.lr_decay = "cosine"
+    assert trainer.lr_at(0) == pytest.approx(1e-2) and trainer.lr_at(20) == pytest.approx(5e-3)
+    assert trainer.lr_at(40) == pytest.approx(0, abs=1e-12)
+    trainer.soften(1)
+    assert trainer.lr_at(20) == pytest.approx(2.5e-3)
+    trainer.train_step(20)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-3)
+
+
+def test_class_term_teaches_a_conditional_energy_the_labels():
+    """With the cross-entropy of p(y|x) on data, the energy ranks the true label first after a few steps."""
+    torch.manual_seed(0)
+    images = torch.zeros(256, 1, 4, 4, dtype=torch.uint8)
+    labels = torch.arange(256) % 2
+    images[labels == 1] = 255  # class 1 bright, class 0 dark
+    data = ImageSet("toy", "train", images, labels, ("dark", "bright"))
+    model = ResNetEnergy(1, width=4, blocks=(1,), num_outputs=2)
+    cfg = EBMTrainConfig(iterations=60, batch_size=32, lr=1e-2, alpha=0.1, class_weight=1.0)
+    sampler = SamplerConfig(steps=2, step_size=0.1, noise=0.01, init="noise")
+    trainer = EBMTrainer(model, Batches(data, 32, seed=0), cfg, sampler, (1, 4, 4), torch.device("cpu"),
+                         conditional=True)
+    metrics = [trainer.train_step(step) for step in range(60)]
+    assert float(metrics[-1]["class_loss"]) < 0.5 * float(metrics[0]["class_loss"])
+    with torch.no_grad():
+        predicted = model(images.float() / 127.5 - 1).argmin(1)  # all labels' energies: (B, 2)
+    assert (predicted == labels).float().mean() > 0.95
+
+
 class PoisonedTrainer(EBMTrainer):
     """Turns one weight into NaN at step 5 (once), as a blown-up update would."""
 

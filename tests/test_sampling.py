@@ -80,6 +80,27 @@ def test_clamp_and_grad_clip():
     assert chain.x.max() == 1.0  # clamped to the data range
 
 
+def test_bf16_autocast_keeps_the_chain_float32_and_the_law():
+    torch.manual_seed(0)
+    x0 = torch.randn(4000, 2) * 3
+    chain = langevin(gaussian_energy, x0, 400, step_size=0.02, noise_scale=math.sqrt(0.04), clamp=None,
+                     autocast=torch.bfloat16)
+    assert chain.x.dtype == torch.float32 and chain.energy_trace.dtype == torch.float32
+    mean, cov = _moments(chain.x[-4000:])
+    assert torch.allclose(mean, MEAN, atol=0.1) and torch.allclose(cov, COV, atol=0.12)
+
+
+def test_channels_last_start_gets_the_same_noise_per_pixel():
+    net = torch.nn.Conv2d(3, 1, 3, padding=1)
+    energy = lambda x: net(x).pow(2).sum((1, 2, 3))  # noqa: E731
+    x0 = torch.rand(4, 3, 8, 8) * 2 - 1
+    runs = []
+    for start in (x0, x0.contiguous(memory_format=torch.channels_last)):
+        torch.manual_seed(3)
+        runs.append(langevin(energy, start, 5, 0.1, 0.05, freeze=net).x)
+    assert torch.allclose(runs[0], runs[1], atol=1e-6)
+
+
 def test_geometric_decay_endpoints():
     schedule = make_schedule("decay", 10.0, 0.1)
     assert isinstance(schedule, GeometricDecay)

@@ -62,14 +62,17 @@ def _as_schedule(value: float | Schedule) -> Schedule:
 def langevin(energy: Energy, x0: torch.Tensor, steps: int, step_size: float | Schedule,
              noise_scale: float | Schedule | None = None, *, form: Literal["coupled", "decoupled"] = "decoupled",
              grad_clip: float | None = None, clamp: tuple[float, float] | None = (-1.0, 1.0),
-             record_energy: bool = True, freeze: nn.Module | None = None) -> Chain:
+             record_energy: bool = True, freeze: nn.Module | None = None,
+             autocast: torch.dtype | None = None) -> Chain:
     """Run ``steps`` Langevin updates from ``x0``.
 
     ``step_size`` and ``noise_scale`` are numbers or schedules ``f(t, steps)``. In the coupled form the
     noise is ``eps`` itself and ``noise_scale`` must be None. ``grad_clip`` clamps each gradient entry to
     [-grad_clip, grad_clip]; ``clamp`` keeps the chain in the data range. The parameters of ``freeze`` (by
     default the energy itself, if it is a module) are frozen while sampling. Nothing is read back to the
-    host: the energy trace stays on the device.
+    host: the energy trace stays on the device. ``autocast`` (e.g. ``torch.bfloat16``) runs the energy's
+    forward and backward passes in that precision; the chain itself (x, noise, updates) stays float32.
+    The noise is drawn in a contiguous buffer, so a channels-last ``x0`` gets the same noise per pixel.
     """
     if form == "coupled" and noise_scale is not None:
         raise ValueError("the coupled form ties the noise to the step size; leave noise_scale unset")
@@ -78,12 +81,15 @@ def langevin(energy: Energy, x0: torch.Tensor, steps: int, step_size: float | Sc
     step_of = _as_schedule(step_size)
     noise_of = _as_schedule(noise_scale) if noise_scale is not None else None
     x = x0.detach().clone()
-    noise = torch.empty_like(x)
+    noise = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     trace = torch.empty(steps, device=x.device) if record_energy else None
+    precision = (torch.autocast(x.device.type, dtype=autocast) if autocast is not None
+                 else contextlib.nullcontext())
     with frozen(freeze if freeze is not None else energy), torch.enable_grad():
         for t in range(steps):
             x.requires_grad_(True)
-            e = energy(x)
+            with precision:
+                e = energy(x).float()
             (grad,) = torch.autograd.grad(e.sum(), x)
             x = x.detach()
             if record_energy:

@@ -17,6 +17,7 @@ samples of every label look alike, CD cannot tell labels apart and the label is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -52,11 +53,13 @@ class SamplerConfig:
     buffer_size: int = param(10000, "replay buffer capacity", ge=1)
     reinit_prob: float = param(0.05, "share of chains restarted from noise when using the buffer", ge=0, le=1)
     buffer_policy: Literal["fifo", "reservoir", "inplace"] = param("fifo", "how samples return to the buffer")
+    precision: Literal["fp32", "bf16"] = param("fp32", "precision of the energy's passes inside the sampler "
+                                               "(bf16: autocast; the chain itself stays float32)")
 
     def settings(self) -> dict[str, Any]:
         """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""
         return {k: getattr(self, k) for k in ("steps", "form", "step_size", "step_size_end", "schedule", "noise",
-                                              "grad_clip")}
+                                              "grad_clip", "precision")}
 
 
 @dataclass
@@ -69,6 +72,8 @@ class EBMTrainConfig:
     alpha: float = param(1.0, "weight of the L2 energy regulariser", ge=0)
     grad_clip: float = param(1.0, "clip the parameters' gradient norm to this (0: off)", ge=0)
     data_noise: float = param(0.0, "standard deviation of Gaussian noise added to data images", ge=0)
+    lr_decay: Literal["none", "cosine"] = param("none", "learning rate constant, or cosine-decayed to 0 over "
+                                                        "train.iterations (late CD updates then cannot undo the run)")
     class_weight: float = param(0.0, "conditional models: weight of the cross-entropy of p(y|x) = "
                                      "softmax(-E(x, .)) on data (0: pure contrastive divergence)", ge=0)
 
@@ -80,7 +85,8 @@ def chain(energy, x0: torch.Tensor, cfg: SamplerConfig | dict[str, Any], model: 
     step = make_schedule(s["schedule"], s["step_size"], s["step_size_end"])
     fn = (lambda x: energy(x, labels)) if labels is not None else energy
     return langevin(fn, x0, steps or s["steps"], step, None if s["form"] == "coupled" else s["noise"],
-                    form=s["form"], grad_clip=s["grad_clip"] or None, freeze=model)
+                    form=s["form"], grad_clip=s["grad_clip"] or None, freeze=model,
+                    autocast=torch.bfloat16 if s.get("precision") == "bf16" else None)
 
 
 class EBMTrainer(ModelTrainer):
@@ -109,7 +115,13 @@ class EBMTrainer(ModelTrainer):
         result = chain(self.model, x0, self.sampler, self.model, labels)
         return result, labels, index
 
+    def lr_at(self, step: int) -> float:
+        scale = 0.5 * (1 + math.cos(math.pi * step / self.cfg.iterations)) if self.cfg.lr_decay == "cosine" else 1.0
+        return self.cfg.lr * self.lr_scale * scale
+
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(step)
         x_pos, y_pos = self.batches(step)
         if self.cfg.data_noise:
             x_pos = x_pos + self.cfg.data_noise * torch.randn_like(x_pos)
