@@ -55,7 +55,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 4.0, _CIFAR_START),
     Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5, "model.norm": "none"}, False, 4.0,
           _CIFAR_START_NOBN),
-    Stage("ebm", "ebm-mnist-cond", minutes=6.0, needs=(_MNIST,)),
+    Stage("ebm", "ebm-mnist-cond", minutes=10.0, needs=(_MNIST,)),
     Stage("ebm", "ebm-cifar10-noise", minutes=10.0, needs=(_CIFAR,)),
     Stage("ebm", "ebm-cifar10-buffer", minutes=10.0, needs=(_CIFAR,)),
     Stage("ebm", "ebm-cifar10-buffer-decay", minutes=10.0, needs=(_CIFAR,)),
