@@ -118,7 +118,7 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
     every logged record (used for TensorBoard).
     """
     acc = MeanAccumulator()
-    main = distributed.current().is_main
+    main, multi = distributed.current().is_main, distributed.current().enabled
 
     def save(step: int, state: dict[str, Any]) -> None:
         if main:
@@ -174,7 +174,10 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
                                         "budget_s": schedule.time_budget_s})
             if (schedule.eval_every and step % schedule.eval_every == 0) or last:
                 log("eval", trainer.evaluate(step))
-            stopping = distributed.any_rank(stop.requested, device)
+            # Under torchrun the ranks agree on Ctrl-C at log steps only, where they synchronise anyway
+            # (agreeing every step would cost a host sync per step).
+            at_log = step % schedule.log_every == 0 or last
+            stopping = distributed.any_rank(stop.requested, device) if at_log or not multi else False
             if step % schedule.checkpoint_every == 0 or last or stopping:
                 wall = time.perf_counter() - session_start
                 save(step, _checkpoint(meta, step, trainer, acc, wall, rollbacks, finished))
