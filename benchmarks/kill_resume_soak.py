@@ -1,16 +1,17 @@
 """Kill/resume soak: SIGKILL an EBM and a JEM run at random moments, resume each time, compare the end.
 
     python benchmarks/kill_resume_soak.py [--kills 20] [--experiments ebm-mnist-cond jem-mnist]
-        [--iterations 160] [--seed 0] [--work DIR] [--out FILE]
+        [--preset smoke] [--iterations 160] [--seed 0] [--work DIR] [--cache DIR] [--out FILE]
 
-For each experiment (its smoke preset, lengthened to --iterations with a checkpoint at every log step):
+For each experiment (its --preset, run for --iterations with a checkpoint at every log step):
 one uninterrupted reference run, then one run killed --kills times and resumed with `genlab resume`
 after each kill. Half of the kills land at a random moment (mostly inside SGLD sampling, where the time
 goes); the other half the moment a checkpoint's temporary file appears (a kill during the write). The
 final summary.json (minus wall-clock fields) and the newest checkpoint's weights, optimiser state and
 replay buffer must equal the reference's: exactly, or within 1e-6 for floats. Prints
-"N kills survived, D differences" per experiment and writes JSON. It trains its own smoke classifiers
-(the judge and JEM's starting point) in a private cache under --work, so it touches no user cache.
+"N kills survived, D differences" per experiment and writes JSON. The classifiers it needs (the judge and
+JEM's starting point) are trained at the same preset in a private cache under --work, so no user cache is
+touched; or --cache names a copy of a cache that already holds them, and that training is skipped.
 """
 
 from __future__ import annotations
@@ -90,12 +91,12 @@ def soak(experiment: str, args, env: dict[str, str], rng: random.Random) -> dict
             "--set", f"log.eval_every={args.iterations // 2}"]
     ref, killed = Path(args.work) / f"{experiment}-ref", Path(args.work) / f"{experiment}-killed"
     started = time.perf_counter()
-    genlab(["run", experiment, "--preset", "smoke", "--seed", str(args.seed), *sets, "--run-dir", str(ref)], env)
+    genlab(["run", experiment, "--preset", args.preset, "--seed", str(args.seed), *sets, "--run-dir", str(ref)], env)
     ref_s = time.perf_counter() - started
     kills, during_write, finished_early, attempt = 0, 0, 0, 0
     while kills < args.kills:
         first = not (killed / "config.json").exists()
-        cmd = (["run", experiment, "--preset", "smoke", "--seed", str(args.seed), *sets, "--run-dir", str(killed)]
+        cmd = (["run", experiment, "--preset", args.preset, "--seed", str(args.seed), *sets, "--run-dir", str(killed)]
                if first else ["resume", str(killed)])
         proc = genlab(cmd, env, wait=False)
         if attempt % 2:
@@ -125,22 +126,24 @@ def soak(experiment: str, args, env: dict[str, str], rng: random.Random) -> dict
           f"{len(found)} differences ({compared} checkpoint tensors and the summary compared)" + "".join(f"\n    {d}" for d in found[:10]), flush=True)
     return {"experiment": experiment, "kills": kills, "kills_during_checkpoint_write": during_write,
             "runs_that_finished_before_the_kill": finished_early, "differences": found, "tensors_compared": compared,
-            "reference_wall_s": round(ref_s, 1), "iterations": args.iterations}
+            "reference_wall_s": round(ref_s, 1), "preset": args.preset, "iterations": args.iterations}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--experiments", nargs="+", default=["ebm-mnist-cond", "jem-mnist"])
+    parser.add_argument("--preset", default="smoke", help="preset of every run (its iterations replaced by --iterations)")
     parser.add_argument("--iterations", type=int, default=160, help="training iterations of each run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/benchmarks/soak", help="folder for the runs and the private cache")
+    parser.add_argument("--cache", default=None, help="a filled classifier cache (default: train into WORK/cache)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "kill_resume_soak.json"))
     args = parser.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GENLAB_CACHE_DIR": str(Path(args.work).resolve() / "cache")}
-    for setup in SETUP:
-        genlab(["run", setup[0], "--preset", "smoke", *setup[1:], "--runs-dir", str(Path(args.work) / "setup")], env)
+    env = {**os.environ, "GENLAB_CACHE_DIR": str(Path(args.cache or Path(args.work) / "cache").resolve())}
+    for setup in [] if args.cache else SETUP:
+        genlab(["run", setup[0], "--preset", args.preset, *setup[1:], "--runs-dir", str(Path(args.work) / "setup")], env)
     rng = random.Random(args.seed)
     results = [soak(name, args, env, rng) for name in args.experiments]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

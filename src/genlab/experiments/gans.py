@@ -27,7 +27,7 @@ from genlab.errors import CheckpointError, ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
 from genlab.eval.samples_io import save_sample_set, save_samples
-from genlab.eval.score import reference_embedding, score_samples
+from genlab.eval.score import reference_embedding, score_embeddings
 from genlab.experiments.base import Experiment, RunContext
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.report.figures import curves_figure
@@ -126,7 +126,7 @@ def wasserstein_fid_correlation(records: list[dict[str, Any]]) -> float:
 
 
 def _figures(ctx: RunContext, cfg: GanConfig, trainer: GanTrainer, records: list[dict[str, Any]],
-             class_shares: list[float]) -> None:
+             class_shares: list[float], critic_weights: np.ndarray) -> None:
     name = ctx.experiment.name
     keys = ["d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp", "interp_grad_norm", "clipped_fraction",
             "d_grad_norm", "g_grad_norm", "fid", "class_coverage", "confident_share", "is"]
@@ -139,8 +139,7 @@ def _figures(ctx: RunContext, cfg: GanConfig, trainer: GanTrainer, records: list
     layers = layer_gradients_figure(records, f"{name}: critic gradient norm per layer")
     if layers is not None:
         ctx.save_figure(layers, "critic_layer_gradients")
-    weights = torch.cat([p.detach().flatten().cpu() for p in trainer.critic.parameters()]).numpy()
-    ctx.save_figure(critic_weights_figure(weights, cfg.train.clip if cfg.train.objective == "wgan" else None,
+    ctx.save_figure(critic_weights_figure(critic_weights, cfg.train.clip if cfg.train.objective == "wgan" else None,
                                           f"{name}: critic parameters at the end"), "critic_weights")
     ctx.save_figure(class_histogram_figure(class_shares, ctx.classes, f"{name}: judge's classes of the test samples"),
                     "class_histogram")
@@ -176,17 +175,20 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     samples = trainer.sample(final_noise, labels, trainer.best_generator())
     save_samples(ctx.run.samples / "final.npz", samples, labels)
     ctx.save_grid(samples[:GRID], "final", nrow=10)
-    test = score_samples(samples, cfg.data.dataset, labels, judge=judge, split="test", data_dir=ctx.data_dir,
-                         split_seed=cfg.data.split_seed, reference_limit=cfg.eval.reference_limit)
+    fake = judge.embed(samples)
+    real, n_test, _ = reference_embedding(judge, cfg.data.dataset, "test", ctx.data_dir, cfg.eval.reference_limit,
+                                          cfg.data.split_seed)
+    test = score_embeddings(real, fake, labels)
     ctx.notes.append(f"test numbers: the best generator (step {trainer.best['step']}, lowest val FID) against "
-                     f"{test['reference']}; val FID over training against {n_val:,} val images")
-    class_shares = (torch.bincount(judge.embed(samples).probs.argmax(1), minlength=len(spec.classes)).double()
+                     f"{cfg.data.dataset}/test, {n_test:,} images; val FID over training against {n_val:,} val images")
+    class_shares = (torch.bincount(fake.probs.argmax(1), minlength=len(spec.classes)).double()
                     / len(samples)).tolist()
+    critic_weights = torch.cat([p.detach().flatten().cpu() for p in critic.parameters()])
 
     records = ctx.run.read_metrics()
     evals = [r for r in records if r.get("split") == "eval" and "fid" in r]
     last_train = next((r for r in reversed(records) if r.get("split") == "train"), {})
-    _figures(ctx, cfg, trainer, records, class_shares)
+    _figures(ctx, cfg, trainer, records, class_shares, critic_weights.numpy())
     metrics = {f"test_{k}": v for k, v in test.items()
                if (isinstance(v, (int, float)) or k == "per_class_accuracy") and k != "samples"}
     metrics.update({"best_val_fid": trainer.best["fid"], "best_step": trainer.best["step"],
@@ -194,7 +196,7 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
                     "test_samples": len(samples), "train_images": len(train), "val_reference_images": n_val,
                     "generator_parameters": sum(p.numel() for p in generator.parameters()),
                     "critic_parameters": sum(p.numel() for p in critic.parameters()),
-                    "critic_weight_std": float(torch.cat([p.detach().flatten() for p in critic.parameters()]).std())})
+                    "critic_weight_std": float(critic_weights.std())})
     if cfg.train.objective != "gan":
         metrics["wasserstein_fid_spearman"] = wasserstein_fid_correlation(records)
         metrics["last_wasserstein"] = last_train.get("wasserstein", float("nan"))
