@@ -1,6 +1,7 @@
 """JEM / JEM++: energy identities, the Gaussian initialiser, proximal SGLD's bound, ablation switches, smoke runs."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -123,3 +124,21 @@ def test_missing_pretrained_classifier_says_how_to_make_it(tmp_path, capsys):
     assert main(["run", "jem-mnist", "--preset", "smoke", "--no-progress", "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "no trained mnist classifier with seed 1" in err and "--seed 1" in err and "--set model.norm=none" in err
+
+
+
+def test_learning_rate_warms_up_then_cosine_decays_to_zero():
+    model = build_classifier("cnn", 1, 10, 4)
+    images = ImageSet("toy", "train", torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8),
+                      torch.arange(32) % 10, tuple("0123456789"))
+    cfg = JEMTrainConfig(iterations=20, batch_size=8, lr=1e-3, warmup=4, lr_decay="cosine")
+    sampler = JEMSamplerConfig(steps=1, buffer_size=16)
+    trainer = JEMTrainer(model, Batches(images, 8, 0), cfg, sampler, None, (1, 28, 28), torch.device("cpu"))
+    rates = []
+    for step in range(20):
+        trainer.train_step(step)
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(1e-3 / 4 * (0.5 + 0.5 * math.cos(0)))
+    assert rates[3] == pytest.approx(1e-3 * (0.5 + 0.5 * math.cos(math.pi * 3 / 20)))
+    assert rates[10] == pytest.approx(5e-4) and rates[19] < 1e-5
+    assert all(a > b for a, b in zip(rates[3:], rates[4:]))  # falling after the warm-up

@@ -3,11 +3,19 @@ divergence rollback (halve the learning rate) and data parallelism under torchru
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 import torch
 
 from genlab import distributed
+
+
+def lr_factor(step: int, iterations: int, decay: Literal["none", "cosine"] = "none", warmup: int = 0) -> float:
+    """The learning-rate multiplier at ``step``: a linear warm-up over ``warmup`` steps, then constant or
+    cosine-decayed to 0 at ``iterations``."""
+    ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    return ramp * (0.5 * (1 + math.cos(math.pi * step / iterations)) if decay == "cosine" else 1.0)
 
 
 class ModelTrainer:

@@ -17,7 +17,6 @@ samples of every label look alike, CD cannot tell labels apart and the label is 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -28,7 +27,7 @@ from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.energy import ResNetEnergy
 from genlab.sampling import ReplayBuffer, langevin, make_schedule, uniform_noise
-from genlab.train.base import ModelTrainer
+from genlab.train.base import ModelTrainer, lr_factor
 
 
 @dataclass
@@ -116,8 +115,7 @@ class EBMTrainer(ModelTrainer):
         return result, labels, index
 
     def lr_at(self, step: int) -> float:
-        scale = 0.5 * (1 + math.cos(math.pi * step / self.cfg.iterations)) if self.cfg.lr_decay == "cosine" else 1.0
-        return self.cfg.lr * self.lr_scale * scale
+        return self.cfg.lr * self.lr_scale * lr_factor(step, self.cfg.iterations, self.cfg.lr_decay)
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         for group in self.optimizer.param_groups:

@@ -34,7 +34,7 @@ from torch import nn
 from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.sampling import ClassGaussians, ReplayBuffer, langevin, proximal_langevin, uniform_noise
-from genlab.train.base import ModelTrainer
+from genlab.train.base import ModelTrainer, lr_factor
 
 
 def energy(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,6 +67,8 @@ class JEMTrainConfig:
     batch_size: int = param(64, "labelled batch and sample batch size", ge=1)
     lr: float = param(1e-4, "Adam learning rate (JEM and JEM++ code)", gt=0)
     warmup: int = param(200, "iterations of linear learning-rate warm-up", ge=0)
+    lr_decay: Literal["none", "cosine"] = param("none", "after the warm-up, learning rate constant or cosine-decayed "
+                                                        "to 0 over train.iterations")
     weight_decay: float = param(0.0, "Adam weight decay", ge=0)
     gen_weight: float = param(1.0, "weight of the generative term E(x+) - E(x-)", ge=0)
     ce_weight: float = param(1.0, "weight of the cross-entropy term", ge=0)
@@ -120,7 +122,8 @@ class JEMTrainer(ModelTrainer):
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * self.lr_scale * min(1.0, (step + 1) / max(1, self.cfg.warmup))
+            group["lr"] = self.cfg.lr * self.lr_scale * lr_factor(step, self.cfg.iterations, self.cfg.lr_decay,
+                                                                  self.cfg.warmup)
         x, y = self.batches(step)
         if self.cfg.data_noise:
             x = x + self.cfg.data_noise * torch.randn_like(x)
