@@ -103,7 +103,8 @@ def soak(experiment: str, args, env: dict[str, str], rng: random.Random) -> dict
             wait_for_checkpoint_write(killed / "checkpoints", proc, timeout=ref_s)
             at_write = any(p.name.endswith(".tmp") for p in (killed / "checkpoints").glob("*"))
         else:
-            time.sleep(rng.uniform(1.0, max(1.5, ref_s / 4)))
+            # about ref_s / kills of progress per random kill on average, so every kill lands before the end
+            time.sleep(rng.uniform(1.0, max(1.5, 2 * ref_s / args.kills)))
             at_write = False
         attempt += 1
         if proc.poll() is not None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import genlab.train.ebm as ebm_training
 from genlab.cli import main
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
@@ -150,3 +151,29 @@ def test_cifar_smoke_runs(tmp_path, capsys, variant):
     assert config["sampler"]["init"] == ("noise" if variant == "noise" else "buffer")
     assert main(["sample", str(run), "--n", "4", "--label", "1"]) == 2
     assert "unconditional model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_sampler_precision_auto_uses_bf16_only_where_the_device_has_it(monkeypatch, native):
+    monkeypatch.setattr(ebm_training, "has_native_bf16", lambda device: native)
+    cpu = torch.device("cpu")
+    assert ebm_training.sampler_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    assert ebm_training.sampler_dtype("fp32", cpu) is None and ebm_training.sampler_dtype("bf16", cpu) == torch.bfloat16
+
+
+@pytest.mark.parametrize("policy", ["kept", "redrawn"])
+def test_buffer_labels_kept_or_redrawn(policy):
+    torch.manual_seed(0)
+    data = ImageSet("toy", "train", torch.zeros(64, 1, 4, 4, dtype=torch.uint8), torch.arange(64) % 4, tuple("abcd"))
+    model = ResNetEnergy(1, width=4, blocks=(1,), num_outputs=4)
+    trainer = EBMTrainer(model, Batches(data, 16, seed=0), EBMTrainConfig(batch_size=16),
+                         SamplerConfig(steps=1, buffer_size=64, buffer_labels=policy), (1, 4, 4), torch.device("cpu"),
+                         conditional=True)
+    trainer.buffer.labels.fill_(2)
+    _, labels, _ = trainer.chain_starts(4000)
+    share_of_2 = float((labels == 2).float().mean())
+    if policy == "kept":  # all but the 5% restarted from noise, whose labels are uniform
+        assert share_of_2 == pytest.approx(0.95 + 0.05 / 4, abs=0.015)
+    else:
+        assert share_of_2 == pytest.approx(0.25, abs=0.03)
+        assert torch.bincount(labels, minlength=4).min() > 850

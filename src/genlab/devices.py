@@ -32,3 +32,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"device type '{device.type}' is not supported", hint="use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether this device multiplies bfloat16 in hardware (CUDA GPUs that support it; CPUs with AVX-512 BF16
+    or AMX), where autocast to bf16 runs faster than float32. Elsewhere bf16 is emulated and slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return any(probe() for probe in probes if probe is not None)
+    return False

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from genlab.config import param
 from genlab.data.batches import Batches
+from genlab.devices import has_native_bf16
 from genlab.nets.energy import ResNetEnergy
 from genlab.sampling import ReplayBuffer, langevin, make_schedule, uniform_noise
 from genlab.train.base import ModelTrainer, lr_factor
@@ -52,8 +53,12 @@ class SamplerConfig:
     buffer_size: int = param(10000, "replay buffer capacity", ge=1)
     reinit_prob: float = param(0.05, "share of chains restarted from noise when using the buffer", ge=0, le=1)
     buffer_policy: Literal["fifo", "reservoir", "inplace"] = param("fifo", "how samples return to the buffer")
-    precision: Literal["fp32", "bf16"] = param("fp32", "precision of the energy's passes inside the sampler "
-                                               "(bf16: autocast; the chain itself stays float32)")
+    buffer_labels: Literal["kept", "redrawn"] = param(
+        "kept", "conditional models: a chain from the buffer continues under its image's label, or under a fresh "
+                "uniform label (chains then move between classes: no class is left with only its own stuck chains)")
+    precision: Literal["auto", "fp32", "bf16"] = param(
+        "auto", "precision of the energy's passes inside the sampler (bf16: autocast, the chain itself stays "
+                "float32; auto: bf16 where the device has native bf16, else fp32)")
 
     def settings(self) -> dict[str, Any]:
         """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""
@@ -85,7 +90,14 @@ def chain(energy, x0: torch.Tensor, cfg: SamplerConfig | dict[str, Any], model: 
     fn = (lambda x: energy(x, labels)) if labels is not None else energy
     return langevin(fn, x0, steps or s["steps"], step, None if s["form"] == "coupled" else s["noise"],
                     form=s["form"], grad_clip=s["grad_clip"] or None, freeze=model,
-                    autocast=torch.bfloat16 if s.get("precision") == "bf16" else None)
+                    autocast=sampler_dtype(s.get("precision", "fp32"), x0.device))
+
+
+def sampler_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the energy's passes in the sampler (None: float32)."""
+    if precision == "bf16" or (precision == "auto" and has_native_bf16(device)):
+        return torch.bfloat16
+    return None
 
 
 class EBMTrainer(ModelTrainer):
@@ -105,7 +117,10 @@ class EBMTrainer(ModelTrainer):
     def chain_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(x0, labels, buffer indices) as in training: from the buffer, or noise with uniform labels."""
         if self.buffer is not None:
-            return self.buffer.sample(n)
+            x0, labels, index = self.buffer.sample(n)
+            if labels is not None and self.sampler.buffer_labels == "redrawn":
+                labels = torch.randint(0, self.model.num_outputs, (n,), device=self.device)
+            return x0, labels, index
         labels = torch.randint(0, self.model.num_outputs, (n,), device=self.device) if self.conditional else None
         return uniform_noise(n, self.shape, self.device), labels, None
 
