@@ -2,16 +2,20 @@
 
     python benchmarks/sgld_throughput.py [--device cpu] [--batch 64] [--steps 20] [--repeats 3]
                                          [--nets cifar32 cifar64 cifar128 mnist] [--levers ...]
+                                         [--training-width 64] [--training-steps N] [--training-batch N]
 
 For each energy network it times `steps` Langevin steps at the given batch size and reports images x
 steps per second (best of `repeats`, after a warm-up chain). "naive" is the loop most code writes:
 parameters requiring grad, x.requires_grad_(), torch.autograd.grad(E(x).sum(), x), new noise tensors.
 "genlab" is `genlab.sampling.langevin` (frozen parameters, in-place noise, no host sync) in float32; the
-trainers' default (`sampler.precision=auto`) adds bf16 autocast where the device has native bf16, and the
-script reports that default's ratio over the naive loop. The levers
+EBM trainers' defaults add channels-last weights (`train.channels_last`) and bf16 autocast where the
+device has native bf16 (`sampler.precision=auto`), and the script reports that default's ratio over the
+naive loop. The levers
 (channels_last, bf16 autocast, torch.compile of the energy, thread count) are applied on top of genlab's
 sampler and each is timed on and off (channels_last and bf16 also together), with the largest difference
-from the plain sampler's samples for the same seed. Also times one full CD training iteration. Prints a table and writes JSON.
+from the plain sampler's samples for the same seed. Also times one full CD training iteration, float32
+eager against the kept levers (`--training-width 128 --training-steps 60 --training-batch 128`: the
+full preset's). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -114,20 +118,45 @@ def bench_net(name: str, args, device: torch.device) -> list[dict]:
     return rows
 
 
-def bench_training(args, device: torch.device) -> dict:
-    """One full CD iteration (SGLD chain + optimiser step) of the width-64 CIFAR energy."""
+def bench_training(args, device: torch.device) -> list[dict]:
+    """One full CD iteration (SGLD chain + optimiser step) of the CIFAR ResNet energy at the training width,
+    steps and batch given (the full preset: width 128, 60 steps, batch 128): float32 eager against the kept
+    levers: the sampler's default precision, then `train.channels_last`, then `train.compile` (and on a GPU
+    the compiled passes as CUDA graphs, compile mode reduce-overhead, which the trainer does not offer)."""
     from genlab.data.batches import Batches
     from genlab.data.datasets import ImageSet
 
-    data = ImageSet("random", "train", torch.randint(0, 256, (args.batch * 4, 3, 32, 32), dtype=torch.uint8),
-                    torch.zeros(args.batch * 4, dtype=torch.long), ("x",))
-    model = ResNetEnergy(3, 64, (3, 3, 3))
-    trainer = EBMTrainer(model, Batches(data, args.batch, 0, device), EBMTrainConfig(batch_size=args.batch),
-                         SamplerConfig(steps=args.steps, buffer_size=1000), (3, 32, 32), device, conditional=False)
-    step = iter(range(10**9))
-    seconds, _ = timed(lambda: trainer.train_step(next(step))["loss"].item(), args.repeats, device)
-    print(f"CD iteration (cifar64, {args.steps} SGLD steps, batch {args.batch}): {seconds:.3f} s", flush=True)
-    return {"net": "cifar64", "variant": "cd_iteration", "seconds": seconds}
+    batch = args.training_batch or args.batch
+    data = ImageSet("random", "train", torch.randint(0, 256, (batch * 4, 3, 32, 32), dtype=torch.uint8),
+                    torch.zeros(batch * 4, dtype=torch.long), ("x",))
+    variants = [("fp32 eager", "fp32", False, None), ("precision auto", "auto", False, None),
+                ("precision auto + channels_last", "auto", True, None)]
+    if "compile" in args.levers:
+        variants.append(("precision auto + channels_last + compile", "auto", True, "default"))
+    if "compile" in args.levers and device.type == "cuda":  # reduce-overhead: the compiled passes as CUDA graphs
+        variants.append(("precision auto + channels_last + compile + CUDA graphs", "auto", True, "reduce-overhead"))
+    rows, base = [], None
+    for variant, precision, channels_last, compile_mode in variants:
+        torch.manual_seed(0)
+        model = ResNetEnergy(3, args.training_width, (3, 3, 3))
+        train_cfg = EBMTrainConfig(batch_size=batch, channels_last=channels_last, compile=compile_mode == "default")
+        trainer = EBMTrainer(model, Batches(data, batch, 0, device), train_cfg,
+                             SamplerConfig(steps=args.training_steps, buffer_size=1000, precision=precision),
+                             (3, 32, 32), device, conditional=False)
+        if compile_mode == "reduce-overhead":
+            trainer.energy = torch.compile(trainer.model, mode=compile_mode)
+        step = iter(range(10**9))
+        try:
+            seconds, _ = timed(lambda: trainer.train_step(next(step))["loss"].item(), args.repeats, device)
+        except Exception as error:  # a lever that fails here is reported, not fatal
+            print(f"CD iteration, {variant}: failed ({type(error).__name__}: {error})", flush=True)
+            continue
+        base = base or seconds
+        rows.append({"net": f"cifar{args.training_width}", "variant": f"cd_iteration: {variant}", "seconds": seconds,
+                     "steps": args.training_steps, "batch": batch, "speedup_over_fp32_eager": base / seconds})
+        print(f"CD iteration (cifar{args.training_width}, {args.training_steps} SGLD steps, batch {batch}), "
+              f"{variant}: {seconds:.3f} s ({base / seconds:.2f}x fp32 eager)", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -137,19 +166,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    parser.add_argument("--training-width", type=int, default=64, help="width of the timed CD iteration's energy")
+    parser.add_argument("--training-steps", type=int, default=None, help="its SGLD steps (default: --steps)")
+    parser.add_argument("--training-batch", type=int, default=None, help="its batch (default: --batch)")
     parser.add_argument("--levers", nargs="*", default=["channels_last", "bf16", "compile", "threads"])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sgld_throughput.json"))
     args = parser.parse_args()
+    args.training_steps = args.training_steps or args.steps
     device = torch.device(args.device)
     rows = [row for name in args.nets for row in bench_net(name, args, device)]
-    # What genlab's trainers run by default here: sampler.precision=auto (bf16 where the device has it natively).
-    default = "genlab+bf16" if sampler_dtype("auto", device) is not None and "bf16" in args.levers else "genlab"
+    # What genlab's EBM trainers run by default here: channels-last weights (train.channels_last) and
+    # sampler.precision=auto (bf16 where the device has it natively).
+    bf16 = sampler_dtype("auto", device) is not None
+    default = {(True, True): "genlab+channels_last+bf16", (True, False): "genlab+channels_last",
+               (False, True): "genlab+bf16", (False, False): "genlab"}[
+        ("channels_last" in args.levers and device.type != "mps", bf16 and "bf16" in args.levers)]
     speedups = {}
     for name in args.nets:
         speed = {r["variant"]: r["images_steps_per_s"] for r in rows if r["net"] == name}
         speedups[name] = speed[default] / speed["naive"]
         print(f"{name}: genlab's default sampler here ({default}) is {speedups[name]:.2f}x the naive loop")
-    rows.append(bench_training(args, device))
+    rows += bench_training(args, device)
     machine = {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "device": str(device),
                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}

@@ -177,3 +177,19 @@ def test_buffer_labels_kept_or_redrawn(policy):
     else:
         assert share_of_2 == pytest.approx(0.25, abs=0.03)
         assert torch.bincount(labels, minlength=4).min() > 850
+
+
+@pytest.mark.slow
+def test_channels_last_and_compiled_energy_train_like_the_plain_one():
+    """The speed levers change the layout and the kernels, not the math: same losses to float tolerance."""
+    losses = []
+    for levers in ({}, {"channels_last": True, "compile": True}):
+        torch.manual_seed(0)
+        trainer = _toy_trainer(precision="fp32")
+        trainer.cfg.channels_last = levers.get("channels_last", False)
+        trainer.cfg.compile = levers.get("compile", False)
+        trainer = EBMTrainer(trainer.model, trainer.batches, trainer.cfg, trainer.sampler, trainer.shape,
+                             trainer.device, conditional=False)
+        torch.manual_seed(1)
+        losses.append(torch.stack([trainer.train_step(step)["loss"] for step in range(3)]))
+    assert torch.allclose(losses[0], losses[1], atol=1e-4), losses

@@ -207,7 +207,10 @@ _SMOKE = {"eval.reference_images": 500, "model.width": 8, "model.blocks": "1,1",
 
 # Paper scale (IGEBM's released code for CIFAR-10): 60 SGLD steps of size 10 with noise 0.005, width 128.
 # genlab's images are in [-1, 1] rather than [0, 1]; the energy scale adapts, the step settings carry over.
+# For a GPU: a compiled energy makes an iteration 1.4x faster on an H100 on top of the bf16 sampler and
+# channels-last weights (benchmarks/README.md).
 _CIFAR_FULL = {"model.width": 128, "sampler.steps": 60, "sampler.step_size": 10.0, "sampler.noise": 0.005,
+               "train.compile": True,
                "train.iterations": 100000, "train.batch_size": 128, "eval.samples": 5000,
                "eval.final_samples": 10000, "log.every": 100, "log.checkpoint_every": 2000,
                "log.eval_every": 5000}
