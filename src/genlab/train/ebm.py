@@ -127,10 +127,12 @@ class EBMTrainer(ModelTrainer):
         if self.buffer is not None:
             x0, labels, index = self.buffer.sample(n)
             if labels is not None and self.sampler.buffer_labels == "redrawn":
-                labels = torch.randint(0, self.model.num_outputs, (n,), device=self.device)
+                labels = self.random_labels(n)
             return x0, labels, index
-        labels = torch.randint(0, self.model.num_outputs, (n,), device=self.device) if self.conditional else None
-        return uniform_noise(n, self.shape, self.device), labels, None
+        return uniform_noise(n, self.shape, self.device), self.random_labels(n) if self.conditional else None, None
+
+    def random_labels(self, n: int) -> torch.Tensor:
+        return torch.randint(0, self.model.num_outputs, (n,), device=self.device)
 
     def negatives(self, n: int):
         x0, labels, index = self.chain_starts(n)
