@@ -36,3 +36,21 @@ def test_gan_discussion_counts_seeds_where_the_gradient_penalty_wins_and_checks_
     runs["gan-hoda-conditional"] = [summary(0, test_fid=1.0, test_confident_share=0.95, test_class_coverage=1.0)]
     assert "Best model by confident share: conditional GAN (95.0%" in " ".join(study("gan").discuss(runs))
     assert "time to a validation FID of 10 (twice the best model's final best): GAN 2.0 min (2/2 seeds)" in text
+
+
+def test_ebm_discussion_times_each_variant_to_a_shared_fid_level():
+    runs = {"ebm-cifar10-noise": [summary(0, fid=200.0, fid_curve=[[100, 60.0, 260.0], [200, 120.0, 210.0]])],
+            "ebm-cifar10-buffer-decay": [summary(0, fid=120.0, fid_curve=[[100, 60.0, 170.0], [200, 120.0, 120.0]])]}
+    text = " ".join(study("ebm").discuss(runs))
+    assert "40% lower; the target is 30% lower: met" in text
+    assert "first fell to 180 (1.5x the best FID any variant reached): noise never, buffer-decay 1.0 min (1/1 seeds)" in text
+
+
+def test_jem_discussion_checks_jempp_quality_at_half_the_steps_and_divergences():
+    jem = [summary(s, fid=40.0, sgld_steps_per_iteration=20, divergence_events=1, test_accuracy=0.98) for s in (0, 1)]
+    jempp = [summary(s, fid=11.0, sgld_steps_per_iteration=5, divergence_events=0, test_accuracy=0.99) for s in (0, 1)]
+    text = " ".join(study("jem").discuss({"jem-mnist": jem, "jempp-mnist": jempp}))
+    assert "FID 11 vs JEM's 40 with 25% of JEM's SGLD steps per iteration" in text
+    assert "at most half the steps: met); divergence events 0 vs 2 (no more than JEM)" in text
+    jempp[0]["metrics"]["fid"] = 80.0
+    assert "at most half the steps: not met" in " ".join(study("jem").discuss({"jem-mnist": jem, "jempp-mnist": jempp}))

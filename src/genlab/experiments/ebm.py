@@ -147,6 +147,8 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
                "samples": len(x), "reference_images": n_real, "iterations": cfg.train.iterations,
                "sgld_steps_per_iteration": cfg.sampler.steps,
                "parameters": sum(p.numel() for p in model.parameters()), **chain_statistics(records)}
+    metrics["fid_curve"] = [[r["step"], r["wall_s"], r["fid"]] for r in records
+                            if r.get("split") == "eval" and "fid" in r]
     if labels is not None:
         metrics["per_class_accuracy"] = scores["per_class_accuracy"]
         metrics["min_class_accuracy"] = min(scores["per_class_accuracy"])

@@ -81,6 +81,8 @@ def _discuss_ebm(runs: Runs) -> list[str]:
                      + "; divergence events: "
                      + ", ".join(f"{k.removeprefix('ebm-cifar10-')} {v:.1f}" for k, v in events.items() if v is not None)
                      + ".")
+    lines += _convergence_lines({k.removeprefix("ebm-cifar10-"): v for k, v in runs.items()
+                                 if k.startswith("ebm-cifar10")})
     cond = runs.get("ebm-mnist-cond", [])
     acc = mean(cond, "class_accuracy")
     if acc is not None:
@@ -89,6 +91,23 @@ def _discuss_ebm(runs: Runs) -> list[str]:
                      f"their intended digit (worst digit {worst:.1%}; targets 90% and 75%: "
                      f"{'met' if acc >= 0.9 and worst >= 0.75 else 'not met'}).")
     return lines
+
+
+def _convergence_lines(variants: Runs) -> list[str]:
+    """Convergence speed of the CIFAR-10 variants: minutes until the FID evaluated during training first
+    reached a level every variant can be held to (1.5x the best FID any variant evaluated)."""
+    best = min((fid for rs in variants.values() for r in rs for _, _, fid in r.get("metrics", {}).get("fid_curve") or []),
+               default=math.inf)
+    if not math.isfinite(best):
+        return []
+    threshold = 1.5 * best
+    reach = []
+    for name, rs in variants.items():
+        got = [t for t in (time_to_fid(r, threshold, "fid_curve") for r in rs) if t is not None]
+        reach.append(f"{name} {statistics.mean(got) / 60:.1f} min ({len(got)}/{len(rs)} seeds)" if got
+                     else f"{name} never")
+    return [f"Convergence speed: training time until the evaluated FID first fell to {threshold:.3g} (1.5x the "
+            f"best FID any variant reached): " + ", ".join(reach) + "."]
 
 
 def _discuss_jem(runs: Runs) -> list[str]:
@@ -113,6 +132,7 @@ def _discuss_jem(runs: Runs) -> list[str]:
             f"Stability and cost: divergence events JEM {sum(values(jem, 'divergence_events')):.0f}, JEM++ "
             f"{sum(values(jempp, 'divergence_events')):.0f}; seconds per 1,000 iterations JEM "
             f"{spread(jem, 'seconds_per_1000_iterations')}, JEM++ {spread(jempp, 'seconds_per_1000_iterations')}.")
+        lines += _jempp_targets(jem, jempp)
     ablations = {k: v for k, v in runs.items() if k.startswith("jempp-mnist-")}
     if ablations and jempp:
         lines.append("Ablations (JEM++ with one change undone): "
@@ -120,6 +140,20 @@ def _discuss_jem(runs: Runs) -> list[str]:
                                  f"{spread(v, 'conditional_accuracy')}, test accuracy {spread(v, 'test_accuracy', 4)}"
                                  for k, v in ablations.items()) + ".")
     return lines
+
+
+def _jempp_targets(jem: list[dict[str, Any]], jempp: list[dict[str, Any]]) -> list[str]:
+    """JEM++'s claims checked: JEM's FID or better with at most half its SGLD steps, no more divergences."""
+    fid_jem, fid_pp = mean(jem, "fid"), mean(jempp, "fid")
+    steps_jem, steps_pp = mean(jem, "sgld_steps_per_iteration"), mean(jempp, "sgld_steps_per_iteration")
+    if None in (fid_jem, fid_pp, steps_jem, steps_pp):
+        return []
+    div_jem, div_pp = sum(values(jem, "divergence_events")), sum(values(jempp, "divergence_events"))
+    quality = fid_pp <= fid_jem and steps_pp <= steps_jem / 2
+    return [f"JEM++ against its claims: FID {fid_pp:.3g} vs JEM's {fid_jem:.3g} with {steps_pp / steps_jem:.0%} of "
+            f"JEM's SGLD steps per iteration (JEM's quality with at most half the steps: "
+            f"{'met' if quality else 'not met'}); divergence events {div_pp:.0f} vs {div_jem:.0f} "
+            f"({'no more than JEM' if div_pp <= div_jem else 'more than JEM'})."]
 
 
 def _discuss_dvae(runs: Runs) -> list[str]:
@@ -146,9 +180,10 @@ def _discuss_dvae(runs: Runs) -> list[str]:
     return lines
 
 
-def time_to_fid(summary: dict[str, Any], threshold: float) -> float | None:
-    """Wall seconds of training until the validation FID first fell to ``threshold`` (None: never)."""
-    curve = summary.get("metrics", {}).get("val_fid_curve") or []
+def time_to_fid(summary: dict[str, Any], threshold: float, curve_key: str = "val_fid_curve") -> float | None:
+    """Wall seconds of training until the evaluated FID (a ``[step, wall_s, fid]`` curve) first fell to
+    ``threshold`` (None: never)."""
+    curve = summary.get("metrics", {}).get(curve_key) or []
     return next((wall for _, wall, fid in curve if fid <= threshold), None)
 
 
