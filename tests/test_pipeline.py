@@ -2,12 +2,14 @@
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from genlab.cli import main
 from genlab.errors import ConfigError
+from genlab.experiments import pipeline
 from genlab.experiments.pipeline import plan
 from browser import needs_chromium, render
 from conftest import needs_data
@@ -63,3 +65,49 @@ def test_smoke_pipeline_end_to_end_reuse_and_reports_in_a_browser(tmp_path, caps
     assert main(["report", str(moved)]) == 0
     seen = render(moved / "report.html")
     assert seen["errors"] == [] and seen["broken"] == 0 and seen["images"] > 0 and "<table>" in (moved / "report.html").read_text()
+
+
+_FAKE_JOB = """
+import sys, time
+key, log = sys.argv[1], sys.argv[2]
+with open(log, "a") as f:
+    f.write(f"start {key} {time.time()}\\n")
+time.sleep(0.3)
+with open(log, "a") as f:
+    f.write(f"end {key} {time.time()}\\n")
+if key == "wgan-hoda/seed0":
+    print("genlab: error: the critic diverged")
+    sys.exit(2)
+"""
+
+
+def test_parallel_jobs_respect_needs_and_the_job_limit_and_record_failures(tmp_path, monkeypatch):
+    events = tmp_path / "events.txt"
+    monkeypatch.setattr(pipeline, "_command",
+                        lambda job, record, *rest: [sys.executable, "-c", _FAKE_JOB, job.key, str(events)])
+    folder = pipeline.run_pipeline("smoke", only=["gan"], runs_dir=tmp_path, jobs=2, out=lambda line: None)
+    state = json.loads((folder / "pipeline.json").read_text())
+    assert {k: j["status"] for k, j in state["jobs"].items()} == {
+        "classifier-hoda": "complete", "gan-hoda/seed0": "complete", "gan-hoda-conditional/seed0": "complete",
+        "wgan-hoda/seed0": "failed", "wgangp-hoda/seed0": "complete"}
+    assert state["jobs"]["wgan-hoda/seed0"]["error"] == "error: the critic diverged"
+    times = [(line.split()[0], line.split()[1], float(line.split()[2])) for line in events.read_text().splitlines()]
+    classifier_end = next(t for kind, key, t in times if kind == "end" and key == "classifier-hoda")
+    assert all(t >= classifier_end for kind, key, t in times if kind == "start" and key != "classifier-hoda")
+    running = 0
+    for kind, _, _ in sorted(times, key=lambda e: e[2]):
+        running += 1 if kind == "start" else -1
+        assert running <= 2
+
+
+def test_a_parallel_job_runs_the_same_command_a_user_would(tmp_path):
+    job = next(j for j in plan(1, only=["jem"]) if j.key == "classifier-mnist-seed1-nobn")
+    record = {"run_dir": str(tmp_path / "run"), "sets": {"model.norm": "none", "train.augment": True}}
+    command = pipeline._command(job, record, "quick", "cpu", None)
+    assert command[1:] == ["-m", "genlab", "run", "classifier-mnist", "--preset", "quick", "--seed", "1",
+                           "--run-dir", str(tmp_path / "run"), "--set", "model.norm=none", "--set",
+                           "train.augment=true", "--device", "cpu", "--no-progress"]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    assert pipeline._command(job, record, "quick", "cpu", "/data")[3:] == [
+        "resume", str(tmp_path / "run"), "--device", "cpu", "--no-progress", "--data-dir", "/data"]

@@ -42,10 +42,10 @@ def _cmd_run(args) -> int:
 
     if args.experiment == "pipeline":
         return _run_pipeline(args)
-    if args.seeds != 1 or args.only or args.skip:
+    if args.seeds != 1 or args.only or args.skip or args.jobs != 1:
         from genlab.errors import ConfigError
 
-        raise ConfigError("--seeds, --only and --skip belong to `genlab run pipeline`",
+        raise ConfigError("--seeds, --only, --skip and --jobs belong to `genlab run pipeline`",
                           hint="for one experiment use --seed N")
 
     run = start_run(args.experiment, args.preset, parse_assignments(args.set), args.seed, args.device,
@@ -64,7 +64,7 @@ def _run_pipeline(args) -> int:
         raise ConfigError("--set, --seed and --run-dir do not apply to the pipeline",
                           hint="use --preset, --seeds N, --only STUDY.. or --skip STUDY..")
     run_pipeline(args.preset, args.seeds, args.only, args.skip, args.runs_dir, args.device, args.data_dir,
-                 progress=not args.no_progress, build_index=build_index)
+                 progress=not args.no_progress, build_index=build_index, jobs=args.jobs)
     return 0
 
 
@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", default=None, metavar="STUDY",
                    help="pipeline: run only these studies (classifiers, ebm, jem, dvae, gan)")
     p.add_argument("--skip", nargs="+", default=None, metavar="STUDY", help="pipeline: skip these studies")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="pipeline: run up to N studies at once, each in its own process with 1/N of the CPU threads")
     _add_runtime(p)
     p.set_defaults(func=_cmd_run)
 

@@ -10,6 +10,10 @@ pipeline.json``; the index report is built beside it.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -113,48 +117,139 @@ def run_dir_of(runs_dir: Path, preset: str, job: Job) -> tuple[Path, dict[str, A
 def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None = None, skip: list[str] | None = None,
                  runs_dir: str | Path = "runs", device: str = "auto", data_dir: str | Path | None = None,
                  progress: bool = True, build_index: Callable[[Path], Path] | None = None,
-                 out: Callable[[str], None] = print) -> Path:
-    """Run every job of the plan; returns the pipeline folder (with pipeline.json and index.html)."""
+                 out: Callable[[str], None] = print, jobs: int = 1) -> Path:
+    """Run every job of the plan; returns the pipeline folder (with pipeline.json and index.html).
+
+    ``jobs`` > 1 runs that many jobs at once, each in its own process with an equal share of the CPU
+    threads; a job starts once the classifiers it needs are done.
+    """
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1; got {jobs}")
     runs_dir = Path(runs_dir)
-    jobs = plan(seeds, only, skip)
-    folder = runs_dir / f"pipeline-{preset}"
-    folder.mkdir(parents=True, exist_ok=True)
-    state_path = folder / "pipeline.json"
-    state = {"preset": preset, "seeds": seeds, "studies": sorted({j.stage.study for j in jobs}), "jobs": {}}
-    started = time.perf_counter()
-    expected = sum(j.stage.minutes for j in jobs) * 60 if preset == "quick" else None
-    spent_expected = 0.0
-    for number, job in enumerate(jobs, 1):
-        path, sets = run_dir_of(runs_dir, preset, job)
-        elapsed = time.perf_counter() - started
-        out(_progress_line(number, len(jobs), job, elapsed, expected, spent_expected))
-        record = {"study": job.stage.study, "experiment": job.stage.experiment, "stage": job.stage.name,
-                  "seed": job.seed, "run_dir": str(path), "started_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-        job_start = time.perf_counter()
+    book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), out)
+    if jobs == 1:
+        _run_here(book, device, data_dir, progress)
+    else:
+        _run_in_processes(book, jobs, device, data_dir)
+    if build_index is not None:
+        out(f"report: {build_index(book.folder)}")
+    return book.folder
+
+
+class _Book:
+    """The pipeline's state file, progress lines and time estimate."""
+
+    def __init__(self, runs_dir: Path, preset: str, seeds: int, jobs: list[Job], out: Callable[[str], None]):
+        self.runs_dir, self.preset, self.jobs, self.out = runs_dir, preset, jobs, out
+        self.folder = runs_dir / f"pipeline-{preset}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.state = {"preset": preset, "seeds": seeds, "studies": sorted({j.stage.study for j in jobs}), "jobs": {}}
+        self.started = time.perf_counter()
+        self.expected = sum(j.stage.minutes for j in jobs) * 60 if preset == "quick" else None
+        self.spent_expected, self.begun = 0.0, 0
+
+    def begin(self, job: Job) -> dict[str, Any]:
+        """Announce a job; returns its record (run directory, overrides, start time)."""
+        self.begun += 1
+        path, sets = run_dir_of(self.runs_dir, self.preset, job)
+        self.out(_progress_line(self.begun, len(self.jobs), job, time.perf_counter() - self.started, self.expected,
+                                self.spent_expected))
+        return {"study": job.stage.study, "experiment": job.stage.experiment, "stage": job.stage.name,
+                "seed": job.seed, "run_dir": str(path), "sets": sets,
+                "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "clock": time.perf_counter()}
+
+    def end(self, job: Job, record: dict[str, Any]) -> None:
+        record.pop("sets")
+        record["seconds"] = round(time.perf_counter() - record.pop("clock"), 1)
+        if record["status"] == "failed":
+            self.out(f"  failed: {job.key}: {record['error']}")
+        if record["status"] != "interrupted":
+            self.spent_expected += job.stage.minutes * 60
+        self.state["jobs"][job.key] = record
+        self.state["wall_time_s"] = round(time.perf_counter() - self.started, 1)
+        write_json(self.folder / "pipeline.json", self.state)
+
+
+def _run_here(book: _Book, device: str, data_dir: str | Path | None, progress: bool) -> None:
+    for job in book.jobs:
+        record = book.begin(job)
+        path = Path(record["run_dir"])
         try:
             if (path / "config.json").exists():
                 resume_run(path, device, data_dir, progress)
             else:
-                start_run(job.stage.experiment, preset, sets, job.seed, device, run_dir=path, data_dir=data_dir,
-                          progress=progress)
+                start_run(job.stage.experiment, book.preset, record["sets"], job.seed, device, run_dir=path,
+                          data_dir=data_dir, progress=progress)
             record["status"] = "complete"
         except KeyboardInterrupt:
-            record.update(status="interrupted")
-            state["jobs"][job.key] = record
-            write_json(state_path, state)
+            record["status"] = "interrupted"
+            book.end(job, record)
             raise
         except Exception as err:  # noqa: BLE001 - a failed study is recorded and the pipeline goes on
             record.update(status="failed", error=str(err) if isinstance(err, GenlabError) else repr(err),
                           traceback=None if isinstance(err, GenlabError) else traceback.format_exc())
-            out(f"  failed: {record['error']}")
-        record["seconds"] = round(time.perf_counter() - job_start, 1)
-        spent_expected += job.stage.minutes * 60
-        state["jobs"][job.key] = record
-        state["wall_time_s"] = round(time.perf_counter() - started, 1)
-        write_json(state_path, state)
-    if build_index is not None:
-        out(f"report: {build_index(folder)}")
-    return folder
+        book.end(job, record)
+
+
+def _command(job: Job, record: dict[str, Any], preset: str, device: str, data_dir: str | Path | None) -> list[str]:
+    """The `genlab` command line that runs (or resumes) one job in its own process."""
+    path = record["run_dir"]
+    if (Path(path) / "config.json").exists():
+        args = ["resume", path]
+    else:
+        args = ["run", job.stage.experiment, "--preset", preset, "--seed", str(job.seed), "--run-dir", path]
+        for key, value in record["sets"].items():
+            args += ["--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    args += ["--device", device, "--no-progress"] + (["--data-dir", str(data_dir)] if data_dir else [])
+    return [sys.executable, "-m", "genlab", *args]
+
+
+def _run_in_processes(book: _Book, workers: int, device: str, data_dir: str | Path | None) -> None:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    logs = book.folder / "logs"
+    logs.mkdir(exist_ok=True)
+    waiting, running = list(book.jobs), []
+    planned = {j.stage.name for j in book.jobs}
+    done: set[str] = set()  # stage names all of whose jobs have ended (their dependants may start)
+    try:
+        while waiting or running:
+            ready = [j for j in waiting if all(n in done or n not in planned for n in j.stage.needs)]
+            for job in ready[:workers - len(running)]:
+                waiting.remove(job)
+                record = book.begin(job)
+                log = logs / f"{job.key.replace('/', '-')}.log"
+                with open(log, "w") as sink:
+                    # A session of its own: Ctrl-C reaches the pipeline only, which passes it on once.
+                    process = subprocess.Popen(_command(job, record, book.preset, device, data_dir), env=env,
+                                               stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+                running.append((job, record, process, log))
+            time.sleep(0.5)
+            for entry in [e for e in running if e[2].poll() is not None]:
+                running.remove(entry)
+                job, record, process, log = entry
+                record.update(_outcome(process.returncode, log))
+                book.end(job, record)
+                if not any(j.stage.name == job.stage.name for j in waiting + [e[0] for e in running]):
+                    done.add(job.stage.name)
+    except KeyboardInterrupt:
+        for _, _, process, _ in running:
+            process.send_signal(signal.SIGINT)  # the run checkpoints and stops after its current step
+        for job, record, process, log in running:
+            process.wait()
+            record.update(status="interrupted", log=str(log))
+            book.end(job, record)
+        raise
+
+
+def _outcome(returncode: int, log: Path) -> dict[str, Any]:
+    """A finished job process's status, with the error line from its log when it failed."""
+    if returncode == 0:
+        return {"status": "complete"}
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("genlab: ")]
+    message = errors[-1].removeprefix("genlab: ") if errors else (lines[-1] if lines else f"exit status {returncode}")
+    return {"status": "interrupted" if returncode == 130 else "failed", "error": message, "log": str(log)}
 
 
 def _progress_line(number: int, total: int, job: Job, elapsed: float, expected: float | None,
