@@ -49,6 +49,9 @@ def test_smoke_pipeline_end_to_end_reuse_and_reports_in_a_browser(tmp_path, caps
     for study in state["studies"]:
         assert f'id="{study}"' in page
     stamps = {k: (Path(j["run_dir"]) / "summary.json").stat().st_mtime_ns for k, j in state["jobs"].items()}
+    (folder / "index.html").unlink()
+    assert main(["report", str(folder)]) == 0  # the index rebuilt from the pipeline folder alone
+    assert "with 1 run(s) at once" in (folder / "index.html").read_text()
 
     assert main(["run", "pipeline", "--preset", "smoke", "--runs-dir", str(tmp_path), "--no-progress"]) == 0
     again = {k: (Path(j["run_dir"]) / "summary.json").stat().st_mtime_ns for k, j in state["jobs"].items()}

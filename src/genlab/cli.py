@@ -107,10 +107,16 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from pathlib import Path
+
     from genlab.report.html import build_report
+    from genlab.report.index import build_index
     from genlab.train.run_dir import RunDir
 
-    print(build_report(RunDir.open(args.run_dir).path))
+    if (Path(args.run_dir) / "pipeline.json").exists():
+        print(build_index(args.run_dir))
+    else:
+        print(build_report(RunDir.open(args.run_dir).path))
     return 0
 
 
@@ -219,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_sample)
 
-    p = commands.add_parser("report", help="(re)build a run's report.html from its directory")
-    p.add_argument("run_dir")
+    p = commands.add_parser("report", help="(re)build a run's report.html, or a pipeline folder's index.html")
+    p.add_argument("run_dir", help="a run directory, or a pipeline folder (runs/pipeline-<preset>)")
     p.set_defaults(func=_cmd_report)
 
     evaluate = commands.add_parser("eval", help="score samples with the dataset's judge classifier").add_subparsers(

@@ -127,6 +127,7 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
         raise ConfigError(f"--jobs must be at least 1; got {jobs}")
     runs_dir = Path(runs_dir)
     book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), out)
+    book.state["jobs_at_once"] = jobs
     if jobs == 1:
         _run_here(book, device, data_dir, progress)
     else:
