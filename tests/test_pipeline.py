@@ -114,3 +114,14 @@ def test_a_parallel_job_runs_the_same_command_a_user_would(tmp_path):
     (tmp_path / "run" / "config.json").write_text("{}")
     assert pipeline._command(job, record, "quick", "cpu", "/data")[3:] == [
         "resume", str(tmp_path / "run"), "--device", "cpu", "--no-progress", "--data-dir", "/data"]
+
+
+def test_time_left_scales_the_expected_minutes_by_the_pace_and_shares_them_among_the_runs_at_once(tmp_path):
+    jobs = plan(1, only=["dvae"])  # dvae-mnist (6 min expected) and dvae-fashion_mnist (5 min)
+    book = pipeline._Book(tmp_path, "quick", 1, jobs, 2, out=lambda line: None)
+    assert book.time_left() == 11 * 60 / 2
+    record = book.begin(jobs[0])
+    record.update(status="complete", clock=record["clock"] - 12 * 60)  # took twice the expected 6 minutes
+    book.end(jobs[0], record)
+    assert book.time_left() == pytest.approx(5 * 60 * 2 / 2, rel=1e-3)
+    assert pipeline._Book(tmp_path, "smoke", 1, jobs, 1, out=lambda line: None).time_left() is None

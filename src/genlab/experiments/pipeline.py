@@ -126,8 +126,7 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1; got {jobs}")
     runs_dir = Path(runs_dir)
-    book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), out)
-    book.state["jobs_at_once"] = jobs
+    book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), jobs, out)
     if jobs == 1:
         _run_here(book, device, data_dir, progress)
     else:
@@ -140,23 +139,35 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
 class _Book:
     """The pipeline's state file, progress lines and time estimate."""
 
-    def __init__(self, runs_dir: Path, preset: str, seeds: int, jobs: list[Job], out: Callable[[str], None]):
+    def __init__(self, runs_dir: Path, preset: str, seeds: int, jobs: list[Job], at_once: int,
+                 out: Callable[[str], None]):
         self.runs_dir, self.preset, self.jobs, self.out = runs_dir, preset, jobs, out
         self.folder = runs_dir / f"pipeline-{preset}"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.state = {"preset": preset, "seeds": seeds, "studies": sorted({j.stage.study for j in jobs}), "jobs": {}}
+        self.state = {"preset": preset, "seeds": seeds, "studies": sorted({j.stage.study for j in jobs}),
+                      "jobs_at_once": at_once, "jobs": {}}
         self.started = time.perf_counter()
-        self.expected = sum(j.stage.minutes for j in jobs) * 60 if preset == "quick" else None
-        self.spent_expected, self.begun = 0.0, 0
+        self.at_once, self.begun = at_once, 0
+        self.expected_left = sum(j.stage.minutes for j in jobs) * 60 if preset == "quick" else None
+        self.finished_expected = self.finished_actual = 0.0
+
+    def time_left(self) -> float | None:
+        """Seconds left: the expected minutes of the jobs not yet ended, scaled by how the ended jobs' actual
+        times compared with their expected ones, shared among the runs at once."""
+        if self.expected_left is None:
+            return None
+        pace = self.finished_actual / self.finished_expected if self.finished_expected > 0 else 1.0
+        return self.expected_left * pace / self.at_once
 
     def begin(self, job: Job) -> dict[str, Any]:
         """Announce a job; returns its record (run directory, overrides, start time)."""
         self.begun += 1
         path, sets = run_dir_of(self.runs_dir, self.preset, job)
-        self.out(_progress_line(self.begun, len(self.jobs), job, time.perf_counter() - self.started, self.expected,
-                                self.spent_expected))
+        self.out(_progress_line(self.begun, len(self.jobs), job, time.perf_counter() - self.started, self.time_left()))
+        summary = path / "summary.json"
+        reused = summary.exists() and read_json(summary).get("status") == "complete"
         return {"study": job.stage.study, "experiment": job.stage.experiment, "stage": job.stage.name,
-                "seed": job.seed, "run_dir": str(path), "sets": sets,
+                "seed": job.seed, "run_dir": str(path), "sets": sets, "reused": reused,
                 "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "clock": time.perf_counter()}
 
     def end(self, job: Job, record: dict[str, Any]) -> None:
@@ -164,8 +175,11 @@ class _Book:
         record["seconds"] = round(time.perf_counter() - record.pop("clock"), 1)
         if record["status"] == "failed":
             self.out(f"  failed: {job.key}: {record['error']}")
-        if record["status"] != "interrupted":
-            self.spent_expected += job.stage.minutes * 60
+        if record["status"] != "interrupted" and self.expected_left is not None:
+            self.expected_left -= job.stage.minutes * 60
+            if not record["reused"]:  # a reused run took no time: it says nothing of the pace
+                self.finished_expected += job.stage.minutes * 60
+                self.finished_actual += record["seconds"]
         self.state["jobs"][job.key] = record
         self.state["wall_time_s"] = round(time.perf_counter() - self.started, 1)
         write_json(self.folder / "pipeline.json", self.state)
@@ -253,13 +267,9 @@ def _outcome(returncode: int, log: Path) -> dict[str, Any]:
     return {"status": "interrupted" if returncode == 130 else "failed", "error": message, "log": str(log)}
 
 
-def _progress_line(number: int, total: int, job: Job, elapsed: float, expected: float | None,
-                   spent_expected: float) -> str:
+def _progress_line(number: int, total: int, job: Job, elapsed: float, left: float | None) -> str:
     line = f"[{number}/{total}] {job.stage.study}: {job.stage.name} (seed {job.seed}) - elapsed {elapsed / 60:.0f} min"
-    if expected:
-        pace = elapsed / spent_expected if spent_expected > 0 else 1.0
-        line += f", about {max(0.0, (expected - spent_expected) * pace) / 60:.0f} min left"
-    return line
+    return line + (f", about {left / 60:.0f} min left" if left is not None else "")
 
 
 def read_state(folder: Path) -> dict[str, Any]:
