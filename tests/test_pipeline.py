@@ -11,6 +11,7 @@ from genlab.cli import main
 from genlab.errors import ConfigError
 from genlab.experiments import pipeline
 from genlab.experiments.pipeline import plan
+from genlab.report.index import build_index
 from browser import needs_chromium, render
 from conftest import needs_data
 
@@ -125,3 +126,23 @@ def test_time_left_scales_the_expected_minutes_by_the_pace_and_shares_them_among
     book.end(jobs[0], record)
     assert book.time_left() == pytest.approx(5 * 60 * 2 / 2, rel=1e-3)
     assert pipeline._Book(tmp_path, "smoke", 1, jobs, 1, out=lambda line: None).time_left() is None
+
+
+def test_index_tables_give_the_spread_over_seeds(tmp_path):
+    folder = tmp_path / "pipeline-quick"
+    folder.mkdir()
+    jobs = {}
+    for stage, accuracies in (("jem-mnist", (0.978, 0.981, 0.975)), ("jempp-mnist", (0.9903, 0.9905, 0.9904))):
+        for seed, accuracy in enumerate(accuracies):
+            run = tmp_path / stage / f"s{seed}"
+            run.mkdir(parents=True)
+            (run / "config.json").write_text(json.dumps({"experiment": stage, "preset": "quick", "config": {"seed": seed}}))
+            (run / "summary.json").write_text(json.dumps({"status": "complete", "seed": seed, "wall_time_s": 60.0,
+                                                          "metrics": {"test_accuracy": accuracy, "fid": 10.0 + seed}}))
+            jobs[f"{stage}/seed{seed}"] = {"study": "jem", "stage": stage, "seed": seed, "run_dir": str(run),
+                                           "status": "complete"}
+    (folder / "pipeline.json").write_text(json.dumps({"preset": "quick", "seeds": 3, "jobs": jobs}))
+    page = build_index(folder).read_text()
+    assert "0.978 &plusmn; 0.003 (n=3)" in page and "0.99 &plusmn; 0.0001 (n=3)" in page
+    assert "11 &plusmn; 1 (n=3)" in page  # the FID column
+    assert (tmp_path / "jem-mnist" / "s2" / "report.html").exists()  # every run's own report refreshed

@@ -88,8 +88,8 @@ def _discuss_ebm(runs: Runs) -> list[str]:
     if acc is not None:
         worst = mean(cond, "min_class_accuracy")
         lines.append(f"Conditional MNIST: the independent MNIST classifier gives {acc:.1%} of label-fixed samples "
-                     f"their intended digit (worst digit {worst:.1%}; targets 90% and 75%: "
-                     f"{'met' if acc >= 0.9 and worst >= 0.75 else 'not met'}).")
+                     f"their intended digit (worst digit {spread(cond, 'min_class_accuracy')}; targets 90% and 75%: "
+                     f"{'met' if acc >= 0.9 and (worst or 0.0) >= 0.75 else 'not met'}).")
     return lines
 
 
@@ -120,7 +120,7 @@ def _discuss_jem(runs: Runs) -> list[str]:
             f"{spread(jempp, 'classifier_test_accuracy', 4)}).")
         lines.append(
             f"Sample quality: domain FID of buffer samples JEM {spread(jem, 'fid')}, JEM++ {spread(jempp, 'fid')}, "
-            f"with {mean(jem, 'sgld_steps_per_iteration'):.0f} vs {mean(jempp, 'sgld_steps_per_iteration'):.0f} "
+            f"with {spread(jem, 'sgld_steps_per_iteration')} vs {spread(jempp, 'sgld_steps_per_iteration')} "
             f"full-network SGLD steps per iteration; class-conditional samples judged correct "
             f"{spread(jem, 'conditional_accuracy')} vs {spread(jempp, 'conditional_accuracy')}.")
         lines.append(
