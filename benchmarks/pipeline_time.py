@@ -1,0 +1,62 @@
+"""Run the pipeline (or read a finished one) and record its wall time, per-run times and headline numbers.
+
+    python benchmarks/pipeline_time.py --preset quick --jobs 2 [--runs-dir runs/bench-pipeline]
+    python benchmarks/pipeline_time.py --existing runs/pipeline-quick      # a pipeline that already ran
+
+The target (issue: one command for everything): the quick pipeline, one seed, in under 3 hours on the
+project's 2-core CPU. Writes benchmarks/results/pipeline-<preset>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from genlab.experiments.base import machine_info
+from genlab.experiments.pipeline import run_pipeline
+from genlab.report.index import build_index
+
+HEADLINES = ("test_accuracy", "fid", "class_accuracy", "min_class_accuracy", "conditional_accuracy", "ece",
+             "cluster_hungarian_accuracy", "test_fid", "test_confident_share", "divergence_events")
+TARGET_S = 3 * 3600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--runs-dir", default="runs/bench-pipeline")
+    parser.add_argument("--existing", default=None, help="a pipeline folder to read instead of running one")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    folder = Path(args.existing) if args.existing else run_pipeline(
+        args.preset, runs_dir=args.runs_dir, progress=False, build_index=build_index, jobs=args.jobs)
+    state = json.loads((folder / "pipeline.json").read_text())
+    runs = []
+    for key, job in state["jobs"].items():
+        summary_path = Path(job["run_dir"]) / "summary.json"
+        metrics = json.loads(summary_path.read_text())["metrics"] if summary_path.exists() else {}
+        runs.append({"job": key, "status": job["status"], "seconds": job["seconds"],
+                     **{k: metrics[k] for k in HEADLINES if isinstance(metrics.get(k), (int, float))}})
+    wall = state["wall_time_s"]
+    print(f"| run | status | minutes | {' | '.join(HEADLINES)} |")
+    print("| --- " * (3 + len(HEADLINES)) + "|")
+    for run in runs:
+        cells = " | ".join(f"{run[k]:.4g}" if k in run else "" for k in HEADLINES)
+        print(f"| {run['job']} | {run['status']} | {run['seconds'] / 60:.1f} | {cells} |")
+    print(f"\npipeline ({state['preset']}, {state.get('jobs_at_once', 1)} run(s) at once): {wall / 60:.1f} min; "
+          f"target under {TARGET_S / 3600:.0f} h: {'met' if wall < TARGET_S else 'NOT met'}")
+    out = Path(args.out or Path(__file__).parent / "results" / f"pipeline-{state['preset']}.json")
+    out.write_text(json.dumps({"preset": state["preset"], "jobs_at_once": state.get("jobs_at_once", 1),
+                               "wall_time_s": wall, "target_s": TARGET_S, "machine": machine_info(torch.device("cpu")),
+                               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "runs": runs}, indent=2) + "\n")
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
