@@ -130,7 +130,7 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
     if jobs == 1:
         _run_here(book, device, data_dir, progress)
     else:
-        _run_in_processes(book, jobs, device, data_dir)
+        _run_in_processes(book, device, data_dir)
     if build_index is not None:
         out(f"report: {build_index(book.folder)}")
     return book.folder
@@ -219,7 +219,8 @@ def _command(job: Job, record: dict[str, Any], preset: str, device: str, data_di
     return [sys.executable, "-m", "genlab", *args]
 
 
-def _run_in_processes(book: _Book, workers: int, device: str, data_dir: str | Path | None) -> None:
+def _run_in_processes(book: _Book, device: str, data_dir: str | Path | None) -> None:
+    workers = book.at_once
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     logs = book.folder / "logs"
