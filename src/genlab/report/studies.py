@@ -93,6 +93,16 @@ def _discuss_ebm(runs: Runs) -> list[str]:
     return lines
 
 
+def _times_to_fid(runs: Runs, threshold: float, curve_key: str) -> str:
+    """'name M min (k/n seeds)' per model: mean minutes to the FID threshold over the seeds that reached it."""
+    parts = []
+    for name, rs in runs.items():
+        got = [t for t in (time_to_fid(r, threshold, curve_key) for r in rs) if t is not None]
+        parts.append(f"{name} {statistics.mean(got) / 60:.1f} min ({len(got)}/{len(rs)} seeds)" if got
+                     else f"{name} never")
+    return ", ".join(parts)
+
+
 def _convergence_lines(variants: Runs) -> list[str]:
     """Convergence speed of the CIFAR-10 variants: minutes until the FID evaluated during training first
     reached a level every variant can be held to (1.5x the best FID any variant evaluated)."""
@@ -101,13 +111,8 @@ def _convergence_lines(variants: Runs) -> list[str]:
     if not math.isfinite(best):
         return []
     threshold = 1.5 * best
-    reach = []
-    for name, rs in variants.items():
-        got = [t for t in (time_to_fid(r, threshold, "fid_curve") for r in rs) if t is not None]
-        reach.append(f"{name} {statistics.mean(got) / 60:.1f} min ({len(got)}/{len(rs)} seeds)" if got
-                     else f"{name} never")
     return [f"Convergence speed: training time until the evaluated FID first fell to {threshold:.3g} (1.5x the "
-            f"best FID any variant reached): " + ", ".join(reach) + "."]
+            f"best FID any variant reached): " + _times_to_fid(variants, threshold, "fid_curve") + "."]
 
 
 def _discuss_jem(runs: Runs) -> list[str]:
@@ -221,14 +226,8 @@ def _discuss_gan(runs: Runs) -> list[str]:
                      + " (near 1: the estimate falls as the samples improve).")
     threshold = 2 * min(mean(rs, "best_val_fid") or math.inf for rs in present.values())
     if math.isfinite(threshold):
-        reach = []
-        for n, rs in present.items():
-            times = [time_to_fid(r, threshold) for r in rs]
-            got = [t for t in times if t is not None]
-            reach.append(f"{n} {statistics.mean(got) / 60:.1f} min ({len(got)}/{len(times)} seeds)" if got
-                         else f"{n} never")
         lines.append(f"Convergence: time to a validation FID of {threshold:.3g} (twice the best model's final best): "
-                     + ", ".join(reach) + ".")
+                     + _times_to_fid(present, threshold, "val_fid_curve") + ".")
     return lines
 
 
