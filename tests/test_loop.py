@@ -135,3 +135,22 @@ def test_time_budget_stops_at_a_log_step_and_stays_stopped_on_resume(tmp_path):
     assert records[-1]["split"] == "eval"
     _run(tmp_path, "budget", SlowTrainer(), schedule=schedule)  # resuming a spent run trains nothing more
     assert run.read_metrics()[-1]["step"] == stopped_at
+
+
+def test_the_guard_catches_a_runaway_energy_below_the_absolute_bound():
+    guard = DivergenceGuard(GuardConfig(bound=1e4), bounded=("energy_pos",))
+    for energy in (-10.0, -12.0, -11.0, -13.0, -12.5, -20.0, -45.0):  # healthy drift, 4x the median at most
+        assert guard.problem({"loss": 0.1, "energy_pos": energy}) is None
+    problem = guard.problem({"loss": 0.1, "energy_pos": -700.0})
+    assert problem is not None and "energy_pos" in problem and "median" in problem
+
+
+def test_the_relative_bound_waits_for_a_history_and_ignores_energies_near_zero():
+    guard = DivergenceGuard(GuardConfig(), bounded=("energy_neg",))
+    assert guard.problem({"energy_neg": 0.01}) is None
+    assert guard.problem({"energy_neg": 30.0}) is None  # only one earlier log step: no history yet
+    guard = DivergenceGuard(GuardConfig(), bounded=("energy_neg",))
+    for _ in range(5):
+        assert guard.problem({"energy_neg": 0.02}) is None
+    assert guard.problem({"energy_neg": 40.0}) is None  # 2,000 times the median, but the median is floored at 1
+    assert guard.problem({"energy_neg": 60.0}) is not None
