@@ -104,6 +104,35 @@ def test_parallel_jobs_respect_needs_and_the_job_limit_and_record_failures(tmp_p
         assert running <= 2
 
 
+def test_jobs_start_with_what_others_need_then_the_longest_and_later_invocations_add_to_the_index(
+        tmp_path, monkeypatch):
+    events = tmp_path / "events.txt"
+    monkeypatch.setattr(pipeline, "_command",
+                        lambda job, record, *rest: [sys.executable, "-c", _FAKE_JOB, job.key, str(events)])
+    pipeline.run_pipeline("quick", only=["gan"], runs_dir=tmp_path, jobs=2, out=lambda line: None)
+    starts = [line.split()[1] for line in events.read_text().splitlines() if line.startswith("start")]
+    minutes = {job.key: job.stage.minutes for job in plan(1, only=["gan"])}
+    assert starts[0] == "classifier-hoda"
+    assert [minutes[key] for key in starts[1:]] == sorted(minutes[key] for key in starts[1:])[::-1]
+    folder = pipeline.run_pipeline("quick", seeds=2, only=["dvae"], runs_dir=tmp_path, jobs=2, out=lambda line: None)
+    state = json.loads((folder / "pipeline.json").read_text())
+    assert {"gan-hoda/seed0", "dvae-mnist/seed0", "dvae-mnist/seed1"} <= set(state["jobs"])
+    assert state["studies"] == ["classifiers", "dvae", "gan"] and state["seeds"] == 2
+
+
+def test_the_time_estimate_leaves_out_runs_already_complete(tmp_path):
+    jobs = plan(1, only=["dvae"])
+    done = pipeline.run_dir_of(tmp_path, "quick", jobs[0])[0]
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text(json.dumps({"status": "complete"}))
+    book = pipeline._Book(tmp_path, "quick", 1, jobs, 1, out=lambda line: None)
+    assert book.time_left() == jobs[1].stage.minutes * 60
+    record = book.begin(jobs[0])
+    assert record["reused"]
+    book.end(jobs[0], {**record, "status": "complete"})
+    assert book.time_left() == jobs[1].stage.minutes * 60  # a reused run says nothing of the pace
+
+
 def test_a_parallel_job_runs_the_same_command_a_user_would(tmp_path):
     job = next(j for j in plan(1, only=["jem"]) if j.key == "classifier-mnist-seed1-nobn")
     record = {"run_dir": str(tmp_path / "run"), "sets": {"model.norm": "none", "train.augment": True}}
@@ -118,13 +147,14 @@ def test_a_parallel_job_runs_the_same_command_a_user_would(tmp_path):
 
 
 def test_time_left_scales_the_expected_minutes_by_the_pace_and_shares_them_among_the_runs_at_once(tmp_path):
-    jobs = plan(1, only=["dvae"])  # dvae-mnist (6 min expected) and dvae-fashion_mnist (5 min)
+    jobs = plan(1, only=["dvae"])
+    first, second = (job.stage.minutes * 60 for job in jobs)
     book = pipeline._Book(tmp_path, "quick", 1, jobs, 2, out=lambda line: None)
-    assert book.time_left() == 11 * 60 / 2
+    assert book.time_left() == (first + second) / 2
     record = book.begin(jobs[0])
-    record.update(status="complete", clock=record["clock"] - 12 * 60)  # took twice the expected 6 minutes
+    record.update(status="complete", clock=record["clock"] - 2 * first)  # took twice the expected time
     book.end(jobs[0], record)
-    assert book.time_left() == pytest.approx(5 * 60 * 2 / 2, rel=1e-3)
+    assert book.time_left() == pytest.approx(second * 2 / 2, rel=1e-3)
     assert pipeline._Book(tmp_path, "smoke", 1, jobs, 1, out=lambda line: None).time_left() is None
 
 

@@ -5,7 +5,7 @@ EBM, JEM/JEM++, the discrete VAE with clustering, and the GANs. Each stage is an
 config overrides and a seed; its run directory is named by the stage and the hash of its full config,
 so a finished run with the same config is reused and an unfinished one is resumed. A failing stage is
 recorded with its error and the pipeline goes on. The state lives in ``<runs>/pipeline-<preset>/
-pipeline.json``; the index report is built beside it.
+pipeline.json``, which keeps the records of earlier invocations; the index report is built beside it.
 """
 
 from __future__ import annotations
@@ -144,11 +144,16 @@ class _Book:
         self.runs_dir, self.preset, self.jobs, self.out = runs_dir, preset, jobs, out
         self.folder = runs_dir / f"pipeline-{preset}"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.state = {"preset": preset, "seeds": seeds, "studies": sorted({j.stage.study for j in jobs}),
-                      "jobs_at_once": at_once, "jobs": {}}
+        # Earlier invocations' records stay, so `--only jem --seeds 3` adds seeds to a full pipeline's index.
+        earlier = read_json(self.folder / "pipeline.json") if (self.folder / "pipeline.json").exists() else {}
+        self.state = {"preset": preset, "seeds": max(seeds, earlier.get("seeds", 1)),
+                      "studies": sorted({j.stage.study for j in jobs} | set(earlier.get("studies", []))),
+                      "jobs_at_once": at_once, "jobs": earlier.get("jobs", {})}
         self.started = time.perf_counter()
         self.at_once, self.begun = at_once, 0
-        self.expected_left = sum(j.stage.minutes for j in jobs) * 60 if preset == "quick" else None
+        todo = [j for j in jobs if not _is_complete(run_dir_of(runs_dir, preset, j)[0])]
+        self.todo = {j.key for j in todo}
+        self.expected_left = sum(j.stage.minutes for j in todo) * 60 if preset == "quick" else None
         self.finished_expected = self.finished_actual = 0.0
 
     def time_left(self) -> float | None:
@@ -164,8 +169,7 @@ class _Book:
         self.begun += 1
         path, sets = run_dir_of(self.runs_dir, self.preset, job)
         self.out(_progress_line(self.begun, len(self.jobs), job, time.perf_counter() - self.started, self.time_left()))
-        summary = path / "summary.json"
-        reused = summary.exists() and read_json(summary).get("status") == "complete"
+        reused = _is_complete(path)
         return {"study": job.stage.study, "experiment": job.stage.experiment, "stage": job.stage.name,
                 "seed": job.seed, "run_dir": str(path), "sets": sets, "reused": reused,
                 "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "clock": time.perf_counter()}
@@ -175,14 +179,18 @@ class _Book:
         record["seconds"] = round(time.perf_counter() - record.pop("clock"), 1)
         if record["status"] == "failed":
             self.out(f"  failed: {job.key}: {record['error']}")
-        if record["status"] != "interrupted" and self.expected_left is not None:
+        if record["status"] != "interrupted" and self.expected_left is not None and not record["reused"]:
             self.expected_left -= job.stage.minutes * 60
-            if not record["reused"]:  # a reused run took no time: it says nothing of the pace
-                self.finished_expected += job.stage.minutes * 60
-                self.finished_actual += record["seconds"]
+            self.finished_expected += job.stage.minutes * 60
+            self.finished_actual += record["seconds"]
         self.state["jobs"][job.key] = record
         self.state["wall_time_s"] = round(time.perf_counter() - self.started, 1)
         write_json(self.folder / "pipeline.json", self.state)
+
+
+def _is_complete(run_dir: Path) -> bool:
+    summary = run_dir / "summary.json"
+    return summary.exists() and read_json(summary).get("status") == "complete"
 
 
 def _run_here(book: _Book, device: str, data_dir: str | Path | None, progress: bool) -> None:
@@ -225,8 +233,12 @@ def _run_in_processes(book: _Book, device: str, data_dir: str | Path | None) -> 
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     logs = book.folder / "logs"
     logs.mkdir(exist_ok=True)
-    waiting, running = list(book.jobs), []
     planned = {j.stage.name for j in book.jobs}
+    needed = {name for j in book.jobs for name in j.stage.needs}
+    # Finished runs first (they only need reading), then what others wait for, then the longest: the
+    # longest-first rule keeps a long run from starting last and running alone at the end.
+    waiting = sorted(book.jobs, key=lambda j: (j.key in book.todo, j.stage.name not in needed, -j.stage.minutes))
+    running = []
     done: set[str] = set()  # stage names all of whose jobs have ended (their dependants may start)
     try:
         while waiting or running:

@@ -78,8 +78,8 @@ def build_index(folder: str | Path) -> Path:
     title = f"genlab pipeline ({state['preset']}, {state['seeds']} seed(s))"
     toc = " &middot; ".join(f'<a href="#{html.escape(s)}">{html.escape(study(s).title)}</a>' for s in by_study)
     body = [f"<h1>{html.escape(title)}</h1>",
-            f'<p class="meta">{done} of {len(state["jobs"])} runs complete; wall time '
-            f'{state.get("wall_time_s", 0) / 60:.0f} min with {state.get("jobs_at_once", 1)} run(s) at once; '
+            f'<p class="meta">{done} of {len(state["jobs"])} runs complete; the last pipeline command '
+            f'took {state.get("wall_time_s", 0) / 60:.0f} min with {state.get("jobs_at_once", 1)} run(s) at once; '
             f'machine: {html.escape(platform.platform())}, '
             f"{os.cpu_count()} CPU(s). Sample-quality numbers are domain metrics on genlab's own classifiers "
             "(see each table's notes), not Inception.</p>",
