@@ -22,10 +22,14 @@ def test_plan_adds_the_classifiers_a_study_needs():
     assert "classifier-mnist-seed1-nobn" in keys and "classifier-hoda" not in keys
     assert "jempp-mnist/seed1" in keys and not any(k.startswith("ebm") for k in keys)
     assert all(not k.startswith("jem") for k in [j.key for j in plan(1, skip=["jem"])])
+    stages = [job.key for job in plan(2, only=["jem-mnist", "gan-hoda-conditional"])]
+    assert stages == ["classifier-mnist", "classifier-hoda", "classifier-mnist-seed1-nobn", "jem-mnist/seed0",
+                      "jem-mnist/seed1", "gan-hoda-conditional/seed0", "gan-hoda-conditional/seed1"]
+    assert "jempp-mnist-nobn/seed0" not in [job.key for job in plan(1, only=["jem"], skip=["jempp-mnist-nobn"])]
 
 
 def test_plan_rejects_unknown_studies_and_zero_seeds():
-    with pytest.raises(ConfigError, match="unknown study 'vae'"):
+    with pytest.raises(ConfigError, match="unknown study or stage 'vae'"):
         plan(1, only=["vae"])
     with pytest.raises(ConfigError, match="--seeds must be at least 1"):
         plan(0)

@@ -203,8 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="exact directory for this run (must not exist or be empty)")
     p.add_argument("--seeds", type=int, default=1, help="pipeline: repeat each study over seeds 0..N-1")
     p.add_argument("--only", nargs="+", default=None, metavar="STUDY",
-                   help="pipeline: run only these studies (classifiers, ebm, jem, dvae, gan)")
-    p.add_argument("--skip", nargs="+", default=None, metavar="STUDY", help="pipeline: skip these studies")
+                   help="pipeline: run only these studies (classifiers, ebm, jem, dvae, gan) or stages "
+                        "(e.g. jem-mnist, gan-hoda-conditional)")
+    p.add_argument("--skip", nargs="+", default=None, metavar="STUDY",
+                   help="pipeline: skip these studies or stages")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="pipeline: run up to N studies at once, each in its own process with 1/N of the CPU threads")
     _add_runtime(p)

@@ -91,15 +91,21 @@ class Job:
 
 
 def plan(seeds: int, only: list[str] | None = None, skip: list[str] | None = None) -> list[Job]:
-    """The jobs to run, in order: the selected studies, plus the classifiers they need (judges, JEM starts)."""
+    """The jobs to run, in order: the selected studies or stages, plus the classifiers they need (judges,
+    JEM starts). ``only`` and ``skip`` take study names (``jem``) or stage names (``jem-mnist``)."""
+    stage_names = [s.name for s in STAGES if s.experiment in EXPERIMENTS]
     for name in (only or []) + (skip or []):
-        if name not in STUDIES:
-            raise ConfigError(f"unknown study '{name}'; studies: {', '.join(STUDIES)}",
-                              hint="e.g. --only ebm jem, or --skip gan")
+        if name not in STUDIES and name not in stage_names:
+            raise ConfigError(f"unknown study or stage '{name}'; studies: {', '.join(STUDIES)}; stages: "
+                              f"{', '.join(stage_names)}", hint="e.g. --only ebm jem, --only jem-mnist, or --skip gan")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1; got {seeds}")
-    wanted = {s for s in STUDIES if (not only or s in only) and s not in (skip or [])}
-    stages = [s for s in STAGES if s.experiment in EXPERIMENTS and s.study in wanted]
+
+    def named(stage: Stage, names: list[str]) -> bool:
+        return stage.study in names or stage.name in names
+
+    stages = [s for s in STAGES if s.experiment in EXPERIMENTS and (not only or named(s, only))
+              and not named(s, skip or [])]
     needed = {name for s in stages for name in s.needs}
     stages = [s for s in STAGES if s in stages or s.name in needed]
     return [Job(stage, seed) for stage in stages
