@@ -21,7 +21,7 @@ CASES = {
     "show an unknown experiment": (["show", "nope"], "unknown experiment 'nope'"),
     "check an unknown dataset": (["data", "check", "nope"], "unknown dataset 'nope'; known datasets: mnist"),
     "pipeline with no seeds": (["run", "pipeline", "--seeds", "0"], "--seeds must be at least 1; got 0"),
-    "pipeline with an unknown study": (["run", "pipeline", "--only", "vae"], "unknown study 'vae'"),
+    "pipeline with an unknown study": (["run", "pipeline", "--only", "vae"], "unknown study or stage 'vae'"),
 }
 
 
