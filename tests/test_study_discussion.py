@@ -54,3 +54,22 @@ def test_jem_discussion_checks_jempp_quality_at_half_the_steps_and_divergences()
     assert "at most half the steps: met); divergence events 0 vs 2 (no more than JEM)" in text
     jempp[0]["metrics"]["fid"] = 80.0
     assert "at most half the steps: not met" in " ".join(study("jem").discuss({"jem-mnist": jem, "jempp-mnist": jempp}))
+
+
+def test_jem_discussion_gives_the_calibration_and_jempp_targets_and_the_cifar_runs():
+    jem = [summary(0, ece=0.025, classifier_ece=0.005, test_accuracy=0.978, conditional_accuracy=0.2)]
+    jempp = [summary(0, ece=0.011, classifier_ece=0.006, test_accuracy=0.9903, conditional_accuracy=1.0)]
+    cifar = [summary(0, test_accuracy=0.848, classifier_test_accuracy=0.862, fid=84.0)]
+    text = " ".join(study("jem").discuss({"jem-mnist": jem, "jempp-mnist": jempp, "jempp-cifar10": cifar}))
+    assert "(its classifier 0.005; +0.020, target at most +0.01: not met)" in text
+    assert "(its classifier 0.006; +0.005, target at most +0.01: met)" in text
+    assert "test accuracy 0.9903 (at least 0.99: met)" in text and "(at least 0.9: met), 10.0 min" in text
+    assert "CIFAR-10 (quick preset, a CPU demonstration): JEM++ test accuracy 0.848 (its classifier 0.862)" in text
+
+
+def test_classifier_discussion_checks_jem_starting_points_against_the_minimum():
+    runs = {"classifier-cifar10": [summary(0, test_accuracy=0.90)],
+            "classifier-cifar10-seed1-nobn": [summary(1, test_accuracy=0.642)],
+            "classifier-mnist-seed1": [summary(1, test_accuracy=0.993)]}
+    text = " ".join(study("classifiers").discuss(runs))
+    assert "classifier-cifar10-seed1-nobn 64.20% (NOT met), classifier-mnist-seed1 99.30% (met)" in text

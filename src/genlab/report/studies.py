@@ -59,6 +59,14 @@ def _discuss_classifiers(runs: Runs) -> list[str]:
             wall = statistics.mean(r.get("wall_time_s", 0.0) for r in runs[stage])
             lines.append(f"{stage}: test accuracy {acc:.2%} (target {target:.0%}: "
                          f"{'met' if acc >= target else 'NOT met'}) in {wall / 60:.1f} min of training.")
+    minimum = {"mnist": 0.85, "cifar10": 0.70}  # what JEM asks of the classifier it starts from
+    checked = []
+    for stage, rs in runs.items():
+        dataset, acc = stage.removeprefix("classifier-").split("-")[0], mean(rs, "test_accuracy")
+        if "-seed1" in stage and dataset in minimum and acc is not None:
+            checked.append(f"{stage} {acc:.2%} ({'met' if acc >= minimum[dataset] else 'NOT met'})")
+    if checked:
+        lines.append("JEM's starting points (at least 85% on MNIST and 70% on CIFAR-10): " + ", ".join(checked) + ".")
     return lines
 
 
@@ -129,8 +137,9 @@ def _discuss_jem(runs: Runs) -> list[str]:
             f"full-network SGLD steps per iteration; class-conditional samples judged correct "
             f"{spread(jem, 'conditional_accuracy')} vs {spread(jempp, 'conditional_accuracy')}.")
         lines.append(
-            f"Calibration: ECE JEM {spread(jem, 'ece')} (its classifier {spread(jem, 'classifier_ece')}), JEM++ "
-            f"{spread(jempp, 'ece')} (its classifier {spread(jempp, 'classifier_ece')}). OOD AUROC (MNIST vs "
+            f"Calibration: ECE JEM {spread(jem, 'ece')} (its classifier {spread(jem, 'classifier_ece')}; "
+            f"{_calibration_verdict(jem)}), JEM++ {spread(jempp, 'ece')} (its classifier "
+            f"{spread(jempp, 'classifier_ece')}; {_calibration_verdict(jempp)}). OOD AUROC (MNIST vs "
             f"Fashion-MNIST, score -E(x)): JEM {spread(jem, 'ood_auroc_energy')}, JEM++ "
             f"{spread(jempp, 'ood_auroc_energy')}.")
         lines.append(
@@ -138,6 +147,7 @@ def _discuss_jem(runs: Runs) -> list[str]:
             f"{sum(values(jempp, 'divergence_events')):.0f}; seconds per 1,000 iterations JEM "
             f"{spread(jem, 'seconds_per_1000_iterations')}, JEM++ {spread(jempp, 'seconds_per_1000_iterations')}.")
         lines += _jempp_targets(jem, jempp)
+    lines += _cifar_lines(runs.get("jem-cifar10", []), runs.get("jempp-cifar10", []))
     ablations = {k: v for k, v in runs.items() if k.startswith("jempp-mnist-")}
     if ablations and jempp:
         lines.append("Ablations (JEM++ with one change undone): "
@@ -147,18 +157,45 @@ def _discuss_jem(runs: Runs) -> list[str]:
     return lines
 
 
+def _calibration_verdict(runs: list[dict[str, Any]]) -> str:
+    """The calibration target: ECE at most 0.01 above the classifier the run started from."""
+    ece, start = mean(runs, "ece"), mean(runs, "classifier_ece")
+    if ece is None or start is None:
+        return "no verdict"
+    return f"{ece - start:+.3f}, target at most +0.01: {'met' if ece - start <= 0.01 else 'not met'}"
+
+
 def _jempp_targets(jem: list[dict[str, Any]], jempp: list[dict[str, Any]]) -> list[str]:
-    """JEM++'s claims checked: JEM's FID or better with at most half its SGLD steps, no more divergences."""
+    """JEM++'s own targets (accuracy, conditional samples, time) and its paper's claims against JEM: JEM's
+    FID or better with at most half its SGLD steps, and no more divergences."""
+    lines = []
+    acc, cond = mean(jempp, "test_accuracy"), mean(jempp, "conditional_accuracy")
+    minutes = statistics.mean(r.get("wall_time_s", 0.0) for r in jempp) / 60
+    if acc is not None and cond is not None:
+        lines.append(f"JEM++ targets: test accuracy {spread(jempp, 'test_accuracy', 4)} (at least 0.99: "
+                     f"{'met' if acc >= 0.99 else 'not met'}), class-conditional samples judged correct "
+                     f"{spread(jempp, 'conditional_accuracy')} (at least 0.9: {'met' if cond >= 0.9 else 'not met'}), "
+                     f"{minutes:.1f} min of training (within 30: {'met' if minutes <= 30 else 'not met'}).")
     fid_jem, fid_pp = mean(jem, "fid"), mean(jempp, "fid")
     steps_jem, steps_pp = mean(jem, "sgld_steps_per_iteration"), mean(jempp, "sgld_steps_per_iteration")
     if None in (fid_jem, fid_pp, steps_jem, steps_pp):
-        return []
+        return lines
     div_jem, div_pp = sum(values(jem, "divergence_events")), sum(values(jempp, "divergence_events"))
     quality = fid_pp <= fid_jem and steps_pp <= steps_jem / 2
-    return [f"JEM++ against its claims: FID {fid_pp:.3g} vs JEM's {fid_jem:.3g} with {steps_pp / steps_jem:.0%} of "
-            f"JEM's SGLD steps per iteration (JEM's quality with at most half the steps: "
-            f"{'met' if quality else 'not met'}); divergence events {div_pp:.0f} vs {div_jem:.0f} "
-            f"({'no more than JEM' if div_pp <= div_jem else 'more than JEM'})."]
+    return lines + [
+        f"JEM++ against its claims: FID {fid_pp:.3g} vs JEM's {fid_jem:.3g} with {steps_pp / steps_jem:.0%} of "
+        f"JEM's SGLD steps per iteration (JEM's quality with at most half the steps: "
+        f"{'met' if quality else 'not met'}); divergence events {div_pp:.0f} vs {div_jem:.0f} "
+        f"({'no more than JEM' if div_pp <= div_jem else 'more than JEM'})."]
+
+
+def _cifar_lines(jem: list[dict[str, Any]], jempp: list[dict[str, Any]]) -> list[str]:
+    """The CIFAR-10 quick runs: a CPU demonstration of the same comparison."""
+    parts = [f"{name} test accuracy {spread(rs, 'test_accuracy')} (its classifier "
+             f"{spread(rs, 'classifier_test_accuracy')}), domain FID {spread(rs, 'fid')}, class-conditional samples "
+             f"judged correct {spread(rs, 'conditional_accuracy')}, OOD AUROC (CIFAR-10 vs MNIST) "
+             f"{spread(rs, 'ood_auroc_energy')}" for name, rs in (("JEM", jem), ("JEM++", jempp)) if rs]
+    return [f"CIFAR-10 (quick preset, a CPU demonstration): {'; '.join(parts)}."] if parts else []
 
 
 def _discuss_dvae(runs: Runs) -> list[str]:
