@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -116,6 +117,12 @@ def test_smoke_runs_write_grids_and_summary(tmp_path, name, norm):
     for name_ in ("final.png", "conditional.png", "final.npz", "conditional.npz"):
         assert (run / "samples" / name_).exists()
     assert (run / "figures" / "reliability.png").exists()
+    for args, labels in ((["--label", "3", "--steps", "2"], [3] * 12), (["--init", "noise"], None), ([], None)):
+        assert main(["sample", str(run), "--n", "12", *args]) == 0
+        written = max((run / "samples").glob("sample_*.npz"), key=lambda p: p.stat().st_mtime_ns)
+        with np.load(written) as data:
+            assert data["images"].shape[0] == 12
+            assert (data["labels"].tolist() if "labels" in data else None) == labels
 
 
 @needs_data("mnist")

@@ -14,9 +14,10 @@ import torch
 import torchvision.utils as vutils
 
 from genlab import __version__, distributed
-from genlab.config import ConfigError, config_hash, override, to_dict
+from genlab.config import ConfigError, config_hash, from_dict, override, to_dict
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet, hoda_split_indices, load
+from genlab.errors import CheckpointError
 from genlab.report.figures import plt, save
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.guard import DivergenceGuard
@@ -46,6 +47,19 @@ class Experiment:
         cfg = override(self.config_type(), {**self.base, **self.presets[preset]})
         cfg = override(cfg, dict(sets or {}))
         return override(cfg, {"seed": seed}) if seed is not None else cfg
+
+
+def trained_state(run_dir: str | Path, config_cls: type, device: torch.device | str) -> tuple[RunDir, Any, dict]:
+    """A run's directory, its config and its latest checkpoint, for sampling a trained model."""
+    run = RunDir.open(run_dir)
+    stored = run.read_config()
+    cfg = from_dict(config_cls, stored["config"])
+    state = CheckpointStore(run.checkpoints).latest({"experiment": stored["experiment"],
+                                                     "config_hash": config_hash(to_dict(cfg))}, map_location=device)
+    if state is None:
+        raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from",
+                              hint="train the run first (genlab run or genlab resume)")
+    return run, cfg, state
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:

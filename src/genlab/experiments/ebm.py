@@ -14,22 +14,20 @@ from typing import Any, Literal
 
 import torch
 
-from genlab.config import config_hash, from_dict, param, section, to_dict
+from genlab.config import param, section
 from genlab.data.registry import get_spec
-from genlab.errors import CheckpointError, ConfigError
+from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_embeddings
-from genlab.experiments.base import Experiment, RunContext
+from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
 from genlab.report.figures import curves_figure
 from genlab.sampling import uniform_noise
-from genlab.train.checkpoint import CheckpointStore
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig, SamplerConfig, chain
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
-from genlab.train.run_dir import RunDir
 
 
 @dataclass
@@ -158,14 +156,7 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
 def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, steps: int | None = None,
                init: Literal["noise", "buffer"] = "buffer", device: torch.device | str = "cpu") -> Path:
     """Draw samples from a trained EBM run with the sampling settings stored in its checkpoint."""
-    run = RunDir.open(run_dir)
-    stored = run.read_config()
-    cfg = from_dict(EBMConfig, stored["config"])
-    store = CheckpointStore(run.checkpoints)
-    state = store.latest({"experiment": stored["experiment"],
-                          "config_hash": config_hash(to_dict(cfg))}, map_location=device)
-    if state is None:
-        raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from")
+    run, cfg, state = trained_state(run_dir, EBMConfig, device)
     model = build_model(cfg).to(device)
     model.load_state_dict(state["trainer"]["model"])
     model.eval()

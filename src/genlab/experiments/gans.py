@@ -21,23 +21,21 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from genlab.config import config_hash, from_dict, param, section, to_dict
+from genlab.config import param, section
 from genlab.data.registry import get_spec
-from genlab.errors import CheckpointError, ConfigError
+from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_embeddings
-from genlab.experiments.base import Experiment, RunContext
+from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.report.figures import curves_figure
 from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, grids_figure,
                                        layer_gradients_figure, wasserstein_fid_figure)
-from genlab.train.checkpoint import CheckpointStore
 from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
-from genlab.train.run_dir import RunDir
 
 GRID = 100  # fixed-noise samples shown in each grid (10 x 10)
 GRID_PANELS = 6  # grids shown side by side in figures/grids_over_training.png
@@ -211,21 +209,15 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
                init: str = "buffer", device: torch.device | str = "cpu") -> Path:
     """Samples of a GAN run's best generator (lowest validation FID so far) from fresh noise. A GAN has no
     chain: ``steps`` must be left unset, and ``init`` does not apply."""
-    run = RunDir.open(run_dir)
-    stored = run.read_config()
-    cfg = from_dict(GanConfig, stored["config"])
     if steps is not None:
         raise ConfigError("--steps applies to Langevin samplers; a GAN draws each sample in one pass")
+    run, cfg, state = trained_state(run_dir, GanConfig, device)
     classes = len(get_spec(cfg.data.dataset).classes)
     if label is not None and not cfg.model.conditional:
         raise ConfigError(f"{run.path} is an unconditional GAN; --label needs one trained with "
                           "--set model.conditional=true")
     if label is not None and not 0 <= label < classes:
         raise ConfigError(f"--label must be in 0..{classes - 1}; got {label}")
-    state = CheckpointStore(run.checkpoints).latest({"experiment": stored["experiment"],
-                                                     "config_hash": config_hash(to_dict(cfg))}, map_location=device)
-    if state is None:
-        raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from")
     generator, _ = build_networks(cfg)
     best = state["trainer"]["best"]
     generator.load_state_dict(best["generator"] if best["generator"] is not None else state["trainer"]["generator"])

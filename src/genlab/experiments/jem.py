@@ -8,23 +8,25 @@ classifier-mnist --preset quick --seed 1`, with `--set model.norm=none` for JEM)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-from genlab.config import ConfigError, param, section
+from genlab.config import ConfigError, param, section, to_dict
 from genlab.data.batches import to_float
-from genlab.data.datasets import ImageSet
+from genlab.data.datasets import ImageSet, load
 from genlab.data.registry import get_spec
 from genlab.eval.calibration import expected_calibration_error, reliability_bins
 from genlab.eval.classification import predict_logits
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.ood import auroc, max_softmax, negative_energy
-from genlab.eval.samples_io import save_samples
+from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_embeddings
-from genlab.experiments.base import Experiment, RunContext
+from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.judges import load_classifier
+from genlab.nets.classifiers import build_classifier
 from genlab.report.figures import curves_figure, reliability_figure
 from genlab.sampling import ClassGaussians
 from genlab.train.guard import DivergenceGuard, GuardConfig
@@ -185,6 +187,42 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
             "ood_dataset": cfg.data.ood_dataset, "reference_images": n_real}
 
 
+def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, steps: int | None = None,
+               init: Literal["noise", "buffer"] = "buffer", device: torch.device | str = "cpu") -> Path:
+    """Samples of a trained JEM/JEM++ run with its own sampler settings.
+
+    Without a label: the checkpoint's replay buffer run on for ``steps`` more sampler steps (default: the
+    steps of one training iteration), or with ``init="noise"`` fresh chains from the run's starts (uniform
+    noise for JEM, the class Gaussians, refitted on the training data, for JEM++). With a label: fresh
+    chains on E(x, y) with y held fixed, as the run's class-conditional grid (default eval.cond_steps).
+    """
+    run, cfg, state = trained_state(run_dir, JEMConfig, device)
+    spec = get_spec(cfg.data.dataset)
+    classes = len(spec.classes)
+    if label is not None and not 0 <= label < classes:
+        raise ConfigError(f"--label must be in 0..{classes - 1}; got {label}")
+    model = build_classifier(cfg.model.arch, spec.image_shape[0], classes, cfg.model.width, cfg.model.norm)
+    model.load_state_dict(state["trainer"]["model"])
+    gaussians = None
+    if cfg.sampler.init == "gaussian":  # the buffer is filled from them before the checkpoint's replaces it
+        train = load(cfg.data.dataset, "train")
+        limit = cfg.data.train_limit or len(train)
+        gaussians = ClassGaussians(to_float(train.images[:limit]), train.labels[:limit], classes).to(device)
+    trainer = JEMTrainer(model, None, cfg.train, cfg.sampler, gaussians, spec.image_shape, torch.device(device))
+    labels = None if label is None else torch.full((n,), label, device=device)
+    if label is None and init == "buffer":
+        trainer.load_extra_state(state["trainer"])
+        x0 = trainer.buffer.images[torch.randint(0, trainer.buffer.capacity, (n,), device=device)]
+        steps = cfg.sampler.steps if steps is None else steps
+    else:
+        x0 = trainer.initial_images(n, labels)
+        steps = cfg.eval.cond_steps if steps is None else steps
+    images = trainer.sample(x0, labels, steps).x if steps else x0
+    tag = ("buffer" if label is None and init == "buffer" else "fresh") + (f"_label{label}" if label is not None else "")
+    return save_sample_set(run.samples, tag, images, labels, {"n": n, "label": label, "init": init, "steps": steps,
+                                                              "sampler": to_dict(cfg.sampler)})
+
+
 # JEM (Grathwohl et al. 2019, the JEM code's defaults): uniform-noise starts, 20 SGLD steps of size 1 with
 # noise 0.01, a 10,000-image buffer with 5% re-initialisation, Adam 1e-4, data noise 0.03, no batch norm.
 _JEM = {"model.norm": "none", "sampler.kind": "sgld", "sampler.init": "noise", "sampler.steps": 20,
@@ -222,7 +260,8 @@ _CIFAR_FULL = {"model.width": 64, "train.iterations": 100000, "train.batch_size"
 def _experiment(name: str, summary: str, method: dict[str, Any], dataset: dict[str, Any], quick: dict[str, Any],
                 full: dict[str, Any]) -> Experiment:
     return Experiment(name, "jem", summary, JEMConfig, run_jem,
-                      presets={"smoke": _SMOKE, "quick": quick, "full": full}, base={**dataset, **method})
+                      presets={"smoke": _SMOKE, "quick": quick, "full": full}, base={**dataset, **method},
+                      sample=sample_run)
 
 
 _ABLATIONS = {
