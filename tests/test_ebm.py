@@ -120,7 +120,8 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     assert len(summary["per_class_accuracy"]) == 10
     for name in ("final.png", "final.npz", "samples_step0000008.png"):
         assert (run / "samples" / name).stat().st_size > 100
-    assert (run / "figures" / "curves.png").exists()
+    for figure in ("curves", "grids_over_training", "sampling"):
+        assert (run / "figures" / f"{figure}.png").stat().st_size > 1000
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert len(evals[0]["chain_energy_trace"]) == 5 and "fid" in evals[0]
     train = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in line]

@@ -23,7 +23,7 @@ from genlab.eval.score import reference_embedding, score_embeddings
 from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
-from genlab.report.figures import curves_figure
+from genlab.report.figures import curves_figure, grids_figure, sampling_figure, spread_picks
 from genlab.sampling import uniform_noise
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig, SamplerConfig, chain
 from genlab.train.guard import DivergenceGuard, GuardConfig
@@ -140,6 +140,7 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     fig = curves_figure(records, ["loss", "energy_pos", "energy_neg", "gap", "grad_norm", "fid"])
     if fig is not None:
         ctx.save_figure(fig, "curves")
+    _evaluation_figures(ctx, records)
     metrics = {**{k: v for k, v in scores.items() if not isinstance(v, list)},
                "diversity": feature_diversity(fake.features, real.features),
                "samples": len(x), "reference_images": n_real, "iterations": cfg.train.iterations,
@@ -151,6 +152,17 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
         metrics["per_class_accuracy"] = scores["per_class_accuracy"]
         metrics["min_class_accuracy"] = min(scores["per_class_accuracy"])
     return metrics
+
+
+def _evaluation_figures(ctx: RunContext, records: list[dict[str, Any]]) -> None:
+    """Sample grids over training (up to five evaluations and the final samples), FID against training time
+    and the energy along the chains at each evaluation."""
+    picks = spread_picks(sorted(ctx.run.samples.glob("samples_step*.png")), 5)
+    titles = [f"step {int(p.stem.removeprefix('samples_step'))}" for p in picks] + ["final"]
+    ctx.save_figure(grids_figure([*picks, ctx.run.samples / "final.png"], titles), "grids_over_training")
+    fig = sampling_figure(records)
+    if fig is not None:
+        ctx.save_figure(fig, "sampling")
 
 
 def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, steps: int | None = None,

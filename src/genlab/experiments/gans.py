@@ -30,9 +30,9 @@ from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_embeddings
 from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
-from genlab.report.figures import curves_figure
-from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, grids_figure,
-                                       layer_gradients_figure, wasserstein_fid_figure)
+from genlab.report.figures import curves_figure, grids_figure, spread_picks
+from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, layer_gradients_figure,
+                                       wasserstein_fid_figure)
 from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
@@ -141,8 +141,7 @@ def _figures(ctx: RunContext, cfg: GanConfig, trainer: GanTrainer, records: list
                                           f"{name}: critic parameters at the end"), "critic_weights")
     ctx.save_figure(class_histogram_figure(class_shares, ctx.classes, f"{name}: judge's classes of the test samples"),
                     "class_histogram")
-    grids = sorted(ctx.run.samples.glob("grid_step*.png"))
-    picks = [grids[i] for i in np.unique(np.linspace(0, len(grids) - 1, GRID_PANELS - 1).round().astype(int))]
+    picks = spread_picks(sorted(ctx.run.samples.glob("grid_step*.png")), GRID_PANELS - 1)
     paths = [*picks, ctx.run.samples / "final.png"]
     titles = [f"step {int(p.stem.removeprefix('grid_step'))}" for p in picks] + \
              [f"best (step {trainer.best['step']})"]

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -63,6 +64,45 @@ def curves_figure(records: list[dict[str, Any]], keys: Sequence[str] | None = No
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def grids_figure(paths: Sequence[Path], titles: Sequence[str]) -> plt.Figure:
+    """Saved sample grids side by side (e.g. samples at several points of training)."""
+    fig, axes = plt.subplots(1, len(paths), figsize=(2.6 * len(paths), 2.9), squeeze=False)
+    for ax, path, title in zip(axes[0], paths, titles):
+        ax.imshow(mpimg.imread(path), cmap="gray")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def spread_picks(paths: Sequence[Path], count: int) -> list[Path]:
+    """At most ``count`` of the paths, evenly spread from the first to the last."""
+    if not paths:
+        return []
+    return [paths[i] for i in np.unique(np.linspace(0, len(paths) - 1, count).round().astype(int))]
+
+
+def sampling_figure(records: list[dict[str, Any]]) -> plt.Figure | None:
+    """An energy model's evaluations: domain FID against training time, and the energy along the chains
+    drawn at each evaluation (does the sampler still lower the energy, and where does it level off?)."""
+    evals = [r for r in records if r.get("split") == "eval" and "fid" in r and "wall_s" in r]
+    if not evals:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    left.plot([r["wall_s"] / 60 for r in evals], [r["fid"] for r in evals], marker="o", ms=3)
+    left.set(title="domain FID against training time", xlabel="minutes of training", ylabel="domain FID")
+    left.grid(alpha=0.3)
+    colours = plt.cm.viridis(np.linspace(0, 1, len(evals)))
+    for r, colour in zip(evals, colours):
+        trace = r.get("chain_energy_trace") or []
+        right.plot(range(len(trace)), trace, color=colour, label=f"step {r['step']}")
+    right.set(title="energy along the chain at each evaluation", xlabel="SGLD step", ylabel="mean E(x)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=6)
     fig.tight_layout()
     return fig
 

@@ -1,26 +1,13 @@
-"""Figures of the GAN study: grids over training, the Wasserstein estimate against FID, critic gradients
+"""Figures of the GAN study: the Wasserstein estimate against FID, critic gradients
 per layer, the critic's weight distribution and the predicted-class histogram of samples."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib.image as mpimg
 import numpy as np
 
 from genlab.report.figures import plt
-
-
-def grids_figure(paths: Sequence[Path], titles: Sequence[str]) -> plt.Figure:
-    """Saved sample grids side by side (e.g. the fixed noise batch at several points of training)."""
-    fig, axes = plt.subplots(1, len(paths), figsize=(2.6 * len(paths), 2.9), squeeze=False)
-    for ax, path, title in zip(axes[0], paths, titles):
-        ax.imshow(mpimg.imread(path), cmap="gray")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
 
 
 def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:

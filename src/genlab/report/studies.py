@@ -283,7 +283,8 @@ STUDIES: dict[str, Study] = {
          ("diversity", "diversity"), ("class_coverage", "class coverage"), ("class_accuracy", "class accuracy"),
          ("min_class_accuracy", "worst class"), ("grad_norm_spikes", "grad spikes"),
          ("divergence_events", "divergences")),
-        ("samples/final.png", "figures/curves.png"), _discuss_ebm),
+        ("samples/final.png", "figures/grids_over_training.png", "figures/sampling.png", "figures/curves.png"),
+        _discuss_ebm),
     "jem": Study(
         "JEM and JEM++",
         "Does reading a classifier as an energy model keep its accuracy, and what do JEM++'s changes buy in "
