@@ -9,7 +9,8 @@ def summary(seed, **metrics):
 
 def test_spread_gives_mean_and_sample_std_over_seeds():
     runs = [summary(0, fid=10.0), summary(1, fid=14.0)]
-    assert spread(runs, "fid") == "12 &plusmn; 2.83 (n=2)"
+    assert spread(runs, "fid") == "12 &plusmn; 2.8 (n=2)"
+    assert spread([summary(0, steps=20), summary(1, steps=20)], "steps") == "20 (n=2)"
     assert spread([summary(0, fid=float("nan"))], "fid") == "-"
 
 

@@ -29,14 +29,15 @@ def mean(runs: list[dict[str, Any]], key: str) -> float | None:
 
 
 def spread(runs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
-    """'mean +- std (n)' over seeds, or 'mean' for one seed, or '-'."""
+    """'mean +- std (n=k)' over seeds (the mean to ``digits`` significant digits, the standard deviation to
+    two; '(n=k)' alone when every seed gave the same value), or 'mean' for one seed, or '-'."""
     found = values(runs, key)
     if not found:
         return "-"
-    fmt = f"{{:.{digits}g}}"
-    text = fmt.format(statistics.mean(found))
+    text = f"{statistics.mean(found):.{digits}g}"
     if len(found) > 1:
-        text += " &plusmn; " + fmt.format(statistics.stdev(found)) + f" (n={len(found)})"
+        std = statistics.stdev(found)
+        text += (f" &plusmn; {std:.2g}" if std > 0 else "") + f" (n={len(found)})"
     return text
 
 
