@@ -235,12 +235,13 @@ _CIFAR_QUICK = {"model.width": 16, "model.stem_stride": 2, "model.spectral_norm"
 # iterations), and with alpha 0.1 the same budget gives FID 7 (benchmarks/README.md). 2,000 iterations
 # with the learning rate cosine-decayed to 0 (at a constant 1e-3 runs collapsed by iteration 1,500), and
 # spectral norm: without it one seed in three lost the sampler (the energy gap grew to 8.8, FID 64).
-# With spectral norm, alpha 0.01: the regulariser balances the CD gradient at |E| = 1/(2 alpha), and at
-# 0.1 the label-1 chains sat at that ceiling (E = 5) far from the ones (E = -5); at 0.01 (seed 0) the
-# ones' sample accuracy rose from 0.04 to 0.42 and the mean from 0.79 to 0.82 (benchmarks/README.md).
+# With spectral norm, alpha 0.03: the regulariser balances the CD gradient at |E| = 1/(2 alpha), and at
+# 0.1 the label-1 chains sat at that ceiling (E = 5) far from the ones (E = -5). Seed 0: at 0.03 the mean
+# sample accuracy 0.83 (0.79 at 0.1), the ones 0.23 (0.04), FID 2.1 (3.9); at 0.01 one seed in three
+# collapsed (FID 45, accuracy 0.22) (benchmarks/README.md).
 _MNIST_COND_QUICK = {"model.width": 16, "model.blocks": "1,1,1", "model.stem_stride": 2, "model.spectral_norm": True,
                      "sampler.steps": 20,
-                     "train.lr": 1e-3, "train.lr_decay": "cosine", "train.alpha": 0.01, "train.iterations": 2000,
+                     "train.lr": 1e-3, "train.lr_decay": "cosine", "train.alpha": 0.03, "train.iterations": 2000,
                      "sampler.buffer_size": 10000,
                      "eval.samples": 500, "eval.final_samples": 1000, "log.every": 25,
                      "log.checkpoint_every": 250, "log.eval_every": 250}
