@@ -54,7 +54,8 @@ def main() -> None:
         print(f"| {run['job']} | {run['status']} | {minutes} | {cells} |")
     reused = sum(run["reused"] for run in runs)
     print(f"\nthe last pipeline command ({state['preset']}, {state.get('jobs_at_once', 1)} run(s) at once): "
-          f"{wall / 60:.1f} min; " + (f"it reused {reused} finished run(s), so this is not the whole pipeline's time"
+          f"{wall / 60:.1f} min; " + (f"{reused} run record(s) are reuses of finished runs, so no single command's "
+                                      "time covers the whole pipeline"
                                       if reused else f"target under {TARGET_S / 3600:.0f} h: "
                                       f"{'met' if wall < TARGET_S else 'NOT met'}"))
     out = Path(args.out or Path(__file__).parent / "results" / f"pipeline-{state['preset']}.json")
