@@ -46,7 +46,8 @@ class Stage:
         return self.label or self.experiment
 
 
-# JEM starts from classifiers with seed 1: with batch norm (JEM++) and without (JEM, as in its paper).
+# JEM starts from classifiers with seed 1: with batch norm (JEM++) and without (JEM, as in its paper). The
+# CIFAR-10 one without batch norm learns slower: 64.2% after 5 epochs, 79.4% after 10 (JEM asks for 70%).
 _MNIST, _CIFAR = "classifier-mnist", "classifier-cifar10"
 _MNIST_START, _MNIST_START_NOBN = "classifier-mnist-seed1", "classifier-mnist-seed1-nobn"
 _CIFAR_START, _CIFAR_START_NOBN = "classifier-cifar10-seed1", "classifier-cifar10-seed1-nobn"
@@ -59,7 +60,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("classifiers", _MNIST, {"seed": 1}, False, 2.5, _MNIST_START),
     Stage("classifiers", _MNIST, {"seed": 1, "model.norm": "none"}, False, 2.1, _MNIST_START_NOBN),
     Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 8.0, _CIFAR_START),
-    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5, "model.norm": "none"}, False, 7.5,
+    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 10, "model.norm": "none"}, False, 15.0,
           _CIFAR_START_NOBN),
     Stage("ebm", "ebm-mnist-cond", minutes=9.7, needs=(_MNIST,)),
     Stage("ebm", "ebm-cifar10-noise", minutes=9.5, needs=(_CIFAR,)),
