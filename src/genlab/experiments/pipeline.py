@@ -150,7 +150,7 @@ class _Book:
 
     def __init__(self, runs_dir: Path, preset: str, seeds: int, jobs: list[Job], at_once: int,
                  out: Callable[[str], None]):
-        self.runs_dir, self.preset, self.jobs, self.out = runs_dir, preset, jobs, out
+        self.preset, self.jobs, self.out = preset, jobs, out
         self.folder = runs_dir / f"pipeline-{preset}"
         self.folder.mkdir(parents=True, exist_ok=True)
         # Earlier invocations' records stay, so `--only jem --seeds 3` adds seeds to a full pipeline's index.
@@ -160,9 +160,10 @@ class _Book:
                       "jobs_at_once": at_once, "jobs": earlier.get("jobs", {})}
         self.started = time.perf_counter()
         self.at_once, self.begun = at_once, 0
-        todo = [j for j in jobs if not _is_complete(run_dir_of(runs_dir, preset, j)[0])]
-        self.todo = {j.key for j in todo}
-        self.expected_left = sum(j.stage.minutes for j in todo) * 60 if preset == "quick" else None
+        self.run_dirs = {j.key: run_dir_of(runs_dir, preset, j) for j in jobs}  # (path, overrides) per job
+        self.todo = {j.key for j in jobs if not _is_complete(self.run_dirs[j.key][0])}
+        self.expected_left = (sum(j.stage.minutes for j in jobs if j.key in self.todo) * 60
+                              if preset == "quick" else None)
         self.finished_expected = self.finished_actual = 0.0
 
     def time_left(self) -> float | None:
@@ -176,11 +177,10 @@ class _Book:
     def begin(self, job: Job) -> dict[str, Any]:
         """Announce a job; returns its record (run directory, overrides, start time)."""
         self.begun += 1
-        path, sets = run_dir_of(self.runs_dir, self.preset, job)
+        path, sets = self.run_dirs[job.key]
         self.out(_progress_line(self.begun, len(self.jobs), job, time.perf_counter() - self.started, self.time_left()))
-        reused = _is_complete(path)
         return {"study": job.stage.study, "experiment": job.stage.experiment, "stage": job.stage.name,
-                "seed": job.seed, "run_dir": str(path), "sets": sets, "reused": reused,
+                "seed": job.seed, "run_dir": str(path), "sets": sets, "reused": job.key not in self.todo,
                 "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "clock": time.perf_counter()}
 
     def end(self, job: Job, record: dict[str, Any]) -> None:
