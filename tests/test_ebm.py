@@ -11,6 +11,7 @@ from genlab.cli import main
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.errors import DivergenceError
+from genlab.experiments.ebm import energy_per_class
 from genlab.nets.energy import ResNetEnergy
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, SamplerConfig
@@ -110,6 +111,18 @@ def test_divergence_guard_catches_an_injected_nan(tmp_path, policy):
 
 
 @needs_data("mnist")
+def test_energy_per_class_averages_each_labels_own_energy_across_batches():
+    torch.manual_seed(0)
+    model = ResNetEnergy(1, width=4, blocks=(1,), num_outputs=4)
+    x, y = torch.randn(7, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 0, 2])
+    got = energy_per_class(model, x, y, batch_size=3)
+    with torch.no_grad():
+        every = model.energies(x)
+    for c in range(3):
+        assert got[c] == pytest.approx(every[y == c, c].mean().item(), abs=1e-5)
+    assert np.isnan(got[3])  # no images of label 3
+
+
 def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     assert main(["run", "classifier-mnist", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
                  "--no-progress"]) == 0
@@ -118,6 +131,8 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())["metrics"]
     assert {"fid", "kid", "class_accuracy", "min_class_accuracy", "diversity", "grad_norm_spikes"} <= set(summary)
     assert len(summary["per_class_accuracy"]) == 10
+    for key in ("per_class_energy_data", "per_class_energy_samples"):
+        assert len(summary[key]) == 10 and all(np.isfinite(summary[key]))
     for name in ("final.png", "final.npz", "samples_step0000008.png"):
         assert (run / "samples" / name).stat().st_size > 100
     for figure in ("curves", "grids_over_training", "sampling"):

@@ -47,6 +47,21 @@ def test_ebm_discussion_times_each_variant_to_a_shared_fid_level():
     assert "first fell to 180 (1.5x the best FID any variant reached): noise never, buffer-decay 1.0 min (1/1 seeds)" in text
 
 
+def test_ebm_discussion_finds_the_digit_whose_energy_gap_ran_away():
+    def cond(seed, ones_gap):
+        accuracy = [0.9] * 10
+        accuracy[1] = 0.2
+        return summary(seed, class_accuracy=0.83, min_class_accuracy=0.2, per_class_accuracy=accuracy,
+                       per_class_energy_data=[0.5] * 10,
+                       per_class_energy_samples=[0.5 + (ones_gap if c == 1 else 0.2 * (-1) ** c) for c in range(10)])
+    text = " ".join(study("ebm").discuss({"ebm-mnist-cond": [cond(0, 16.0), cond(1, 18.0)]}))
+    assert "targets 90% and 75%: not met" in text
+    assert "0: +0.2, 1: +17.0, 2: +0.2, 3: -0.2" in text
+    assert "fewest correct samples (1, 20%) has a gap of +17.0, the others at most 0.2: its chains stall" in text
+    balanced = " ".join(study("ebm").discuss({"ebm-mnist-cond": [cond(0, 0.5)]}))
+    assert "has a gap of +0.5" in balanced and "chains stall" not in balanced
+
+
 def test_jem_discussion_checks_jempp_quality_at_half_the_steps_and_divergences():
     jem = [summary(s, fid=40.0, sgld_steps_per_iteration=20, divergence_events=1, test_accuracy=0.98) for s in (0, 1)]
     jempp = [summary(s, fid=11.0, sgld_steps_per_iteration=5, divergence_events=0, test_accuracy=0.99) for s in (0, 1)]

@@ -151,7 +151,24 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     if labels is not None:
         metrics["per_class_accuracy"] = scores["per_class_accuracy"]
         metrics["min_class_accuracy"] = min(scores["per_class_accuracy"])
+        test = ctx.load_data(cfg.data.dataset, "test", cfg.eval.reference_images)
+        metrics["per_class_energy_data"] = energy_per_class(model, test.images.float() / 127.5 - 1, test.labels)
+        metrics["per_class_energy_samples"] = energy_per_class(model, x, labels)
     return metrics
+
+
+@torch.no_grad()
+def energy_per_class(model: ResNetEnergy, images: torch.Tensor, labels: torch.Tensor,
+                     batch_size: int = 500) -> list[float]:
+    """Mean E(x, y) of the images of each label y. A label whose samples sit far above its data is one
+    whose contrastive-divergence gap ran away: its chains no longer reach the data's well, so each update
+    pushes the two further apart (a sampling failure, not a lack of training)."""
+    device = next(model.parameters()).device
+    energy = torch.cat([model(images[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)).float()
+                        for i in range(0, len(images), batch_size)]).cpu()
+    labels = labels.cpu()
+    return [energy[labels == c].mean().item() if (labels == c).any() else float("nan")
+            for c in range(model.num_outputs)]
 
 
 def _evaluation_figures(ctx: RunContext, records: list[dict[str, Any]]) -> None:
@@ -185,14 +202,16 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     x0 = uniform_noise(n, shape, device)
     buffer = state["trainer"].get("buffer")
     if init == "buffer" and buffer is not None:
-        x0 = _buffer_starts(buffer, n, labels, device, x0)
+        x0 = buffer_starts(buffer, n, labels, device, x0)
     result = chain(model, x0, settings, model, labels, steps)
     tag = init + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, result.x, labels, {"n": n, "label": label, "init": init,
                                                                 "steps": steps or settings["steps"], "sampling": settings})
 
 
-def _buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device, fallback: torch.Tensor) -> torch.Tensor:
+def buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device, fallback: torch.Tensor) -> torch.Tensor:
+    """``n`` chain starts drawn from a saved replay buffer; with labels, each from the entries of its own
+    label (``fallback`` where the buffer holds none of that label)."""
     images = buffer["images"].to(device)
     if labels is None:
         return images[torch.randint(0, len(images), (n,), device=device)]

@@ -99,7 +99,34 @@ def _discuss_ebm(runs: Runs) -> list[str]:
         lines.append(f"Conditional MNIST: the independent MNIST classifier gives {acc:.1%} of label-fixed samples "
                      f"their intended digit (worst digit {spread(cond, 'min_class_accuracy')}; targets 90% and 75%: "
                      f"{'met' if acc >= 0.9 and (worst or 0.0) >= 0.75 else 'not met'}).")
+        lines += _energy_gap_lines(cond)
     return lines
+
+
+def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:
+    """The per-class list ``key`` averaged over the seeds that have it."""
+    lists = [r["metrics"][key] for r in runs if isinstance(r.get("metrics", {}).get(key), list)]
+    return [statistics.mean(column) for column in zip(*lists)] if lists else None
+
+
+def _energy_gap_lines(cond: list[dict[str, Any]]) -> list[str]:
+    """Per digit, how far the samples' energy sits above the test digits' (a gap that ran away marks a
+    digit whose chains no longer reach the data's well)."""
+    samples = _per_class_means(cond, "per_class_energy_samples")
+    data = _per_class_means(cond, "per_class_energy_data")
+    accuracy = _per_class_means(cond, "per_class_accuracy")
+    if samples is None or data is None or accuracy is None:
+        return []
+    gaps = [s - d for s, d in zip(samples, data)]
+    worst = min(range(len(accuracy)), key=accuracy.__getitem__)
+    largest_other = max(abs(g) for c, g in enumerate(gaps) if c != worst)
+    ran_away = gaps[worst] > 3 * max(largest_other, 1.0)
+    return ["Energy of samples minus energy of test digits, E(x, y) per digit (mean over seeds): "
+            + ", ".join(f"{c}: {g:+.1f}" for c, g in enumerate(gaps))
+            + f". The digit with the fewest correct samples ({worst}, {accuracy[worst]:.0%}) has a gap of "
+            f"{gaps[worst]:+.1f}, the others at most {largest_other:.1f}"
+            + (": its chains stall far above its data's well, so contrastive divergence keeps widening the gap "
+               "instead of moving the samples (a sampling failure)." if ran_away else ".")]
 
 
 def _times_to_fid(runs: Runs, threshold: float, curve_key: str) -> str:
