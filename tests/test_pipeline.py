@@ -165,6 +165,19 @@ def test_time_left_scales_the_expected_minutes_by_the_pace_and_shares_them_among
     assert pipeline._Book(tmp_path, "smoke", 1, jobs, 1, out=lambda line: None).time_left() is None
 
 
+def test_time_left_counts_what_the_running_jobs_have_done(tmp_path):
+    jobs = plan(1, only=["dvae"])
+    first, second = (job.stage.minutes * 60 for job in jobs)
+    book = pipeline._Book(tmp_path, "quick", 1, jobs, 2, out=lambda line: None)
+    book.begin(jobs[0])
+    book.begin(jobs[1])
+    start, expected = book.running[jobs[0].key]
+    book.running[jobs[0].key] = (start - first / 2, expected)  # halfway through
+    assert book.time_left() == pytest.approx((first / 2 + second) / 2, rel=1e-3)
+    book.running[jobs[0].key] = (start - 3 * first, expected)  # overdue: counted as done, not negative
+    assert book.time_left() == pytest.approx(second / 2, rel=1e-3)
+
+
 def test_index_tables_give_the_spread_over_seeds(tmp_path):
     folder = tmp_path / "pipeline-quick"
     folder.mkdir()

@@ -165,20 +165,26 @@ class _Book:
         self.expected_left = (sum(j.stage.minutes for j in jobs if j.key in self.todo) * 60
                               if preset == "quick" else None)
         self.finished_expected = self.finished_actual = 0.0
+        self.running: dict[str, tuple[float, float]] = {}  # job key -> (start clock, expected seconds)
 
     def time_left(self) -> float | None:
         """Seconds left: the expected minutes of the jobs not yet ended, scaled by how the ended jobs' actual
-        times compared with their expected ones, shared among the runs at once."""
+        times compared with their expected ones, less what the running jobs have done so far (up to their
+        expected time), shared among the runs at once."""
         if self.expected_left is None:
             return None
         pace = self.finished_actual / self.finished_expected if self.finished_expected > 0 else 1.0
-        return self.expected_left * pace / self.at_once
+        now = time.perf_counter()
+        under_way = sum(min(now - start, expected * pace) for start, expected in self.running.values())
+        return max(0.0, self.expected_left * pace - under_way) / self.at_once
 
     def begin(self, job: Job) -> dict[str, Any]:
         """Announce a job; returns its record (run directory, overrides, start time)."""
         self.begun += 1
         path, sets = self.run_dirs[job.key]
         self.out(_progress_line(self.begun, len(self.jobs), job, time.perf_counter() - self.started, self.time_left()))
+        if job.key in self.todo:
+            self.running[job.key] = (time.perf_counter(), job.stage.minutes * 60)
         return {"study": job.stage.study, "experiment": job.stage.experiment, "stage": job.stage.name,
                 "seed": job.seed, "run_dir": str(path), "sets": sets, "reused": job.key not in self.todo,
                 "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "clock": time.perf_counter()}
@@ -186,6 +192,7 @@ class _Book:
     def end(self, job: Job, record: dict[str, Any]) -> None:
         record.pop("sets")
         record["seconds"] = round(time.perf_counter() - record.pop("clock"), 1)
+        self.running.pop(job.key, None)
         if record["status"] == "failed":
             self.out(f"  failed: {job.key}: {record['error']}")
         if record["status"] != "interrupted" and self.expected_left is not None and not record["reused"]:
