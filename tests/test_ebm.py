@@ -139,6 +139,7 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
         assert (run / "figures" / f"{figure}.png").stat().st_size > 1000
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert len(evals[0]["chain_energy_trace"]) == 5 and "fid" in evals[0]
+    assert len(evals[0]["per_class_accuracy"]) == 10
     train = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
     assert {"energy_pos", "energy_neg", "gap", "grad_norm", "step_s", "chain_energy_end"} <= set(train[0])
 

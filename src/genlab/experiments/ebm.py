@@ -106,7 +106,8 @@ class Evaluator:
         scores = score_embeddings(self.real, self.judge.embed(x), labels)
         _grid(self.ctx, x, labels, f"samples_step{step:07d}", step)
         trace = trainer.negatives(trainer.cfg.batch_size)[0].energy_trace
-        keep = ("fid", "kid", "is", "precision", "recall", "class_coverage", "confident_share", "class_accuracy")
+        keep = ("fid", "kid", "is", "precision", "recall", "class_coverage", "confident_share", "class_accuracy",
+                "per_class_accuracy")
         return {**{k: scores[k] for k in keep if k in scores}, "chain_energy_trace": trace.tolist()}
 
 

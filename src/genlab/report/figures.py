@@ -87,22 +87,33 @@ def spread_picks(paths: Sequence[Path], count: int) -> list[Path]:
 
 
 def sampling_figure(records: list[dict[str, Any]]) -> plt.Figure | None:
-    """An energy model's evaluations: domain FID against training time, and the energy along the chains
-    drawn at each evaluation (does the sampler still lower the energy, and where does it level off?)."""
+    """An energy model's evaluations: domain FID against training time, the energy along the chains drawn
+    at each evaluation (does the sampler still lower the energy, and where does it level off?) and, for a
+    class-conditional model, the judged accuracy of each asked class (when does a class fail?)."""
     evals = [r for r in records if r.get("split") == "eval" and "fid" in r and "wall_s" in r]
     if not evals:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    per_class = [r for r in evals if isinstance(r.get("per_class_accuracy"), list)]
+    fig, axes = plt.subplots(1, 3 if per_class else 2, figsize=(13.5 if per_class else 9.0, 3.2))
+    left, middle = axes[0], axes[1]
     left.plot([r["wall_s"] / 60 for r in evals], [r["fid"] for r in evals], marker="o", ms=3)
     left.set(title="domain FID against training time", xlabel="minutes of training", ylabel="domain FID")
     left.grid(alpha=0.3)
     colours = plt.cm.viridis(np.linspace(0, 1, len(evals)))
     for r, colour in zip(evals, colours):
         trace = r.get("chain_energy_trace") or []
-        right.plot(range(len(trace)), trace, color=colour, label=f"step {r['step']}")
-    right.set(title="energy along the chain at each evaluation", xlabel="SGLD step", ylabel="mean E(x)")
-    right.grid(alpha=0.3)
-    right.legend(fontsize=6)
+        middle.plot(range(len(trace)), trace, color=colour, label=f"step {r['step']}")
+    middle.set(title="energy along the chain at each evaluation", xlabel="SGLD step", ylabel="mean E(x)")
+    middle.grid(alpha=0.3)
+    middle.legend(fontsize=6)
+    if per_class:
+        right = axes[2]
+        steps = [r["step"] for r in per_class]
+        for c, accuracies in enumerate(zip(*(r["per_class_accuracy"] for r in per_class))):
+            right.plot(steps, accuracies, color=plt.cm.tab10(c % 10), marker="o", ms=3, label=str(c))
+        right.set(title="samples judged the asked class, per class", xlabel="step", ylabel="accuracy", ylim=(0, 1.02))
+        right.grid(alpha=0.3)
+        right.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return fig
 
