@@ -299,12 +299,3 @@ def _outcome(returncode: int, log: Path) -> dict[str, Any]:
 def _progress_line(number: int, total: int, job: Job, elapsed: float, left: float | None) -> str:
     line = f"[{number}/{total}] {job.stage.study}: {job.stage.name} (seed {job.seed}) - elapsed {elapsed / 60:.0f} min"
     return line + (f", about {left / 60:.0f} min left" if left is not None else "")
-
-
-def read_state(folder: Path) -> dict[str, Any]:
-    path = folder / "pipeline.json"
-    if not path.exists():
-        raise GenlabError(f"{folder} is not a pipeline folder (no pipeline.json)",
-                          hint="run `genlab run pipeline --preset smoke` first")
-    return read_json(path)
-
