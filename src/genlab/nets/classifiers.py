@@ -32,7 +32,28 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-class SmallCNN(nn.Module):
+class FeatureClassifier(nn.Module):
+    """A ``body`` (starting with a conv block) that gives the feature vector, and a linear ``head``."""
+
+    body: nn.Sequential
+    head: nn.Linear
+    logit_scale = 1.0
+
+    @property
+    def first_layer(self) -> nn.Conv2d:
+        return self.body[0][0]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features) * self.logit_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.features(x))
+
+
+class SmallCNN(FeatureClassifier):
     """Two conv blocks per resolution (28 -> 14 -> 7), global average pool, linear head."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, norm: str = "batch"):
@@ -46,21 +67,8 @@ class SmallCNN(nn.Module):
         self.feature_dim = 4 * w
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-    @property
-    def first_layer(self) -> nn.Conv2d:
-        return self.body[0][0]
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.features(x))
-
-
-class ResNet9(nn.Module):
+class ResNet9(FeatureClassifier):
     """The ResNet-9 of the DAWNBench CIFAR-10 entries (Page 2018), at a configurable width.
 
     Widths w, 2w, 4w, 8w over resolutions 32, 16, 8, 4; residual blocks after the 2w and 8w stages;
@@ -80,19 +88,6 @@ class ResNet9(nn.Module):
         self.feature_dim = 8 * w
         self.head = nn.Linear(self.feature_dim, num_classes, bias=False)
         self.logit_scale = 0.125
-
-    @property
-    def first_layer(self) -> nn.Conv2d:
-        return self.body[0][0]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features) * self.logit_scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.features(x))
 
 
 ARCHITECTURES = {"cnn": SmallCNN, "resnet9": ResNet9}
