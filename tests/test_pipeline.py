@@ -157,7 +157,7 @@ def test_time_left_scales_the_expected_minutes_by_the_pace_and_shares_them_among
     jobs = plan(1, only=["dvae"])
     first, second = (job.stage.minutes * 60 for job in jobs)
     book = pipeline._Book(tmp_path, "quick", 1, jobs, 2, out=lambda line: None)
-    assert book.time_left() == (first + second) / 2
+    assert book.time_left() == pytest.approx((first + second) / 2)
     record = book.begin(jobs[0])
     record.update(status="complete", clock=record["clock"] - 2 * first)  # took twice the expected time
     book.end(jobs[0], record)

@@ -36,7 +36,7 @@ class Stage:
     sets: dict[str, Any] = field(default_factory=dict)
     seeded: bool = True  # repeated over the pipeline's seeds (judges and JEM starting points are not)
     # Expected minutes of the quick preset, one thread beside another run on a 2-core CPU (measured in the
-    # quick pipeline of 2026-11-26, benchmarks/README.md): the time estimate and the longest-first order.
+    # one-piece quick pipeline of 2026-11-26, benchmarks/README.md): the time estimate and the longest-first order.
     minutes: float = 5.0
     label: str = ""
     needs: tuple[str, ...] = ()  # stages (classifiers) this one uses
@@ -53,33 +53,33 @@ _MNIST_START, _MNIST_START_NOBN = "classifier-mnist-seed1", "classifier-mnist-se
 _CIFAR_START, _CIFAR_START_NOBN = "classifier-cifar10-seed1", "classifier-cifar10-seed1-nobn"
 
 STAGES: tuple[Stage, ...] = (
-    Stage("classifiers", _MNIST, seeded=False, minutes=2.4),
-    Stage("classifiers", "classifier-fashion_mnist", seeded=False, minutes=11.0),
-    Stage("classifiers", "classifier-hoda", seeded=False, minutes=2.6),
-    Stage("classifiers", _CIFAR, seeded=False, minutes=24.0),
-    Stage("classifiers", _MNIST, {"seed": 1}, False, 2.5, _MNIST_START),
-    Stage("classifiers", _MNIST, {"seed": 1, "model.norm": "none"}, False, 2.1, _MNIST_START_NOBN),
-    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 8.0, _CIFAR_START),
-    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 10, "model.norm": "none"}, False, 15.0,
+    Stage("classifiers", _MNIST, seeded=False, minutes=2.1),
+    Stage("classifiers", "classifier-fashion_mnist", seeded=False, minutes=9.9),
+    Stage("classifiers", "classifier-hoda", seeded=False, minutes=3.0),
+    Stage("classifiers", _CIFAR, seeded=False, minutes=26.0),
+    Stage("classifiers", _MNIST, {"seed": 1}, False, 2.4, _MNIST_START),
+    Stage("classifiers", _MNIST, {"seed": 1, "model.norm": "none"}, False, 1.8, _MNIST_START_NOBN),
+    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 8.9, _CIFAR_START),
+    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 10, "model.norm": "none"}, False, 16.3,
           _CIFAR_START_NOBN),
-    Stage("ebm", "ebm-mnist-cond", minutes=9.7, needs=(_MNIST,)),
-    Stage("ebm", "ebm-cifar10-noise", minutes=9.5, needs=(_CIFAR,)),
-    Stage("ebm", "ebm-cifar10-buffer", minutes=9.5, needs=(_CIFAR,)),
-    Stage("ebm", "ebm-cifar10-buffer-decay", minutes=9.5, needs=(_CIFAR,)),
-    Stage("jem", "jem-mnist", minutes=35.0, needs=(_MNIST, _MNIST_START_NOBN)),
-    Stage("jem", "jempp-mnist", minutes=20.0, needs=(_MNIST, _MNIST_START)),
-    Stage("jem", "jempp-mnist-noinit", minutes=16.0, needs=(_MNIST, _MNIST_START)),
-    Stage("jem", "jempp-mnist-nopyld", minutes=12.0, needs=(_MNIST, _MNIST_START)),
-    Stage("jem", "jempp-mnist-nobn", minutes=15.0, needs=(_MNIST, _MNIST_START_NOBN)),
-    Stage("jem", "jem-cifar10", minutes=7.0, needs=(_CIFAR, _CIFAR_START_NOBN)),
-    Stage("jem", "jempp-cifar10", minutes=4.0, needs=(_CIFAR, _CIFAR_START)),
-    Stage("dvae", "dvae-mnist", minutes=5.0),
-    Stage("dvae", "dvae-fashion_mnist", minutes=5.0),
-    Stage("gan", "gan-hoda", minutes=29.0, needs=("classifier-hoda",)),
-    Stage("gan", "gan-hoda", {"model.conditional": True}, minutes=31.0, label="gan-hoda-conditional",
+    Stage("ebm", "ebm-mnist-cond", minutes=7.5, needs=(_MNIST,)),
+    Stage("ebm", "ebm-cifar10-noise", minutes=9.3, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-buffer", minutes=8.6, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-buffer-decay", minutes=9.0, needs=(_CIFAR,)),
+    Stage("jem", "jem-mnist", minutes=21.6, needs=(_MNIST, _MNIST_START_NOBN)),
+    Stage("jem", "jempp-mnist", minutes=13.1, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-noinit", minutes=12.2, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-nopyld", minutes=9.7, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-nobn", minutes=10.5, needs=(_MNIST, _MNIST_START_NOBN)),
+    Stage("jem", "jem-cifar10", minutes=5.8, needs=(_CIFAR, _CIFAR_START_NOBN)),
+    Stage("jem", "jempp-cifar10", minutes=3.5, needs=(_CIFAR, _CIFAR_START)),
+    Stage("dvae", "dvae-mnist", minutes=4.4),
+    Stage("dvae", "dvae-fashion_mnist", minutes=4.7),
+    Stage("gan", "gan-hoda", minutes=19.6, needs=("classifier-hoda",)),
+    Stage("gan", "gan-hoda", {"model.conditional": True}, minutes=19.3, label="gan-hoda-conditional",
           needs=("classifier-hoda",)),
-    Stage("gan", "wgan-hoda", minutes=25.0, needs=("classifier-hoda",)),
-    Stage("gan", "wgangp-hoda", minutes=19.0, needs=("classifier-hoda",)),
+    Stage("gan", "wgan-hoda", minutes=23.4, needs=("classifier-hoda",)),
+    Stage("gan", "wgangp-hoda", minutes=18.5, needs=("classifier-hoda",)),
 )
 
 
