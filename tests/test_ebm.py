@@ -8,11 +8,12 @@ import torch
 
 import genlab.train.ebm as ebm_training
 from genlab.cli import main
-from genlab.data.batches import Batches
+from genlab.data.batches import Batches, to_float
 from genlab.data.datasets import ImageSet
 from genlab.errors import DivergenceError
 from genlab.experiments.ebm import energy_per_class
 from genlab.nets.energy import ResNetEnergy
+from genlab.sampling import ClassGaussians
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, SamplerConfig
 from genlab.train.guard import DivergenceGuard, GuardConfig
@@ -194,6 +195,32 @@ def test_buffer_labels_kept_or_redrawn(policy):
     else:
         assert share_of_2 == pytest.approx(0.25, abs=0.03)
         assert torch.bincount(labels, minlength=4).min() > 850
+
+
+@pytest.mark.parametrize("init", ["noise", "buffer"])
+def test_gaussian_start_draws_each_fresh_chain_near_its_own_class(init):
+    """Class 0 is dark (pixels -0.8), class 1 bright (+0.8): every fresh chain of a conditional model must
+    start from its own label's Gaussian, in noise-init mode and in the buffer's fill and re-initialisations."""
+    torch.manual_seed(0)
+    images = torch.cat([torch.full((50, 1, 4, 4), 25), torch.full((50, 1, 4, 4), 230)]).to(torch.uint8)
+    images = (images.int() + torch.randint(-10, 11, images.shape)).clamp(0, 255).to(torch.uint8)
+    labels = torch.arange(100) // 50
+    gaussians = ClassGaussians(to_float(images), labels, 2)
+    trainer = EBMTrainer(ResNetEnergy(1, width=4, blocks=(1,), num_outputs=2),
+                         Batches(ImageSet("toy", "train", images, labels, ("dark", "bright")), 16, seed=0),
+                         EBMTrainConfig(batch_size=16), SamplerConfig(steps=1, buffer_size=64, init=init, start="gaussian"),
+                         (1, 4, 4), torch.device("cpu"), conditional=True, gaussians=gaussians)
+    if init == "buffer":
+        trainer.buffer.reinit_prob = 1.0
+        assert torch.equal(trainer.buffer.images.mean((1, 2, 3)) > 0, trainer.buffer.labels == 1)
+    x0, chain_labels, _ = trainer.chain_starts(400)
+    assert torch.equal(x0.mean((1, 2, 3)) > 0, chain_labels == 1)
+    assert 150 < int(chain_labels.sum()) < 250
+
+
+def test_gaussian_start_without_gaussians_is_refused():
+    with pytest.raises(ValueError, match="start=gaussian"):
+        _toy_trainer(start="gaussian")
 
 
 @pytest.mark.slow

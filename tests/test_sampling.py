@@ -111,7 +111,7 @@ def test_geometric_decay_endpoints():
 
 def test_buffer_reinitialises_five_percent():
     torch.manual_seed(0)
-    buffer = ReplayBuffer(1000, (1, 2, 2), reinit_prob=0.05, init=lambda n: torch.full((n, 1, 2, 2), -7.0))
+    buffer = ReplayBuffer(1000, (1, 2, 2), reinit_prob=0.05, init=lambda n, labels: torch.full((n, 1, 2, 2), -7.0))
     buffer.images.fill_(3.0)
     x, _, _ = buffer.sample(20000)
     fresh = (x[:, 0, 0, 0] == -7.0).float().mean()
@@ -133,6 +133,18 @@ def test_buffer_policies_write_samples_back(policy):
     else:  # reservoir keeps a uniform sample of all 300 seen (100 noise + 200 pushed)
         assert 40 < int((values >= 1).sum()) < 90
     assert buffer.labels.min() >= 0 and buffer.labels.max() < 10
+
+
+def test_conditional_buffer_starts_fresh_chains_for_their_own_labels():
+    """The initial fill and every re-initialisation hand ``init`` the labels the fresh entries get."""
+    torch.manual_seed(0)
+    buffer = ReplayBuffer(200, (1,), reinit_prob=0.5, num_classes=10, init=lambda n, labels: labels.float()[:, None])
+    assert torch.equal(buffer.images[:, 0], buffer.labels.float())
+    buffer.images.fill_(-1.0)
+    x, labels, _ = buffer.sample(1000)
+    fresh = x[:, 0] >= 0
+    assert 400 < int(fresh.sum()) < 600
+    assert torch.equal(x[fresh, 0], labels[fresh].float())
 
 
 def test_conditional_buffer_keeps_labels():

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 
 from genlab.config import param, section
+from genlab.data.batches import to_float
 from genlab.data.registry import get_spec
 from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
@@ -24,7 +25,7 @@ from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
 from genlab.report.figures import curves_figure, grids_figure, sampling_figure, spread_picks
-from genlab.sampling import uniform_noise
+from genlab.sampling import ClassGaussians, uniform_noise
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig, SamplerConfig, chain
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
@@ -83,14 +84,14 @@ def _grid(ctx: RunContext, x: torch.Tensor, labels: torch.Tensor | None, name: s
 
 
 def _fresh_samples(trainer: EBMTrainer, n: int, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Chains from uniform noise; for a conditional model, labels 0..K-1 in equal shares, held fixed."""
+    """Fresh chains (from `sampler.start`); for a conditional model, labels 0..K-1 in equal shares, held fixed."""
     xs, ys = [], []
     for start in range(0, n, trainer.cfg.batch_size):
         size = min(trainer.cfg.batch_size, n - start)
         labels = (torch.arange(start, start + size, device=trainer.device) % trainer.model.num_outputs
                   if trainer.conditional else None)
-        xs.append(chain(trainer.model, uniform_noise(size, trainer.shape, trainer.device), trainer.sampler,
-                        trainer.model, labels, steps).x)
+        xs.append(chain(trainer.model, trainer.fresh_starts(size, labels), trainer.sampler, trainer.model, labels,
+                        steps).x)
         ys.append(labels)
     return torch.cat(xs), (torch.cat(ys) if trainer.conditional else None)
 
@@ -123,9 +124,11 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     ctx.notes.append(judge.description)
     train = ctx.load_data(cfg.data.dataset, "train", cfg.data.train_limit)
     model = build_model(cfg)
+    gaussians = (ClassGaussians(to_float(train.images), train.labels, len(spec.classes)).to(ctx.device)
+                 if cfg.sampler.start == "gaussian" else None)
     trainer = EBMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          spec.image_shape, ctx.device, cfg.data.conditional,
-                         evaluator=Evaluator(ctx, judge, real, cfg.eval.samples))
+                         evaluator=Evaluator(ctx, judge, real, cfg.eval.samples), gaussians=gaussians)
     guard = DivergenceGuard(cfg.guard, finite=("loss",), bounded=("energy_pos", "energy_neg"))
     ctx.train(trainer, cfg.train.iterations, guard)
 
@@ -153,7 +156,7 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
         metrics["per_class_accuracy"] = scores["per_class_accuracy"]
         metrics["min_class_accuracy"] = min(scores["per_class_accuracy"])
         test = ctx.load_data(cfg.data.dataset, "test", cfg.eval.reference_images)
-        metrics["per_class_energy_data"] = energy_per_class(model, test.images.float() / 127.5 - 1, test.labels)
+        metrics["per_class_energy_data"] = energy_per_class(model, to_float(test.images), test.labels)
         metrics["per_class_energy_samples"] = energy_per_class(model, x, labels)
     return metrics
 

@@ -10,7 +10,8 @@ back in by one of three policies:
   of the whole history (old samples persist longer than in a ring).
 * ``inplace``: each sample replaces the entry its chain started from (the JEM code's policy).
 
-For class-conditional models the buffer keeps each entry's label; fresh entries get uniform labels.
+For class-conditional models the buffer keeps each entry's label; fresh entries get uniform labels, and
+``init`` is told them (so it can start each chain near its own class, as JEM++'s Gaussians do).
 Randomness comes from the global torch generator, which checkpoints save.
 """
 
@@ -30,12 +31,13 @@ def uniform_noise(n: int, shape: tuple[int, ...], device: torch.device | str) ->
 class ReplayBuffer:
     def __init__(self, capacity: int, shape: tuple[int, ...], device: torch.device | str = "cpu",
                  reinit_prob: float = 0.05, policy: Policy = "fifo", num_classes: int | None = None,
-                 init: Callable[[int], torch.Tensor] | None = None):
+                 init: Callable[[int, torch.Tensor | None], torch.Tensor] | None = None):
+        """``init(n, labels)`` gives n fresh images (labels: theirs, or None for an unconditional buffer)."""
         self.capacity, self.shape, self.device = capacity, tuple(shape), torch.device(device)
         self.reinit_prob, self.policy, self.num_classes = reinit_prob, policy, num_classes
-        self.init = init or (lambda n: uniform_noise(n, self.shape, self.device))
-        self.images = self.init(capacity)
+        self.init = init or (lambda n, labels: uniform_noise(n, self.shape, self.device))
         self.labels = self._random_labels(capacity)
+        self.images = self.init(capacity, self.labels)
         self.pushed = 0  # samples pushed so far (the ring pointer and the reservoir's count)
 
     def _random_labels(self, n: int) -> torch.Tensor | None:
@@ -49,9 +51,10 @@ class ReplayBuffer:
         x = self.images[index].clone()
         labels = self.labels[index].clone() if self.labels is not None else None
         fresh = torch.rand(n, device=self.device) < self.reinit_prob
-        x = torch.where(fresh.view(-1, *[1] * len(self.shape)), self.init(n), x)
+        fresh_labels = self._random_labels(n)
+        x = torch.where(fresh.view(-1, *[1] * len(self.shape)), self.init(n, fresh_labels), x)
         if labels is not None:
-            labels = torch.where(fresh, self._random_labels(n), labels)
+            labels = torch.where(fresh, fresh_labels, labels)
         return x, labels, index
 
     def push(self, x: torch.Tensor, labels: torch.Tensor | None = None, index: torch.Tensor | None = None) -> None:

@@ -27,7 +27,7 @@ from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.devices import has_native_bf16
 from genlab.nets.energy import ResNetEnergy
-from genlab.sampling import ReplayBuffer, langevin, make_schedule, uniform_noise
+from genlab.sampling import ClassGaussians, ReplayBuffer, langevin, make_schedule, uniform_noise
 from genlab.train.base import ModelTrainer, lr_factor
 
 
@@ -52,6 +52,9 @@ class SamplerConfig:
     init: Literal["noise", "buffer"] = param("buffer", "chain starts: uniform noise every time, or the replay buffer")
     buffer_size: int = param(10000, "replay buffer capacity", ge=1)
     reinit_prob: float = param(0.05, "share of chains restarted from noise when using the buffer", ge=0, le=1)
+    start: Literal["uniform", "gaussian"] = param(
+        "uniform", "what fresh chains start from: uniform noise, or a Gaussian fitted to the training images of "
+                   "the chain's class (conditional) or of a class drawn by frequency (JEM++'s informative start)")
     buffer_policy: Literal["fifo", "reservoir", "inplace"] = param("fifo", "how samples return to the buffer")
     buffer_labels: Literal["kept", "redrawn"] = param(
         "kept", "conditional models: a chain from the buffer continues under its image's label, or under a fresh "
@@ -109,7 +112,11 @@ class EBMTrainer(ModelTrainer):
 
     def __init__(self, model: ResNetEnergy, batches: Batches, cfg: EBMTrainConfig, sampler: SamplerConfig,
                  image_shape: tuple[int, int, int], device: torch.device, conditional: bool,
-                 evaluator: Callable[["EBMTrainer", int], dict[str, Any]] | None = None):
+                 evaluator: Callable[["EBMTrainer", int], dict[str, Any]] | None = None,
+                 gaussians: ClassGaussians | None = None):
+        if sampler.start == "gaussian" and gaussians is None:
+            raise ValueError("sampler.start=gaussian needs the Gaussians fitted to the training images")
+        self.gaussians = gaussians
         self.model, self.batches, self.cfg, self.sampler = model.to(device), batches, cfg, sampler
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -119,8 +126,15 @@ class EBMTrainer(ModelTrainer):
         self.shape, self.device, self.conditional = image_shape, device, conditional
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.buffer = (ReplayBuffer(sampler.buffer_size, image_shape, device, sampler.reinit_prob,
-                                    sampler.buffer_policy, num_classes=model.num_outputs if conditional else None)
+                                    sampler.buffer_policy, num_classes=model.num_outputs if conditional else None,
+                                    init=self.fresh_starts)
                        if sampler.init == "buffer" else None)
+
+    def fresh_starts(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images fresh chains start from (``sampler.start``), for their labels if given."""
+        if self.sampler.start == "gaussian":
+            return self.gaussians.sample(n, labels)[0]
+        return uniform_noise(n, self.shape, self.device)
 
     def chain_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(x0, labels, buffer indices) as in training: from the buffer, or noise with uniform labels."""
@@ -129,7 +143,8 @@ class EBMTrainer(ModelTrainer):
             if labels is not None and self.sampler.buffer_labels == "redrawn":
                 labels = self.random_labels(n)
             return x0, labels, index
-        return uniform_noise(n, self.shape, self.device), self.random_labels(n) if self.conditional else None, None
+        labels = self.random_labels(n) if self.conditional else None
+        return self.fresh_starts(n, labels), labels, None
 
     def random_labels(self, n: int) -> torch.Tensor:
         return torch.randint(0, self.model.num_outputs, (n,), device=self.device)
