@@ -70,7 +70,7 @@ def build_model(cfg: EBMConfig) -> ResNetEnergy:
     spec = get_spec(cfg.data.dataset)
     return ResNetEnergy(spec.image_shape[0], cfg.model.width, cfg.model.blocks,
                         len(spec.classes) if cfg.data.conditional else 1, cfg.model.spectral_norm,
-                        cfg.model.stem_stride)
+                        cfg.model.stem_stride, cfg.model.stem_downsample)
 
 
 def _grid(ctx: RunContext, x: torch.Tensor, labels: torch.Tensor | None, name: str, step: int | None = None) -> None:

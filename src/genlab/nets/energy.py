@@ -36,7 +36,11 @@ class ResNetEnergy(nn.Module):
     downsampling between stages), global average pooling and a linear head.
 
     ``stem_stride=2`` halves the resolution at the stem: a quarter of the compute in the first stage and
-    twice the receptive field for the same depth (what a small CPU preset needs).
+    twice the receptive field for the same depth (what a small CPU preset needs). ``stem_downsample`` says
+    how: a stride-2 3x3 convolution covers every other input pixel twice and the others once, so its input
+    gradient, the drift of every Langevin step, carries a checkerboard that chains imprint on flat
+    backgrounds; a stride-1 convolution followed by 2x2 average pooling (``"pool"``) covers every pixel
+    alike, for a little more compute in the stem alone.
 
     With ``num_outputs=1`` the network is an unconditional energy E(x) -> (B,). With ``num_outputs=K`` it
     is a class-conditional energy that *selects one of K outputs*: ``forward(x, y)`` returns the energy of
@@ -45,10 +49,14 @@ class ResNetEnergy(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, width: int = 64, blocks: tuple[int, ...] = (3, 3, 3),
-                 num_outputs: int = 1, spectral_norm: bool = False, stem_stride: int = 1):
+                 num_outputs: int = 1, spectral_norm: bool = False, stem_stride: int = 1,
+                 stem_downsample: str = "stride"):
         super().__init__()
         self.num_outputs = num_outputs
-        self.stem = _maybe_sn(nn.Conv2d(in_channels, width, 3, stride=stem_stride, padding=1), spectral_norm)
+        pooled = stem_downsample == "pool" and stem_stride > 1
+        self.stem = _maybe_sn(nn.Conv2d(in_channels, width, 3, stride=1 if pooled else stem_stride, padding=1),
+                              spectral_norm)
+        self.stem_pool = nn.AvgPool2d(stem_stride) if pooled else nn.Identity()
         layers: list[nn.Module] = []
         channels = width
         for stage, count in enumerate(blocks):
@@ -64,7 +72,7 @@ class ResNetEnergy(nn.Module):
 
     def energies(self, x: torch.Tensor) -> torch.Tensor:
         """(B, num_outputs) energies."""
-        h = self.act(self.body(self.stem(x)))
+        h = self.act(self.body(self.stem_pool(self.stem(x))))
         return self.head(h.mean((2, 3)))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -37,6 +37,10 @@ class EnergyNetConfig:
     blocks: tuple[int, ...] = param((3, 3, 3), "residual blocks per stage (9 in all by default)", ge=1)
     spectral_norm: bool = param(False, "spectral norm on every layer")
     stem_stride: int = param(1, "stride of the first convolution (2: half resolution from the start)", ge=1, le=2)
+    stem_downsample: Literal["stride", "pool"] = param(
+        "stride", "how stem_stride=2 halves the resolution: a strided convolution (its input gradient has a "
+                  "checkerboard that Langevin chains imprint on backgrounds), or a convolution at full resolution "
+                  "then 2x2 average pooling (no checkerboard, a little more compute)")
 
 
 @dataclass
