@@ -6,10 +6,14 @@ import pytest
 import torch
 
 from genlab.cli import main
+from genlab.config import config_hash, to_dict
 from genlab.errors import CheckpointError, RunError
+from genlab.experiments.base import trained_state
+from genlab.experiments.ebm import EBMConfig
 from genlab import io
-from genlab.io import load_torch as load, save_torch as save_atomic
+from genlab.io import load_torch as load, save_torch as save_atomic, write_json
 from genlab.train.checkpoint import CheckpointStore, capture_rng, restore_rng
+from genlab.train.run_dir import RunDir
 from conftest import have_dataset
 
 META = {"experiment": "toy", "config_hash": "abc"}
@@ -77,6 +81,24 @@ def test_checkpoint_of_another_experiment_or_config(tmp_path):
         store.latest({"experiment": "other", "config_hash": "abc"})
     with pytest.raises(CheckpointError, match="config.json was changed"):
         store.latest({"experiment": "toy", "config_hash": "xyz"})
+
+
+def test_a_run_from_before_a_config_field_existed_still_loads(tmp_path):
+    """A run started before genlab added a config field has a config.json without it, and checkpoints
+    hashed without it: its model must still load (the field takes its default), while an edited
+    config.json is still refused."""
+    stored = to_dict(EBMConfig())
+    del stored["model"]["stem_downsample"]
+    run = RunDir.create(tmp_path / "old-run", {"experiment": "ebm-cifar10-buffer", "preset": "smoke",
+                                               "config": stored})
+    meta = {"experiment": "ebm-cifar10-buffer", "config_hash": config_hash(stored), "step": 5}
+    CheckpointStore(run.checkpoints).save(5, {"meta": meta, "trainer": {"w": torch.ones(2)}})
+    _, cfg, state = trained_state(run.path, EBMConfig, "cpu")
+    assert cfg.model.stem_downsample == "stride" and state["meta"]["step"] == 5
+    stored["model"]["width"] = 3
+    write_json(run.config_path, {"experiment": "ebm-cifar10-buffer", "preset": "smoke", "config": stored})
+    with pytest.raises(CheckpointError, match="config.json was changed"):
+        trained_state(run.path, EBMConfig, "cpu")
 
 
 def test_rng_round_trip_through_a_checkpoint(tmp_path):

@@ -14,7 +14,7 @@ import torch
 import torchvision.utils as vutils
 
 from genlab import __version__, distributed
-from genlab.config import ConfigError, config_hash, from_dict, override, to_dict
+from genlab.config import ConfigError, config_hash, from_dict, override
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet, hoda_split_indices, load
 from genlab.errors import CheckpointError
@@ -55,7 +55,8 @@ def trained_state(run_dir: str | Path, config_cls: type, device: torch.device | 
     stored = run.read_config()
     cfg = from_dict(config_cls, stored["config"])
     state = CheckpointStore(run.checkpoints).latest({"experiment": stored["experiment"],
-                                                     "config_hash": config_hash(to_dict(cfg))}, map_location=device)
+                                                     "config_hash": config_hash(stored["config"])},
+                                                    map_location=device)
     if state is None:
         raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from",
                               hint="train the run first (genlab run or genlab resume)")
@@ -89,7 +90,10 @@ class RunContext:
 
     @property
     def config_hash(self) -> str:
-        return config_hash(to_dict(self.config))
+        """The hash of the config as the run's config.json holds it. Not of the parsed config: that one
+        also holds any field added to genlab since the run started (at its default), and its hash would
+        make the run's own checkpoints look like another config's."""
+        return config_hash(self.run.read_config()["config"])
 
     def load_data(self, name: str, split: str, limit: int = 0, split_seed: int = 0) -> ImageSet:
         """A dataset split (its first ``limit`` images if > 0); partial-data notes go to the summary."""
