@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import time
@@ -88,7 +89,7 @@ class RunContext:
     classes: tuple[str, ...] | None = None
     checkpoints: Path | None = None  # where checkpoints live, if not in ``run`` (ranks > 0 under torchrun)
 
-    @property
+    @functools.cached_property
     def config_hash(self) -> str:
         """The hash of the config as the run's config.json holds it. Not of the parsed config: that one
         also holds any field added to genlab since the run started (at its default), and its hash would
