@@ -214,6 +214,25 @@ def test_pooled_stem_has_no_checkerboard_in_the_input_gradient(seed):
     assert pooled.min() / pooled.max() > 0.85
 
 
+def test_kept_pool_edges_let_the_energy_see_the_bottom_and_right_edges():
+    """On 28x28 images the third stage pools a 7x7 map: dropping its last row and column leaves the bottom
+    and right 4 pixels a third of the input gradient the top and left get (median over random networks);
+    keeping them in half windows evens that out."""
+    def edge_ratios(pool_edges):
+        ratios = []
+        for seed in range(12):
+            torch.manual_seed(seed)
+            model = ResNetEnergy(1, width=8, blocks=(1, 1, 1), spectral_norm=True, stem_stride=2,
+                                 stem_downsample="pool", pool_edges=pool_edges)
+            x = (torch.rand(8, 1, 28, 28) * 2 - 1).requires_grad_()
+            grad = torch.autograd.grad(model(x).sum(), x)[0].abs().mean((0, 1))
+            ratios.append((grad[-4:].mean() + grad[:, -4:].mean()) / (grad[:4].mean() + grad[:, :4].mean()))
+        return torch.stack(ratios).median().item()
+
+    assert edge_ratios("drop") < 0.5
+    assert 0.7 < edge_ratios("keep") < 1.4
+
+
 @pytest.mark.parametrize("init", ["noise", "buffer"])
 def test_gaussian_start_draws_each_fresh_chain_near_its_own_class(init):
     """Class 0 is dark (pixels -0.8), class 1 bright (+0.8): every fresh chain of a conditional model must

@@ -70,7 +70,7 @@ def build_model(cfg: EBMConfig) -> ResNetEnergy:
     spec = get_spec(cfg.data.dataset)
     return ResNetEnergy(spec.image_shape[0], cfg.model.width, cfg.model.blocks,
                         len(spec.classes) if cfg.data.conditional else 1, cfg.model.spectral_norm,
-                        cfg.model.stem_stride, cfg.model.stem_downsample)
+                        cfg.model.stem_stride, cfg.model.stem_downsample, cfg.model.pool_edges)
 
 
 def _grid(ctx: RunContext, x: torch.Tensor, labels: torch.Tensor | None, name: str, step: int | None = None) -> None:
@@ -266,7 +266,8 @@ _CIFAR_QUICK = {"model.width": 16, "model.stem_stride": 2, "model.spectral_norm"
 # with both, FID 2.1, 1.7, 0.9. Over seeds 0-2: 0.93 +- 0.06, but seed 2 lost its nines the same way, to a
 # grey band along the image border (benchmarks/README.md).
 _MNIST_COND_QUICK = {"model.width": 16, "model.blocks": "1,1,1", "model.stem_stride": 2, "model.spectral_norm": True,
-                     "model.stem_downsample": "pool", "sampler.steps": 20, "sampler.start": "gaussian",
+                     "model.stem_downsample": "pool", "model.pool_edges": "keep", "sampler.steps": 20,
+                     "sampler.start": "gaussian",
                      "train.lr": 1e-3, "train.lr_decay": "cosine", "train.alpha": 0.03, "train.iterations": 2000,
                      "sampler.buffer_size": 10000,
                      "eval.samples": 500, "eval.final_samples": 1000, "log.every": 25,

@@ -42,6 +42,11 @@ class ResNetEnergy(nn.Module):
     backgrounds; a stride-1 convolution followed by 2x2 average pooling (``"pool"``) covers every pixel
     alike, for a little more compute in the stem alone.
 
+    Pooling a map with an odd side (MNIST: 28 -> 14 -> 7 -> 3) drops its last row and column by default, so
+    the energy sees the image's bottom and right edges only through the convolutions before that pool:
+    its input gradient there is a third of the top's and left's. ``pool_edges="keep"`` pools them in half
+    windows instead (ceil mode: a window that runs off the map averages the pixels it covers).
+
     With ``num_outputs=1`` the network is an unconditional energy E(x) -> (B,). With ``num_outputs=K`` it
     is a class-conditional energy that *selects one of K outputs*: ``forward(x, y)`` returns the energy of
     label y, ``energies(x)`` all K. One forward pass gives every label's energy, so conditional sampling
@@ -50,13 +55,13 @@ class ResNetEnergy(nn.Module):
 
     def __init__(self, in_channels: int = 3, width: int = 64, blocks: tuple[int, ...] = (3, 3, 3),
                  num_outputs: int = 1, spectral_norm: bool = False, stem_stride: int = 1,
-                 stem_downsample: str = "stride"):
+                 stem_downsample: str = "stride", pool_edges: str = "drop"):
         super().__init__()
         self.num_outputs = num_outputs
         pooled = stem_downsample == "pool" and stem_stride > 1
         self.stem = _maybe_sn(nn.Conv2d(in_channels, width, 3, stride=1 if pooled else stem_stride, padding=1),
                               spectral_norm)
-        self.stem_pool = nn.AvgPool2d(stem_stride) if pooled else nn.Identity()
+        self.stem_pool = nn.AvgPool2d(stem_stride, ceil_mode=pool_edges == "keep") if pooled else nn.Identity()
         layers: list[nn.Module] = []
         channels = width
         for stage, count in enumerate(blocks):
@@ -65,7 +70,7 @@ class ResNetEnergy(nn.Module):
                 layers.append(EnergyBlock(channels, out, spectral_norm))
                 channels = out
             if stage < len(blocks) - 1:
-                layers.append(nn.AvgPool2d(2))
+                layers.append(nn.AvgPool2d(2, ceil_mode=pool_edges == "keep", divisor_override=4 if pool_edges == "keep" else None))
         self.body = nn.Sequential(*layers)
         self.act = nn.SiLU()
         self.head = _maybe_sn(nn.Linear(channels, num_outputs), spectral_norm)
