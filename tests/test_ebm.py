@@ -9,7 +9,7 @@ import torch
 import genlab.train.ebm as ebm_training
 from genlab.cli import main
 from genlab.data.batches import Batches, to_float
-from genlab.data.datasets import ImageSet
+from genlab.data.datasets import ImageSet, load
 from genlab.errors import DivergenceError
 from genlab.experiments.ebm import energy_per_class
 from genlab.nets.energy import ResNetEnergy
@@ -153,6 +153,15 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     assert str(npz) in out
     settings = json.loads(npz.with_suffix(".json").read_text())
     assert settings["steps"] == 4 and settings["sampling"]["step_size"] == 10.0
+
+    # The smoke preset trains from class-Gaussian starts: fresh chains must start there too, not from
+    # uniform noise, so label-1 samples look like the training ones on average.
+    assert main(["sample", str(run), "--n", "20", "--label", "1", "--init", "noise", "--steps", "1"]) == 0
+    with np.load(next((run / "samples").glob("sample_*_noise_label1.npz"))) as data:
+        mean_sample = torch.from_numpy(data["images"]).float().mean(0).flatten()
+    train = load("mnist", "train")
+    mean_one = to_float(train.images[train.labels == 1][:2000]).mean(0).flatten()
+    assert torch.corrcoef(torch.stack([mean_sample, mean_one]))[0, 1] > 0.8
 
 
 @needs_data("cifar10")

@@ -21,7 +21,7 @@ from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_embeddings
-from genlab.experiments.base import Experiment, RunContext, trained_state
+from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
 from genlab.report.figures import curves_figure, grids_figure, sampling_figure, spread_picks
@@ -188,13 +188,15 @@ def _evaluation_figures(ctx: RunContext, records: list[dict[str, Any]]) -> None:
 
 def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, steps: int | None = None,
                init: Literal["noise", "buffer"] = "buffer", device: torch.device | str = "cpu") -> Path:
-    """Draw samples from a trained EBM run with the sampling settings stored in its checkpoint."""
+    """Draw samples from a trained EBM run with the sampling settings stored in its checkpoint: chains from
+    its replay buffer (each from an entry of its own label), or with ``init="noise"`` fresh chains from the
+    run's own starts (``sampler.start``: uniform noise, or the class Gaussians refitted on the training
+    data; a model trained from Gaussian starts has never seen chains from uniform noise)."""
     run, cfg, state = trained_state(run_dir, EBMConfig, device)
     model = build_model(cfg).to(device)
     model.load_state_dict(state["trainer"]["model"])
     model.eval()
     settings = state["trainer"]["sampling"]
-    shape = get_spec(cfg.data.dataset).image_shape
     if label is not None and not cfg.data.conditional:
         raise ConfigError(f"{run.path} is an unconditional model; --label needs a conditional one (ebm-mnist-cond)")
     if label is not None and not 0 <= label < model.num_outputs:
@@ -203,7 +205,7 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     if cfg.data.conditional:
         labels = (torch.full((n,), label, device=device) if label is not None
                   else torch.arange(n, device=device) % model.num_outputs)
-    x0 = uniform_noise(n, shape, device)
+    x0 = _run_starts(cfg, n, labels, device)
     buffer = state["trainer"].get("buffer")
     if init == "buffer" and buffer is not None:
         x0 = buffer_starts(buffer, n, labels, device, x0)
@@ -211,6 +213,14 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     tag = init + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, result.x, labels, {"n": n, "label": label, "init": init,
                                                                 "steps": steps or settings["steps"], "sampling": settings})
+
+
+def _run_starts(cfg: EBMConfig, n: int, labels: torch.Tensor | None, device) -> torch.Tensor:
+    """``n`` starts of fresh chains as the run drew them in training (``sampler.start``)."""
+    spec = get_spec(cfg.data.dataset)
+    if cfg.sampler.start == "uniform":
+        return uniform_noise(n, spec.image_shape, device)
+    return fitted_class_gaussians(cfg.data.dataset, cfg.data.train_limit, device).sample(n, labels)[0]
 
 
 def buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device, fallback: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from genlab.config import ConfigError, param, section, to_dict
 from genlab.data.batches import to_float
-from genlab.data.datasets import ImageSet, load
+from genlab.data.datasets import ImageSet
 from genlab.data.registry import get_spec
 from genlab.eval.calibration import expected_calibration_error, reliability_bins
 from genlab.eval.classification import predict_logits
@@ -24,7 +24,7 @@ from genlab.eval.judge import Embedding, Judge
 from genlab.eval.ood import auroc, max_softmax, negative_energy
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.score import reference_embedding, score_embeddings
-from genlab.experiments.base import Experiment, RunContext, trained_state
+from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
 from genlab.judges import load_classifier
 from genlab.nets.classifiers import build_classifier
 from genlab.report.figures import curves_figure, reliability_figure
@@ -205,9 +205,7 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     model.load_state_dict(state["trainer"]["model"])
     gaussians = None
     if cfg.sampler.init == "gaussian":  # the buffer is filled from them before the checkpoint's replaces it
-        train = load(cfg.data.dataset, "train")
-        limit = cfg.data.train_limit or len(train)
-        gaussians = ClassGaussians(to_float(train.images[:limit]), train.labels[:limit], classes).to(device)
+        gaussians = fitted_class_gaussians(cfg.data.dataset, cfg.data.train_limit, device)
     trainer = JEMTrainer(model, None, cfg.train, cfg.sampler, gaussians, spec.image_shape, torch.device(device))
     labels = None if label is None else torch.full((n,), label, device=device)
     if label is None and init == "buffer":
