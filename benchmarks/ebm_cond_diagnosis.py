@@ -2,7 +2,10 @@
 
     python benchmarks/ebm_cond_diagnosis.py RUN_DIR [RUN_DIR ...] [--steps 20 60 200] [--guidance 0 1 3]
 
-For each run (an `ebm-mnist-cond` run directory with a checkpoint) it prints, per label y:
+For each run (an `ebm-mnist-cond` run directory with a checkpoint) it prints how strongly the energy reads
+the image's border pixels (mean |dE/dx| on the 4 outermost rows or columns of each side, relative to the
+whole image's, over test digits: a side it barely reads is one where chains can grow artifacts), and per
+label y:
 - the mean energy E(x, y) of test digits of class y and of the replay buffer's chains held at label y
   (a label whose chains sit far above its data is one whose CD gap ran away: the sampler no longer
   reaches the data's well, so every update pushes the two further apart);
@@ -50,6 +53,15 @@ def energies_by_label(model: torch.nn.Module, images: torch.Tensor, labels: torc
             "ranked_first": [first[labels == c].float().mean().item() for c in range(CLASSES)]}
 
 
+def edge_attention(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Mean |dE(x, y)/dx| over the image's 4 outermost rows or columns on each side, relative to the whole
+    image's: where the energy can tell (and the sampler move) border pixels."""
+    x = images.clone().requires_grad_(True)
+    grad = torch.autograd.grad(model(x, labels).sum(), x)[0].abs().mean((0, 1))
+    sides = {"top": grad[:4], "bottom": grad[-4:], "left": grad[:, :4], "right": grad[:, -4:]}
+    return {side: (values.mean() / grad.mean()).item() for side, values in sides.items()}
+
+
 def per_class_accuracy(judge: Judge, x: torch.Tensor, labels: torch.Tensor) -> list[float]:
     predicted = judge.embed(x).probs.argmax(1)
     return [(predicted[labels == c] == c).double().mean().item() for c in range(CLASSES)]
@@ -76,8 +88,10 @@ def diagnose(run_dir: str, args, judge: Judge, test, gaussians: ClassGaussians) 
                 samples.append({"start": start, "guidance": w, "steps": steps, "per_class_accuracy": accuracy})
                 print(f"  {start:>15} w={w:g} {steps:>4} steps: accuracy {sum(accuracy) / CLASSES:.3f}, "
                       f"per digit {' '.join(f'{a:.2f}' for a in accuracy)}", flush=True)
+    test_images = test.images.float() / 127.5 - 1
     return {"run_dir": str(run_dir), "seed": cfg.seed,
-            "test_digits": energies_by_label(model, test.images.float() / 127.5 - 1, test.labels),
+            "edge_attention": edge_attention(model, test_images[:1000], test.labels[:1000]),
+            "test_digits": energies_by_label(model, test_images, test.labels),
             "buffer_chains": energies_by_label(model, buffer["images"], buffer["labels"]), "samples": samples}
 
 
@@ -99,6 +113,8 @@ def main() -> None:
         print(run_dir, flush=True)
         result = diagnose(run_dir, args, judge, test, gaussians)
         print("  label | E(test digits) | E(buffer chains) | ranked first: test, chains")
+        print("  |dE/dx| on the 4 border pixels, relative to the image's: "
+              + ", ".join(f"{side} {value:.2f}" for side, value in result["edge_attention"].items()))
         data, chains = result["test_digits"], result["buffer_chains"]
         for c in range(CLASSES):
             print(f"  {c} | {data['energy'][c]:.2f} | {chains['energy'][c]:.2f} | "
