@@ -273,8 +273,10 @@ _CIFAR_QUICK = {"model.width": 16, "model.stem_stride": 2, "model.spectral_norm"
 # not a strided convolution, whose checkerboard input gradient the chains printed on the ones' wide
 # background until the energy separated them from real ones by that texture. Seed 0: class accuracy 0.83
 # (the ones 0.23) with neither, 0.92 (0.65) with the Gaussian starts, 0.96 (1.00; worst digit 9, 0.83)
-# with both, FID 2.1, 1.7, 0.9. Over seeds 0-2: 0.93 +- 0.06, but seed 2 lost its nines the same way, to a
-# grey band along the image border (benchmarks/README.md).
+# with both, FID 2.1, 1.7, 0.9. Over seeds 0-2 that gave 0.93 +- 0.06, but seed 2 lost its nines to a band
+# along the bottom edge: pooling the 7x7 map to 3x3 dropped its last row and column, so the energy read the
+# image's bottom and right 4 pixels at half the strength of the others. With those kept (pool_edges=keep),
+# seeds 0-2: 0.950 +- 0.010, every digit >= 0.767, FID 1.15 +- 0.14 (benchmarks/README.md).
 _MNIST_COND_QUICK = {"model.width": 16, "model.blocks": "1,1,1", "model.stem_stride": 2, "model.spectral_norm": True,
                      "model.stem_downsample": "pool", "model.pool_edges": "keep", "sampler.steps": 20,
                      "sampler.start": "gaussian",
