@@ -124,6 +124,7 @@ def test_energy_per_class_averages_each_labels_own_energy_across_batches():
     assert np.isnan(got[3])  # no images of label 3
 
 
+@needs_data("mnist")
 def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     assert main(["run", "classifier-mnist", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
                  "--no-progress"]) == 0
