@@ -12,7 +12,7 @@ from genlab.data.batches import Batches, to_float
 from genlab.data.datasets import ImageSet, load
 from genlab.errors import DivergenceError
 from genlab.experiments.ebm import energy_per_class
-from genlab.nets.energy import ResNetEnergy
+from genlab.nets.energy import Downsample, ResNetEnergy
 from genlab.sampling import ClassGaussians
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, SamplerConfig
@@ -227,7 +227,7 @@ def test_pooled_stem_has_no_checkerboard_in_the_input_gradient(seed):
 def test_kept_pool_edges_let_the_energy_see_the_bottom_and_right_edges():
     """On 28x28 images the third stage pools a 7x7 map: dropping its last row and column leaves the bottom
     and right 4 pixels a third of the input gradient the top and left get (median over random networks);
-    keeping them in half windows evens that out."""
+    zero-padding the map or overlapping the windows evens that out."""
     def edge_ratios(pool_edges):
         ratios = []
         for seed in range(12):
@@ -241,6 +241,25 @@ def test_kept_pool_edges_let_the_energy_see_the_bottom_and_right_edges():
 
     assert edge_ratios("drop") < 0.5
     assert 0.7 < edge_ratios("keep") < 1.4
+    assert 0.7 < edge_ratios("overlap") < 1.4
+
+
+def test_downsample_modes_on_an_odd_map():
+    """A 7x7 map of ones with a 100 in its last row: dropped it vanishes, kept it fills a fourth row at a
+    quarter of its value (zero padding), overlapped it enters the last row of the 3x3 output a third wide."""
+    x = torch.ones(1, 1, 7, 7)
+    x[..., 6, :] = 100.0
+    assert Downsample(2, "drop")(x).shape[-2:] == (3, 3) and Downsample(2, "drop")(x).max() == 1.0
+    kept = Downsample(2, "keep")(x)
+    assert kept.shape[-2:] == (4, 4)
+    assert torch.allclose(kept[0, 0, 3, :3], torch.full((3,), 50.0)) and kept[0, 0, 3, 3] == 25.0
+    overlapped = Downsample(2, "overlap")(x)
+    assert overlapped.shape[-2:] == (3, 3)
+    assert torch.allclose(overlapped[0, 0, 2], torch.full((3,), (2 + 100) / 3))
+    assert torch.allclose(overlapped[0, 0, :2], torch.ones(2, 3))
+    even = torch.randn(1, 2, 14, 14)
+    for edges in ("drop", "keep", "overlap"):
+        assert torch.allclose(Downsample(2, edges)(even), torch.nn.functional.avg_pool2d(even, 2))
 
 
 @pytest.mark.parametrize("init", ["noise", "buffer"])

@@ -9,12 +9,40 @@ network's Lipschitz constant.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 
 def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
     return _spectral_norm(layer) if on else layer
+
+
+class Downsample(nn.Module):
+    """Average pooling by ``factor``, with a choice of what happens to a map whose side it does not divide.
+
+    - ``"drop"``: PyTorch's floor: the last rows and columns are left out of every window.
+    - ``"keep"``: ceil mode with the divisor fixed at factor^2: a window that runs off the map counts the
+      missing pixels as zero, as if the map were zero-padded to a multiple of ``factor``. Every pixel weighs
+      the same, and the output has one more row and column (more compute downstream).
+    - ``"overlap"``: windows ``factor + remainder`` wide at stride ``factor`` (7 -> 3 with 3x3 windows):
+      they tile the whole map, the output is as small as with ``"drop"``, and the pixels where two windows
+      meet count twice.
+
+    Maps whose side ``factor`` divides are pooled alike in every mode.
+    """
+
+    def __init__(self, factor: int, edges: str = "drop"):
+        super().__init__()
+        self.factor, self.edges = factor, edges
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.factor
+        if self.edges == "keep":
+            return F.avg_pool2d(x, k, ceil_mode=True, divisor_override=k * k)
+        if self.edges == "overlap":
+            return F.avg_pool2d(x, tuple(k + side % k for side in x.shape[-2:]), stride=k)
+        return F.avg_pool2d(x, k)
 
 
 class EnergyBlock(nn.Module):
@@ -44,8 +72,8 @@ class ResNetEnergy(nn.Module):
 
     Pooling a map with an odd side (MNIST: 28 -> 14 -> 7 -> 3) drops its last row and column by default, so
     the energy sees the image's bottom and right edges only through the convolutions before that pool:
-    its input gradient there is a third of the top's and left's. ``pool_edges="keep"`` pools them in half
-    windows instead (ceil mode: a window that runs off the map averages the pixels it covers).
+    its input gradient there is a third of the top's and left's. ``pool_edges`` keeps them, by zero-padding
+    the map (``"keep"``) or by overlapping windows at no extra cost (``"overlap"``): see ``Downsample``.
 
     With ``num_outputs=1`` the network is an unconditional energy E(x) -> (B,). With ``num_outputs=K`` it
     is a class-conditional energy that *selects one of K outputs*: ``forward(x, y)`` returns the energy of
@@ -61,7 +89,7 @@ class ResNetEnergy(nn.Module):
         pooled = stem_downsample == "pool" and stem_stride > 1
         self.stem = _maybe_sn(nn.Conv2d(in_channels, width, 3, stride=1 if pooled else stem_stride, padding=1),
                               spectral_norm)
-        self.stem_pool = nn.AvgPool2d(stem_stride, ceil_mode=pool_edges == "keep") if pooled else nn.Identity()
+        self.stem_pool = Downsample(stem_stride, pool_edges) if pooled else nn.Identity()
         layers: list[nn.Module] = []
         channels = width
         for stage, count in enumerate(blocks):
@@ -70,7 +98,7 @@ class ResNetEnergy(nn.Module):
                 layers.append(EnergyBlock(channels, out, spectral_norm))
                 channels = out
             if stage < len(blocks) - 1:
-                layers.append(nn.AvgPool2d(2, ceil_mode=pool_edges == "keep", divisor_override=4 if pool_edges == "keep" else None))
+                layers.append(Downsample(2, pool_edges))
         self.body = nn.Sequential(*layers)
         self.act = nn.SiLU()
         self.head = _maybe_sn(nn.Linear(channels, num_outputs), spectral_norm)

@@ -41,10 +41,11 @@ class EnergyNetConfig:
         "stride", "how stem_stride=2 halves the resolution: a strided convolution (its input gradient has a "
                   "checkerboard that Langevin chains imprint on backgrounds), or a convolution at full resolution "
                   "then 2x2 average pooling (no checkerboard, a little more compute)")
-    pool_edges: Literal["drop", "keep"] = param(
-        "drop", "2x2 average pooling of a map with an odd side: drop its last row and column (PyTorch's "
-                "floor; MNIST's 7x7 -> 3x3 leaves the energy nearly blind to the image's bottom and right "
-                "4 pixels, where chains then grow artifacts), or keep them in half windows (ceil mode)")
+    pool_edges: Literal["drop", "keep", "overlap"] = param(
+        "drop", "average pooling of a map with an odd side: drop its last row and column (PyTorch's floor; "
+                "MNIST's 7x7 -> 3x3 leaves the energy nearly blind to the image's bottom and right 4 pixels, "
+                "where chains then grow artifacts), keep them as if the map were zero-padded (ceil mode: "
+                "7x7 -> 4x4, more compute), or overlap the windows (3x3 at stride 2: 7x7 -> 3x3, no extra cost)")
 
 
 @dataclass
