@@ -76,7 +76,7 @@ def diagnose(run_dir: str, args, judge: Judge, test, gaussians: ClassGaussians) 
     model.eval()
     buffer, settings = state["trainer"]["buffer"], state["trainer"]["sampling"]
     labels = torch.arange(args.n) % CLASSES
-    starts = {"buffer": buffer_starts(buffer, args.n, labels, "cpu", uniform_noise(args.n, (1, 28, 28), "cpu")),
+    starts = {"buffer": buffer_starts(buffer, args.n, labels, "cpu", lambda: uniform_noise(args.n, (1, 28, 28), "cpu")),
               "noise": uniform_noise(args.n, (1, 28, 28), "cpu"),
               "class gaussians": gaussians.sample(args.n, labels)[0]}
     samples = []

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from genlab.experiments.ebm import buffer_starts
 from genlab.sampling import GeometricDecay, ReplayBuffer, langevin, make_schedule
 
 MEAN = torch.tensor([1.0, -0.5])
@@ -153,3 +154,22 @@ def test_conditional_buffer_keeps_labels():
     x, labels, index = buffer.sample(50)
     buffer.push(labels.float()[:, None], labels, index)
     assert torch.equal(buffer.images[index, 0], buffer.labels[index].float())
+
+
+def test_saved_buffer_starts_each_chain_from_its_own_label_and_falls_back_only_when_needed():
+    """Buffer entries hold their label as pixel value: every chain of a held label starts from one of its
+    own entries; labels the buffer lacks take the fallback's starts, which is not called when none is missing."""
+    torch.manual_seed(0)
+    buffer = {"images": torch.arange(4).float().repeat(5)[:, None], "labels": torch.arange(4).repeat(5)}
+    calls = []
+
+    def fallback():
+        calls.append(1)
+        return torch.full((40, 1), -1.0)
+
+    held = torch.arange(40) % 4
+    assert torch.equal(buffer_starts(buffer, 40, held, "cpu", fallback)[:, 0], held.float()) and not calls
+    labels = torch.arange(40) % 6
+    starts = buffer_starts(buffer, 40, labels, "cpu", fallback)[:, 0]
+    assert len(calls) == 1
+    assert torch.equal(starts[labels < 4], labels[labels < 4].float()) and (starts[labels >= 4] == -1).all()

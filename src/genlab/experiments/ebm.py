@@ -9,8 +9,9 @@ classifier (domain FID/KID/IS), not Inception.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -205,10 +206,9 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     if cfg.data.conditional:
         labels = (torch.full((n,), label, device=device) if label is not None
                   else torch.arange(n, device=device) % model.num_outputs)
-    x0 = _run_starts(cfg, n, labels, device)
+    fresh = partial(_run_starts, cfg, n, labels, device)
     buffer = state["trainer"].get("buffer")
-    if init == "buffer" and buffer is not None:
-        x0 = buffer_starts(buffer, n, labels, device, x0)
+    x0 = buffer_starts(buffer, n, labels, device, fresh) if init == "buffer" and buffer is not None else fresh()
     result = chain(model, x0, settings, model, labels, steps)
     tag = init + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, result.x, labels, {"n": n, "label": label, "init": init,
@@ -223,15 +223,19 @@ def _run_starts(cfg: EBMConfig, n: int, labels: torch.Tensor | None, device) -> 
     return fitted_class_gaussians(cfg.data.dataset, cfg.data.train_limit, device).sample(n, labels)[0]
 
 
-def buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device, fallback: torch.Tensor) -> torch.Tensor:
+def buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device,
+                  fallback: Callable[[], torch.Tensor]) -> torch.Tensor:
     """``n`` chain starts drawn from a saved replay buffer; with labels, each from the entries of its own
-    label (``fallback`` where the buffer holds none of that label)."""
+    label. Chains whose label the buffer lacks start from ``fallback()`` (``n`` fresh starts), called only
+    then: fitting the class Gaussians a run's fresh starts come from reads its whole training set."""
     images = buffer["images"].to(device)
     if labels is None:
         return images[torch.randint(0, len(images), (n,), device=device)]
-    starts = fallback.clone()
+    held = buffer["labels"].to(device)
+    every_label_held = bool(torch.isin(labels, held).all())
+    starts = images.new_empty((n, *images.shape[1:])) if every_label_held else fallback().to(device)
     for c in labels.unique():
-        pool = (buffer["labels"].to(device) == c).nonzero()[:, 0]
+        pool = (held == c).nonzero()[:, 0]
         want = (labels == c).nonzero()[:, 0]
         if len(pool):
             starts[want] = images[pool[torch.randint(0, len(pool), (len(want),), device=device)]]
