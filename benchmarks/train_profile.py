@@ -2,6 +2,7 @@
 
     python benchmarks/train_profile.py --experiment ebm-mnist-cond --iterations 200
     python benchmarks/train_profile.py --experiment jempp-mnist --iterations 200
+    python benchmarks/train_profile.py --experiment ebm-mnist-cond --set model.pool_edges=keep
 
 Runs the experiment's quick preset (with fewer iterations) under cProfile and splits the training
 loop's wall time into: the Langevin sampler (SGLD or proximal), the update (the rest of each training
@@ -25,6 +26,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from genlab.config import parse_assignments  # noqa: E402
 from genlab.experiments.base import machine_info  # noqa: E402
 from genlab.experiments.runner import start_run  # noqa: E402
 
@@ -55,11 +57,13 @@ def main() -> None:
     parser.add_argument("--experiment", default="ebm-mnist-cond")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the quick preset, as with `genlab run --set`")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    sets = {"train.iterations": args.iterations}
+    sets = {**parse_assignments(args.sets), "train.iterations": args.iterations}
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory() as runs:
         profiler.enable()
@@ -78,7 +82,7 @@ def main() -> None:
         print(f"  {part:58s} {seconds:8.1f} s  {seconds / loop:6.1%}")
     print(f"  sampler + update: {work / loop:.1%} of the loop")
     out = Path(args.out or Path(__file__).parent / "results" / f"train_profile-{args.experiment}.json")
-    out.write_text(json.dumps({"experiment": args.experiment, "iterations": args.iterations,
+    out.write_text(json.dumps({"experiment": args.experiment, "iterations": args.iterations, "sets": sets,
                                "threads": torch.get_num_threads(), "machine": machine_info(torch.device("cpu")),
                                "loop_seconds": loop, "parts_seconds": rows, "model_work_share": work / loop},
                               indent=2) + "\n")
