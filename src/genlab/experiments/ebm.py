@@ -279,10 +279,13 @@ _CIFAR_QUICK = {"model.width": 16, "model.stem_stride": 2, "model.spectral_norm"
 # (the ones 0.23) with neither, 0.92 (0.65) with the Gaussian starts, 0.96 (1.00; worst digit 9, 0.83)
 # with both, FID 2.1, 1.7, 0.9. Over seeds 0-2 that gave 0.93 +- 0.06, but seed 2 lost its nines to a band
 # along the bottom edge: pooling the 7x7 map to 3x3 dropped its last row and column, so the energy read the
-# image's bottom and right 4 pixels at half the strength of the others. With those kept (pool_edges=keep),
-# seeds 0-2: 0.950 +- 0.010, every digit >= 0.767, FID 1.15 +- 0.14 (benchmarks/README.md).
+# image's bottom and right 4 pixels at half the strength of the others. With those kept by zero-padding the
+# map to 8x8 (pool_edges=keep), seeds 0-2: 0.950 +- 0.010, every digit >= 0.767, FID 1.15 +- 0.14, but the
+# last stage at 4x4 made an iteration 1.11x as slow (21.5 min alone on an AVX2 host, target 20). Overlapping
+# 3x3 windows (pool_edges=overlap) read every pixel and keep the 3x3 stage: 0.954 +- 0.008, every digit
+# >= 0.771, FID 1.14 +- 0.03, 19.3 min alone there (benchmarks/README.md).
 _MNIST_COND_QUICK = {"model.width": 16, "model.blocks": "1,1,1", "model.stem_stride": 2, "model.spectral_norm": True,
-                     "model.stem_downsample": "pool", "model.pool_edges": "keep", "sampler.steps": 20,
+                     "model.stem_downsample": "pool", "model.pool_edges": "overlap", "sampler.steps": 20,
                      "sampler.start": "gaussian",
                      "train.lr": 1e-3, "train.lr_decay": "cosine", "train.alpha": 0.03, "train.iterations": 2000,
                      "sampler.buffer_size": 10000,
