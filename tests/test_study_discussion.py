@@ -55,7 +55,7 @@ def test_ebm_discussion_finds_the_digit_whose_energy_gap_ran_away():
                        per_class_energy_data=[0.5] * 10,
                        per_class_energy_samples=[0.5 + (ones_gap if c == 1 else 0.2 * (-1) ** c) for c in range(10)])
     text = " ".join(study("ebm").discuss({"ebm-mnist-cond": [cond(0, 16.0), cond(1, 18.0)]}))
-    assert "targets 90% and 75%: not met" in text
+    assert "targets 90% and 75%: not met), after 10.0 min of training (within 20: met" in text
     assert "0: +0.2, 1: +17.0, 2: +0.2, 3: -0.2" in text
     assert "fewest correct samples (1, 20%) has a gap of +17.0, the others at most 0.2: its chains stall" in text
     balanced = " ".join(study("ebm").discuss({"ebm-mnist-cond": [cond(0, 0.5)]}))

@@ -96,9 +96,12 @@ def _discuss_ebm(runs: Runs) -> list[str]:
     acc = mean(cond, "class_accuracy")
     if acc is not None:
         worst = mean(cond, "min_class_accuracy")
+        minutes = statistics.mean(r.get("wall_time_s", 0.0) for r in cond) / 60
         lines.append(f"Conditional MNIST: the independent MNIST classifier gives {acc:.1%} of label-fixed samples "
                      f"their intended digit (worst digit {spread(cond, 'min_class_accuracy')}; targets 90% and 75%: "
-                     f"{'met' if acc >= 0.9 and (worst or 0.0) >= 0.75 else 'not met'}).")
+                     f"{'met' if acc >= 0.9 and (worst or 0.0) >= 0.75 else 'not met'}), after {minutes:.1f} min "
+                     f"of training (within 20: {'met' if minutes <= 20 else 'not met'}; the time depends on the host "
+                     f"and on the runs beside it).")
         lines += _energy_gap_lines(cond)
     return lines
 
