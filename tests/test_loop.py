@@ -22,18 +22,18 @@ class Crash(Exception):
 class ToyTrainer:
     """Noisy SGD on a linear regression; draws from the global RNG every step like real trainers do."""
 
-    def __init__(self, crash_at=None, nan_from=None, sigint_at=None):
+    def __init__(self, crash_at=None, nan_from=None, signal_at=None, signum=signal.SIGINT):
         g = torch.Generator().manual_seed(0)
         self.x, self.w_true = torch.randn(64, 3, generator=g), torch.tensor([1.0, -2.0, 0.5])
         self.w = torch.zeros(3)
         self.lr_scale = 1.0
-        self.crash_at, self.nan_from, self.sigint_at = crash_at, nan_from, sigint_at
+        self.crash_at, self.nan_from, self.signal_at, self.signum = crash_at, nan_from, signal_at, signum
 
     def train_step(self, step):
         if step == self.crash_at:
             raise Crash
-        if step == self.sigint_at:
-            os.kill(os.getpid(), signal.SIGINT)
+        if step == self.signal_at:
+            os.kill(os.getpid(), self.signum)
         idx = torch.randint(0, 64, (8,))
         x = self.x[idx]
         y = x @ self.w_true + 0.1 * torch.randn(8)
@@ -105,13 +105,14 @@ def test_divergence_rolls_back_and_softens(tmp_path):
     assert trainer.lr_scale == 0.5 and trainer.evaluate(40)["error"] < 0.5 * float(trainer.w_true.norm())
 
 
-def test_ctrl_c_checkpoints_and_resumes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_checkpoints_and_resumes(tmp_path, signum):
     torch.manual_seed(0)
     reference = ToyTrainer()
     _run(tmp_path, "ref", reference)
     torch.manual_seed(0)
     with pytest.raises(RunInterrupted, match="stopped at step 8 of 40"):
-        _run(tmp_path, "int", ToyTrainer(sigint_at=7))
+        _run(tmp_path, "int", ToyTrainer(signal_at=7, signum=signum))
     assert CheckpointStore(tmp_path / "int" / "checkpoints").paths()[0].name == "step_00000008.pt"
     resumed = ToyTrainer()
     _run(tmp_path, "int", resumed)

@@ -1,8 +1,12 @@
 """The pipeline: its plan, and the smoke pipeline end to end with its index report."""
 
 import json
+import os
 import shutil
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +110,46 @@ def test_parallel_jobs_respect_needs_and_the_job_limit_and_record_failures(tmp_p
     for kind, _, _ in sorted(times, key=lambda e: e[2]):
         running += 1 if kind == "start" else -1
         assert running <= 2
+
+
+_WAITING_JOB = """
+import signal, sys, time
+key, log = sys.argv[1], sys.argv[2]
+def stop(signum, frame):
+    with open(log, "a") as f:
+        f.write(f"stopped {key}\\n")
+    sys.exit(130)
+signal.signal(signal.SIGINT, stop)
+with open(log, "a") as f:
+    f.write(f"start {key}\\n")
+time.sleep(60)
+"""
+
+
+def test_sigterm_stops_the_pipeline_and_its_job_processes(tmp_path, monkeypatch):
+    """Jobs run in sessions of their own, so a SIGTERM to the pipeline (`kill`, `timeout`) must be passed
+    on: every running job is told to stop and recorded as interrupted, none is left training unseen."""
+    events = tmp_path / "events.txt"
+    monkeypatch.setattr(pipeline, "_command",
+                        lambda job, record, *rest: [sys.executable, "-c", _WAITING_JOB, job.key, str(events)])
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminate_when_two_jobs_run():
+        deadline = time.time() + 30
+        while time.time() < deadline and (not events.exists() or events.read_text().count("start") < 2):
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_when_two_jobs_run, daemon=True).start()
+    code = main(["run", "pipeline", "--preset", "smoke", "--only", "dvae", "--jobs", "2", "--runs-dir", str(tmp_path)])
+    assert code == 130
+    lines = events.read_text().splitlines()
+    started = sorted(line.split()[1] for line in lines if line.startswith("start"))
+    assert started == ["dvae-fashion_mnist/seed0", "dvae-mnist/seed0"]
+    assert sorted(line.split()[1] for line in lines if line.startswith("stopped")) == started
+    state = json.loads((tmp_path / "pipeline-smoke" / "pipeline.json").read_text())
+    assert {k: j["status"] for k, j in state["jobs"].items()} == dict.fromkeys(started, "interrupted")
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_jobs_start_with_what_others_need_then_the_longest_and_later_invocations_add_to_the_index(

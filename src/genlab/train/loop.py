@@ -84,11 +84,14 @@ class MeanAccumulator:
 
 
 class _StopRequest:
-    """First Ctrl-C asks the loop to checkpoint and stop after the current step; a second one aborts."""
+    """First Ctrl-C (or SIGTERM: `kill`, `timeout`, a job scheduler) asks the loop to checkpoint and stop
+    after the current step; a second one aborts."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum, frame):
         if self.requested:
@@ -98,14 +101,14 @@ class _StopRequest:
 
     def __enter__(self):
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         except ValueError:  # not the main thread
-            self._previous = None
+            self._previous = {}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: DivergenceGuard, store: CheckpointStore,
