@@ -67,9 +67,18 @@ def test_pickled_object_is_refused(tmp_path):
         load(path)
 
 
-def test_not_a_torch_file(tmp_path):
+@pytest.mark.parametrize("content", ["hello", "garbage\n"])
+def test_not_a_torch_file(tmp_path, content):
     path = tmp_path / "x.pt"
-    path.write_text("hello")
+    path.write_text(content)
+    with pytest.raises(CheckpointError, match="x.pt is not a readable checkpoint"):
+        load(path)
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"meta": META, "w": torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(CheckpointError, match="x.pt is not a readable checkpoint"):
         load(path)
 

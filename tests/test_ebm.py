@@ -164,6 +164,13 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     mean_one = to_float(train.images[train.labels == 1][:2000]).mean(0).flatten()
     assert torch.corrcoef(torch.stack([mean_sample, mean_one]))[0, 1] > 0.8
 
+    checkpoints = sorted((run / "checkpoints").glob("*.pt"))
+    for checkpoint in checkpoints:
+        checkpoint.write_text("garbage\n")
+    capsys.readouterr()
+    assert main(["sample", str(run), "--n", "4"]) == 2
+    assert f"none of the {len(checkpoints)} checkpoints in" in capsys.readouterr().err
+
 
 @needs_data("cifar10")
 @pytest.mark.parametrize("variant", ["noise", "buffer-decay"])

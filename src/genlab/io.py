@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,9 @@ def _fsync_dir(folder: Path) -> None:
 
 def load_torch(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely (no arbitrary objects); raise CheckpointError naming the file."""
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch's own error for others misleads
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a torch archive: truncated, overwritten "
+                              "or another kind of file)", hint="delete it or restore it from a backup")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

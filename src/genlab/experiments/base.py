@@ -57,9 +57,12 @@ def trained_state(run_dir: str | Path, config_cls: type, device: torch.device | 
     run = RunDir.open(run_dir)
     stored = run.read_config()
     cfg = from_dict(config_cls, stored["config"])
-    state = CheckpointStore(run.checkpoints).latest({"experiment": stored["experiment"],
-                                                     "config_hash": config_hash(stored["config"])},
-                                                    map_location=device)
+    store = CheckpointStore(run.checkpoints)
+    state = store.latest({"experiment": stored["experiment"], "config_hash": config_hash(stored["config"])},
+                         map_location=device)
+    if state is None and store.paths():
+        raise CheckpointError(f"none of the {len(store.paths())} checkpoints in {run.checkpoints} is readable "
+                              "(each is named above)", hint="restore them from a backup, or train the run again")
     if state is None:
         raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from",
                               hint="train the run first (genlab run or genlab resume)")
