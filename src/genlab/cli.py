@@ -278,10 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.debug:
         warnings.showwarning = _show_warning
-    # SIGTERM (`kill`, `timeout`, a job scheduler) stops genlab as Ctrl-C does: a run checkpoints and stops,
-    # the pipeline passes the stop on to its job processes, which run in sessions of their own and would
-    # otherwise go on training unseen. Under torchrun the launcher's own SIGTERM protocol is left alone.
-    previous = signal.signal(signal.SIGTERM, _interrupt) if _world_size() == 1 else None
+    # SIGTERM (`kill`, `timeout`, a job scheduler) stops genlab as Ctrl-C does: a training loop checkpoints
+    # and stops (it handles both signals itself), the pipeline passes the stop on to its job processes,
+    # which run in sessions of their own and would otherwise go on training unseen.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except GenlabError as err:
@@ -299,20 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         print("genlab: interrupted", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous)
         if "genlab.distributed" in sys.modules:  # loaded by a run: leave the process group cleanly
             sys.modules["genlab.distributed"].shutdown()
 
 
-def _world_size() -> int:
-    """How many processes torchrun started (1 outside it), read without importing torch."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def _worker_rank() -> int:
     """This process's rank under torchrun (0 outside it), read without importing torch."""
-    return int(os.environ.get("RANK", "0")) if _world_size() > 1 else 0
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 if __name__ == "__main__":

@@ -60,10 +60,11 @@ def trained_state(run_dir: str | Path, config_cls: type, device: torch.device | 
     store = CheckpointStore(run.checkpoints)
     state = store.latest({"experiment": stored["experiment"], "config_hash": config_hash(stored["config"])},
                          map_location=device)
-    if state is None and store.paths():
-        raise CheckpointError(f"none of the {len(store.paths())} checkpoints in {run.checkpoints} is readable "
-                              "(each is named above)", hint="restore them from a backup, or train the run again")
     if state is None:
+        unreadable = len(store.paths())  # latest() skipped each with a warning naming it
+        if unreadable:
+            raise CheckpointError(f"none of the {unreadable} checkpoints in {run.checkpoints} is readable",
+                                  hint="restore them from a backup, or train the run again")
         raise CheckpointError(f"{run.checkpoints} holds no checkpoint to sample from",
                               hint="train the run first (genlab run or genlab resume)")
     return run, cfg, state

@@ -28,6 +28,11 @@ def mean(runs: list[dict[str, Any]], key: str) -> float | None:
     return statistics.mean(found) if found else None
 
 
+def minutes(runs: list[dict[str, Any]]) -> float:
+    """Mean wall time of the runs, in minutes."""
+    return statistics.mean(r.get("wall_time_s", 0.0) for r in runs) / 60
+
+
 def spread(runs: list[dict[str, Any]], key: str, digits: int = 3) -> str:
     """'mean +- std (n=k)' over seeds (the mean to ``digits`` significant digits, the standard deviation to
     two; '(n=k)' alone when every seed gave the same value), or 'mean' for one seed, or '-'."""
@@ -57,9 +62,8 @@ def _discuss_classifiers(runs: Runs) -> list[str]:
     for stage, target in targets.items():
         acc = mean(runs.get(stage, []), "test_accuracy")
         if acc is not None:
-            wall = statistics.mean(r.get("wall_time_s", 0.0) for r in runs[stage])
             lines.append(f"{stage}: test accuracy {acc:.2%} (target {target:.0%}: "
-                         f"{'met' if acc >= target else 'NOT met'}) in {wall / 60:.1f} min of training.")
+                         f"{'met' if acc >= target else 'NOT met'}) in {minutes(runs[stage]):.1f} min of training.")
     minimum = {"mnist": 0.85, "cifar10": 0.70}  # what JEM asks of the classifier it starts from
     checked = []
     for stage, rs in runs.items():
@@ -96,11 +100,11 @@ def _discuss_ebm(runs: Runs) -> list[str]:
     acc = mean(cond, "class_accuracy")
     if acc is not None:
         worst = mean(cond, "min_class_accuracy")
-        minutes = statistics.mean(r.get("wall_time_s", 0.0) for r in cond) / 60
+        wall = minutes(cond)
         lines.append(f"Conditional MNIST: the independent MNIST classifier gives {acc:.1%} of label-fixed samples "
                      f"their intended digit (worst digit {spread(cond, 'min_class_accuracy')}; targets 90% and 75%: "
-                     f"{'met' if acc >= 0.9 and (worst or 0.0) >= 0.75 else 'not met'}), after {minutes:.1f} min "
-                     f"of training (within 20: {'met' if minutes <= 20 else 'not met'}; the time depends on the host "
+                     f"{'met' if acc >= 0.9 and (worst or 0.0) >= 0.75 else 'not met'}), after {wall:.1f} min "
+                     f"of training (within 20: {'met' if wall <= 20 else 'not met'}; the time depends on the host "
                      f"and on the runs beside it).")
         lines += _energy_gap_lines(cond)
     return lines
@@ -201,12 +205,12 @@ def _jempp_targets(jem: list[dict[str, Any]], jempp: list[dict[str, Any]]) -> li
     FID or better with at most half its SGLD steps, and no more divergences."""
     lines = []
     acc, cond = mean(jempp, "test_accuracy"), mean(jempp, "conditional_accuracy")
-    minutes = statistics.mean(r.get("wall_time_s", 0.0) for r in jempp) / 60
+    wall = minutes(jempp)
     if acc is not None and cond is not None:
         lines.append(f"JEM++ targets: test accuracy {spread(jempp, 'test_accuracy', 4)} (at least 0.99: "
                      f"{'met' if acc >= 0.99 else 'not met'}), class-conditional samples judged correct "
                      f"{spread(jempp, 'conditional_accuracy')} (at least 0.9: {'met' if cond >= 0.9 else 'not met'}), "
-                     f"{minutes:.1f} min of training (within 30: {'met' if minutes <= 30 else 'not met'}).")
+                     f"{wall:.1f} min of training (within 30: {'met' if wall <= 30 else 'not met'}).")
     fid_jem, fid_pp = mean(jem, "fid"), mean(jempp, "fid")
     steps_jem, steps_pp = mean(jem, "sgld_steps_per_iteration"), mean(jempp, "sgld_steps_per_iteration")
     if None in (fid_jem, fid_pp, steps_jem, steps_pp):
@@ -267,7 +271,7 @@ def _discuss_gan(runs: Runs) -> list[str]:
     present = {names[k]: v for k, v in runs.items() if k in names and v}
     if not present:
         return lines
-    walls = {name: statistics.mean(r.get("wall_time_s", 0.0) for r in rs) / 60 for name, rs in present.items()}
+    walls = {name: minutes(rs) for name, rs in present.items()}
     lines.append("Realism on the test split (Hoda classifier as judge; budget per model "
                  + ", ".join(f"{n} {w:.1f} min" for n, w in walls.items()) + "): "
                  + "; ".join(f"{n}: FID {spread(rs, 'test_fid')}, confident share {spread(rs, 'test_confident_share')}, "
