@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from genlab.cli import main
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, PipelineError
 from genlab.experiments import pipeline
 from genlab.experiments.pipeline import plan
 from genlab.report.index import build_index
@@ -97,8 +97,9 @@ def test_parallel_jobs_respect_needs_and_the_job_limit_and_record_failures(tmp_p
     events = tmp_path / "events.txt"
     monkeypatch.setattr(pipeline, "_command",
                         lambda job, record, *rest: [sys.executable, "-c", _FAKE_JOB, job.key, str(events)])
-    folder = pipeline.run_pipeline("smoke", only=["gan"], runs_dir=tmp_path, jobs=2, out=lambda line: None)
-    state = json.loads((folder / "pipeline.json").read_text())
+    with pytest.raises(PipelineError, match="1 of 5 jobs failed: wgan-hoda/seed0"):
+        pipeline.run_pipeline("smoke", only=["gan"], runs_dir=tmp_path, jobs=2, out=lambda line: None)
+    state = json.loads((tmp_path / "pipeline-smoke" / "pipeline.json").read_text())
     assert {k: j["status"] for k, j in state["jobs"].items()} == {
         "classifier-hoda": "complete", "gan-hoda/seed0": "complete", "gan-hoda-conditional/seed0": "complete",
         "wgan-hoda/seed0": "failed", "wgangp-hoda/seed0": "complete"}
@@ -158,7 +159,8 @@ def test_jobs_start_with_what_others_need_then_the_longest_and_later_invocations
     monkeypatch.setattr(pipeline, "_command",
                         lambda job, record, *rest: [sys.executable, "-c", _FAKE_JOB, job.key, str(events)])
     lines = []
-    pipeline.run_pipeline("quick", only=["gan"], runs_dir=tmp_path, jobs=2, out=lines.append)
+    with pytest.raises(PipelineError):  # the fake WGAN job fails
+        pipeline.run_pipeline("quick", only=["gan"], runs_dir=tmp_path, jobs=2, out=lines.append)
     # The order the pipeline launched them in (its progress lines): two processes launched together may
     # write their own start lines in either order.
     starts = [line.split()[2] for line in lines if line.startswith("[")]

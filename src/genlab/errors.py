@@ -36,3 +36,7 @@ class RunError(GenlabError):
 
 class DivergenceError(GenlabError):
     """Training diverged (non-finite loss, exploding energy) and the policy is to stop."""
+
+
+class PipelineError(GenlabError):
+    """Some of the pipeline's jobs failed (each with its own error); the others finished and are reported."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from genlab.config import config_hash, to_dict
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError, PipelineError
 from genlab.experiments.registry import EXPERIMENTS, get_experiment
 from genlab.experiments.runner import resume_run, start_run
 from genlab.io import read_json, write_json
@@ -132,7 +132,8 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
     """Run every job of the plan; returns the pipeline folder (with pipeline.json and index.html).
 
     ``jobs`` > 1 runs that many jobs at once, each in its own process with an equal share of the CPU
-    threads; a job starts once the classifiers it needs are done.
+    threads; a job starts once the classifiers it needs are done. A failed job does not stop the others;
+    once all have ended and the report is built, PipelineError names the failed ones.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1; got {jobs}")
@@ -142,8 +143,15 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
         _run_here(book, device, data_dir, progress)
     else:
         _run_in_processes(book, device, data_dir)
-    if build_index is not None:
-        out(f"report: {build_index(book.folder)}")
+    report = build_index(book.folder) if build_index is not None else None
+    if report is not None:
+        out(f"report: {report}")
+    failed = [j.key for j in book.jobs if book.state["jobs"][j.key]["status"] == "failed"]
+    if failed:
+        raise PipelineError(f"{len(failed)} of {len(book.jobs)} jobs failed: {', '.join(failed)} (each one's error "
+                            f"is above and in {book.folder / 'pipeline.json'})",
+                            hint="fix the cause and run the same command again: finished runs are reused"
+                                 + (f"; {report} shows what finished" if report else ""))
     return book.folder
 
 
