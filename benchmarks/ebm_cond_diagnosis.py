@@ -29,9 +29,8 @@ import torch
 from genlab.data.datasets import load
 from genlab.eval.judge import Judge
 from genlab.experiments.base import machine_info, trained_state
-from genlab.experiments.ebm import EBMConfig, build_model, buffer_starts
-from genlab.sampling import ClassGaussians, uniform_noise
-from genlab.train.ebm import chain
+from genlab.experiments.ebm import EBMConfig, build_model
+from genlab.sampling import ClassGaussians, buffer_starts, run_chain, uniform_noise
 
 CLASSES = 10
 
@@ -74,7 +73,7 @@ def diagnose(run_dir: str, args, judge: Judge, test, gaussians: ClassGaussians) 
     model = build_model(cfg)
     model.load_state_dict(state["trainer"]["model"])
     model.eval()
-    buffer, settings = state["trainer"]["buffer"], state["trainer"]["sampling"]
+    buffer, sampler = state["trainer"]["buffer"], cfg.sampler.with_settings(state["trainer"]["sampling"])
     labels = torch.arange(args.n) % CLASSES
     starts = {"buffer": buffer_starts(buffer, args.n, labels, "cpu", lambda: uniform_noise(args.n, (1, 28, 28), "cpu")),
               "noise": uniform_noise(args.n, (1, 28, 28), "cpu"),
@@ -83,7 +82,7 @@ def diagnose(run_dir: str, args, judge: Judge, test, gaussians: ClassGaussians) 
     for start, x0 in starts.items():
         for w in args.guidance:
             for steps in args.steps:
-                x = chain(guided(model, w), x0, settings, model, labels, steps).x
+                x = run_chain(guided(model, w), x0, sampler, labels=labels, steps=steps, freeze=model).x
                 accuracy = per_class_accuracy(judge, x, labels)
                 samples.append({"start": start, "guidance": w, "steps": steps, "per_class_accuracy": accuracy})
                 print(f"  {start:>15} w={w:g} {steps:>4} steps: accuracy {sum(accuracy) / CLASSES:.3f}, "

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from genlab.nets.energy import ResNetEnergy
-from genlab.sampling import langevin
-from genlab.train.ebm import EBMTrainConfig, EBMTrainer, SamplerConfig, sampler_dtype
+from genlab.sampling import SamplerConfig, langevin, sampler_dtype
+from genlab.train.ebm import EBMTrainConfig, EBMTrainer
 
 NETS = {"cifar32": dict(in_channels=3, width=32, blocks=(3, 3, 3)),
         "cifar64": dict(in_channels=3, width=64, blocks=(3, 3, 3)),

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-import genlab.train.ebm as ebm_training
+import genlab.sampling.chains as chains
 from genlab.cli import main
 from genlab.data.batches import Batches, to_float
 from genlab.data.datasets import ImageSet, load
 from genlab.errors import DivergenceError
 from genlab.experiments.ebm import energy_per_class
 from genlab.nets.energy import Downsample, ResNetEnergy
-from genlab.sampling import ClassGaussians
+from genlab.sampling import ClassGaussians, SamplerConfig
 from genlab.train.checkpoint import CheckpointStore
-from genlab.train.ebm import EBMTrainConfig, EBMTrainer, SamplerConfig
+from genlab.train.ebm import EBMTrainConfig, EBMTrainer
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import Schedule, run_loop
 from genlab.train.run_dir import RunDir
@@ -190,10 +190,10 @@ def test_cifar_smoke_runs(tmp_path, capsys, variant):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_sampler_precision_auto_uses_bf16_only_where_the_device_has_it(monkeypatch, native):
-    monkeypatch.setattr(ebm_training, "has_native_bf16", lambda device: native)
+    monkeypatch.setattr(chains, "has_native_bf16", lambda device: native)
     cpu = torch.device("cpu")
-    assert ebm_training.sampler_dtype("auto", cpu) == (torch.bfloat16 if native else None)
-    assert ebm_training.sampler_dtype("fp32", cpu) is None and ebm_training.sampler_dtype("bf16", cpu) == torch.bfloat16
+    assert chains.sampler_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    assert chains.sampler_dtype("fp32", cpu) is None and chains.sampler_dtype("bf16", cpu) == torch.bfloat16
 
 
 @pytest.mark.parametrize("policy", ["kept", "redrawn"])
@@ -204,8 +204,8 @@ def test_buffer_labels_kept_or_redrawn(policy):
     trainer = EBMTrainer(model, Batches(data, 16, seed=0), EBMTrainConfig(batch_size=16),
                          SamplerConfig(steps=1, buffer_size=64, buffer_labels=policy), (1, 4, 4), torch.device("cpu"),
                          conditional=True)
-    trainer.buffer.labels.fill_(2)
-    _, labels, _ = trainer.chain_starts(4000)
+    trainer.starts.buffer.labels.fill_(2)
+    _, labels, _ = trainer.starts.draw(4000)
     share_of_2 = float((labels == 2).float().mean())
     if policy == "kept":  # all but the 5% restarted from noise, whose labels are uniform
         assert share_of_2 == pytest.approx(0.95 + 0.05 / 4, abs=0.015)
@@ -283,9 +283,10 @@ def test_gaussian_start_draws_each_fresh_chain_near_its_own_class(init):
                          EBMTrainConfig(batch_size=16), SamplerConfig(steps=1, buffer_size=64, init=init, start="gaussian"),
                          (1, 4, 4), torch.device("cpu"), conditional=True, gaussians=gaussians)
     if init == "buffer":
-        trainer.buffer.reinit_prob = 1.0
-        assert torch.equal(trainer.buffer.images.mean((1, 2, 3)) > 0, trainer.buffer.labels == 1)
-    x0, chain_labels, _ = trainer.chain_starts(400)
+        buffer = trainer.starts.buffer
+        buffer.reinit_prob = 1.0
+        assert torch.equal(buffer.images.mean((1, 2, 3)) > 0, buffer.labels == 1)
+    x0, chain_labels, _ = trainer.starts.draw(400)
     assert torch.equal(x0.mean((1, 2, 3)) > 0, chain_labels == 1)
     assert 150 < int(chain_labels.sum()) < 250
 

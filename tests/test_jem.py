@@ -13,7 +13,8 @@ from genlab.data.datasets import ImageSet
 from genlab.experiments.registry import get_experiment
 from genlab.nets.classifiers import build_classifier
 from genlab.sampling import ClassGaussians, proximal_langevin
-from genlab.train.jem import JEMSamplerConfig, JEMTrainConfig, JEMTrainer, bn_mode, energy
+from genlab.sampling import SamplerConfig
+from genlab.train.jem import JEM_SAMPLER, JEMTrainConfig, JEMTrainer, bn_mode, energy
 from conftest import needs_data
 
 
@@ -80,7 +81,7 @@ def test_bn_policy_decides_whether_a_training_step_moves_the_running_stats(polic
     images = ImageSet("toy", "train", torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8),
                       torch.arange(32) % 10, tuple("0123456789"))
     cfg = JEMTrainConfig(batch_size=8, warmup=0, bn_policy=policy)
-    sampler = JEMSamplerConfig(steps=2, buffer_size=16)
+    sampler = SamplerConfig(**{**JEM_SAMPLER, "steps": 2, "buffer_size": 16})
     trainer = JEMTrainer(model, Batches(images, 8, 0), cfg, sampler, None, (1, 28, 28), torch.device("cpu"))
     norm = model.body[0][1]
     before = norm.running_mean.clone()
@@ -91,13 +92,14 @@ def test_bn_policy_decides_whether_a_training_step_moves_the_running_stats(polic
 
 def test_ablation_switches_change_what_they_say():
     full = get_experiment("jempp-mnist").config("quick")
-    assert (full.sampler.kind, full.sampler.init, full.model.norm) == ("pyld", "gaussian", "batch")
-    for name, field, value in [("noinit", "init", "noise"), ("nopyld", "kind", "sgld")]:
+    assert (full.sampler.kind, full.sampler.start, full.model.norm) == ("pyld", "gaussian", "batch")
+    for name, field, value in [("noinit", "start", "uniform"), ("nopyld", "kind", "sgld")]:
         cfg = get_experiment(f"jempp-mnist-{name}").config("quick")
         assert getattr(cfg.sampler, field) == value and cfg.model.norm == "batch"
     assert get_experiment("jempp-mnist-nobn").config("quick").model.norm == "none"
     jem = get_experiment("jem-mnist").config("quick")
-    assert (jem.sampler.kind, jem.sampler.init, jem.model.norm, jem.sampler.steps) == ("sgld", "noise", "none", 20)
+    assert (jem.sampler.kind, jem.sampler.start, jem.model.norm, jem.sampler.steps) == ("sgld", "uniform", "none", 20)
+    assert (jem.sampler.init, jem.sampler.buffer_policy, jem.sampler.step_size) == ("buffer", "inplace", 1.0)
 
 
 @needs_data("mnist", "fashion_mnist")
@@ -139,7 +141,7 @@ def test_learning_rate_warms_up_then_cosine_decays_to_zero():
     images = ImageSet("toy", "train", torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8),
                       torch.arange(32) % 10, tuple("0123456789"))
     cfg = JEMTrainConfig(iterations=20, batch_size=8, lr=1e-3, warmup=4, lr_decay="cosine")
-    sampler = JEMSamplerConfig(steps=1, buffer_size=16)
+    sampler = SamplerConfig(**{**JEM_SAMPLER, "steps": 1, "buffer_size": 16})
     trainer = JEMTrainer(model, Batches(images, 8, 0), cfg, sampler, None, (1, 28, 28), torch.device("cpu"))
     rates = []
     for step in range(20):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from genlab.experiments.ebm import buffer_starts
+from genlab.sampling import buffer_starts
 from genlab.sampling import GeometricDecay, ReplayBuffer, langevin, make_schedule
 
 MEAN = torch.tensor([1.0, -0.5])

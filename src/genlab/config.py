@@ -142,16 +142,25 @@ def _unknown_key(key: str, allowed: list[str]) -> ConfigError:
 
 
 def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
-    """Build config ``cls`` from a (possibly partial) nested dict; unknown keys are errors."""
-    hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
+    """Build config ``cls`` from a (possibly partial) nested dict; unknown keys are errors. Missing fields
+    keep their defaults, a section's being those of its own factory (a family's sampler defaults)."""
+    cfg = _fill(cls(), data, prefix)
+    return validate(cfg) if not prefix else cfg
+
+
+def _fill(cfg: Any, data: Mapping[str, Any], prefix: str) -> Any:
+    hints = _hints(type(cfg))
+    names = [f.name for f in dataclasses.fields(cfg)]
+    changes = {}
     for key, value in data.items():
         if key not in names:
             raise _unknown_key(prefix + key, names)
-        kwargs[key] = coerce(value, hints[key], prefix + key)
-    cfg = cls(**kwargs)
-    return validate(cfg) if not prefix else cfg
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            changes[key] = _fill(current, value, prefix + key + ".")
+        else:
+            changes[key] = coerce(value, hints[key], prefix + key)
+    return dataclasses.replace(cfg, **changes)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -227,14 +236,14 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, help) for every field, depth first."""
+def describe(cls: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every field of a config class (or instance), depth first."""
     rows = []
-    default = cls()
-    for f in dataclasses.fields(cls):
+    default = cls() if isinstance(cls, type) else cls
+    for f in dataclasses.fields(default):
         value = getattr(default, f.name)
         if dataclasses.is_dataclass(value):
-            rows.extend(describe(type(value), prefix + f.name + "."))
+            rows.extend(describe(value, prefix + f.name + "."))
         else:
             rows.append((prefix + f.name, value, f.metadata.get("help", "")))
     return rows

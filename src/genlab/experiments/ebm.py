@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -26,8 +26,8 @@ from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussia
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
 from genlab.report.figures import curves_figure, grids_figure, sampling_figure, spread_picks
-from genlab.sampling import ClassGaussians, uniform_noise
-from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig, SamplerConfig, chain
+from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, run_chain, sampler_section, uniform_noise
+from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
 
@@ -55,13 +55,16 @@ class EBMConfig:
     seed: int = param(0, "seeds weights, data order, chains and the buffer")
     data: EBMDataConfig = section(EBMDataConfig)
     model: EnergyNetConfig = section(EnergyNetConfig)
-    sampler: SamplerConfig = section(SamplerConfig)
+    sampler: SamplerConfig = sampler_section()
     train: EBMTrainConfig = section(EBMTrainConfig)
     eval: EBMEvalConfig = section(EBMEvalConfig)
     log: LogConfig = section(LogConfig)
     guard: GuardConfig = section(GuardConfig)
 
     def check(self) -> None:
+        if self.sampler.kind != "sgld":
+            raise ConfigError("sampler.kind must be sgld for an energy network (proximal SGLD reuses the first "
+                              "layer of JEM's classifiers)", hint="--set sampler.kind=sgld")
         if self.sampler.init == "buffer" and self.sampler.buffer_size < self.train.batch_size:
             raise ConfigError(f"sampler.buffer_size ({self.sampler.buffer_size}) is smaller than a batch "
                               f"({self.train.batch_size})", hint="raise sampler.buffer_size")
@@ -82,19 +85,6 @@ def _grid(ctx: RunContext, x: torch.Tensor, labels: torch.Tensor | None, name: s
     rows = [x[labels == c][:10] for c in range(10)]
     rows = [torch.cat([r, torch.zeros(10 - len(r), *x.shape[1:], device=x.device) - 1]) for r in rows]
     ctx.save_grid(torch.cat(rows), name, nrow=10, step=step)
-
-
-def _fresh_samples(trainer: EBMTrainer, n: int, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Fresh chains (from `sampler.start`); for a conditional model, labels 0..K-1 in equal shares, held fixed."""
-    xs, ys = [], []
-    for start in range(0, n, trainer.cfg.batch_size):
-        size = min(trainer.cfg.batch_size, n - start)
-        labels = (torch.arange(start, start + size, device=trainer.device) % trainer.model.num_outputs
-                  if trainer.conditional else None)
-        xs.append(chain(trainer.model, trainer.fresh_starts(size, labels), trainer.sampler, trainer.model, labels,
-                        steps).x)
-        ys.append(labels)
-    return torch.cat(xs), (torch.cat(ys) if trainer.conditional else None)
 
 
 class Evaluator:
@@ -134,7 +124,7 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     ctx.train(trainer, cfg.train.iterations, guard)
 
     if cfg.eval.final_init == "noise":
-        x, labels = _fresh_samples(trainer, cfg.eval.final_samples, cfg.eval.final_steps or cfg.sampler.steps)
+        x, labels = trainer.fresh_samples(cfg.eval.final_samples, cfg.eval.final_steps or cfg.sampler.steps)
     else:
         x, labels = trainer.current_samples(cfg.eval.final_samples)
     save_samples(ctx.run.samples / "final.npz", x, labels)
@@ -198,6 +188,7 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     model.load_state_dict(state["trainer"]["model"])
     model.eval()
     settings = state["trainer"]["sampling"]
+    sampler = cfg.sampler.with_settings(settings)
     if label is not None and not cfg.data.conditional:
         raise ConfigError(f"{run.path} is an unconditional model; --label needs a conditional one (ebm-mnist-cond)")
     if label is not None and not 0 <= label < model.num_outputs:
@@ -209,10 +200,10 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     fresh = partial(_run_starts, cfg, n, labels, device)
     buffer = state["trainer"].get("buffer")
     x0 = buffer_starts(buffer, n, labels, device, fresh) if init == "buffer" and buffer is not None else fresh()
-    result = chain(model, x0, settings, model, labels, steps)
+    result = run_chain(model, x0, sampler, labels=labels, steps=steps, freeze=model)
     tag = init + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, result.x, labels, {"n": n, "label": label, "init": init,
-                                                                "steps": steps or settings["steps"], "sampling": settings})
+                                                                "steps": steps or sampler.steps, "sampling": settings})
 
 
 def _run_starts(cfg: EBMConfig, n: int, labels: torch.Tensor | None, device) -> torch.Tensor:
@@ -221,25 +212,6 @@ def _run_starts(cfg: EBMConfig, n: int, labels: torch.Tensor | None, device) -> 
     if cfg.sampler.start == "uniform":
         return uniform_noise(n, spec.image_shape, device)
     return fitted_class_gaussians(cfg.data.dataset, cfg.data.train_limit, device).sample(n, labels)[0]
-
-
-def buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device,
-                  fallback: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """``n`` chain starts drawn from a saved replay buffer; with labels, each from the entries of its own
-    label. Chains whose label the buffer lacks start from ``fallback()`` (``n`` fresh starts), called only
-    then: fitting the class Gaussians a run's fresh starts come from reads its whole training set."""
-    images = buffer["images"].to(device)
-    if labels is None:
-        return images[torch.randint(0, len(images), (n,), device=device)]
-    held = buffer["labels"].to(device)
-    every_label_held = bool(torch.isin(labels, held).all())
-    starts = images.new_empty((n, *images.shape[1:])) if every_label_held else fallback().to(device)
-    for c in labels.unique():
-        pool = (held == c).nonzero()[:, 0]
-        want = (labels == c).nonzero()[:, 0]
-        if len(pool):
-            starts[want] = images[pool[torch.randint(0, len(pool), (len(want),), device=device)]]
-    return starts
 
 
 _SMOKE = {"eval.reference_images": 500, "model.width": 8, "model.blocks": "1,1", "sampler.steps": 5,

@@ -28,9 +28,9 @@ from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussia
 from genlab.judges import load_classifier
 from genlab.nets.classifiers import build_classifier
 from genlab.report.figures import curves_figure, reliability_figure
-from genlab.sampling import ClassGaussians
+from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, sampler_section
 from genlab.train.guard import DivergenceGuard, GuardConfig
-from genlab.train.jem import JEMSamplerConfig, JEMTrainConfig, JEMTrainer
+from genlab.train.jem import JEM_SAMPLER, JEMTrainConfig, JEMTrainer
 from genlab.train.loop import LogConfig
 
 _SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_coverage", "confident_share")
@@ -68,7 +68,7 @@ class JEMConfig:
     seed: int = param(0, "seeds data order, chains and the buffer")
     data: JEMDataConfig = section(JEMDataConfig)
     model: JEMModelConfig = section(JEMModelConfig)
-    sampler: JEMSamplerConfig = section(JEMSamplerConfig)
+    sampler: SamplerConfig = sampler_section(**JEM_SAMPLER)
     train: JEMTrainConfig = section(JEMTrainConfig)
     eval: JEMEvalConfig = section(JEMEvalConfig)
     log: LogConfig = section(LogConfig)
@@ -78,6 +78,9 @@ class JEMConfig:
         if self.data.ood_dataset == self.data.dataset:
             raise ConfigError("data.ood_dataset must differ from data.dataset",
                               hint="e.g. --set data.ood_dataset=fashion_mnist")
+        if self.sampler.init != "buffer":
+            raise ConfigError("JEM samples from a replay buffer (its entries are the run's unconditional samples)",
+                              hint="--set sampler.init=buffer")
         if self.sampler.buffer_size < self.train.batch_size:
             raise ConfigError("sampler.buffer_size is smaller than a batch", hint="raise sampler.buffer_size")
 
@@ -101,7 +104,7 @@ class Evaluator:
     def __call__(self, trainer: JEMTrainer, step: int) -> dict[str, Any]:
         logits = predict_logits(trainer.model, self.test.images, trainer.device)
         trainer.model.train()
-        x = trainer.buffer.images[torch.randperm(trainer.buffer.capacity, device=trainer.device)[:self.cfg.samples]]
+        x, _ = trainer.starts.buffer.current(self.cfg.samples)
         scores = score_embeddings(self.real, self.judge.embed(x))
         self.ctx.save_grid(x[:100], f"samples_step{step:07d}", nrow=10, step=step)
         return {"test_acc": float((logits.argmax(1) == self.test.labels).float().mean()),
@@ -117,15 +120,6 @@ def _classifier_numbers(model: torch.nn.Module, test: ImageSet, ood: torch.Tenso
             "reliability": reliability_bins(probs, test.labels),
             "ood_auroc_energy": auroc(negative_energy(logits), negative_energy(ood_logits)),
             "ood_auroc_max_softmax": auroc(max_softmax(logits), max_softmax(ood_logits))}
-
-
-def _conditional_samples(trainer: JEMTrainer, per_class: int, steps: int, classes: int):
-    xs, ys = [], []
-    for c in range(classes):
-        labels = torch.full((per_class,), c, device=trainer.device)
-        xs.append(trainer.sample(trainer.initial_images(per_class, labels), labels, steps).x)
-        ys.append(labels)
-    return torch.cat(xs), torch.cat(ys)
 
 
 def run_jem(ctx: RunContext) -> dict[str, Any]:
@@ -146,7 +140,7 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
     baseline = _classifier_numbers(model, test, ood, ctx.device)
 
     gaussians = None
-    if cfg.sampler.init == "gaussian":
+    if cfg.sampler.start == "gaussian":
         gaussians = ClassGaussians(to_float(train.images), train.labels, len(spec.classes)).to(ctx.device)
     trainer = JEMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          gaussians, spec.image_shape, ctx.device, Evaluator(ctx, judge, real, test, cfg.eval))
@@ -155,11 +149,11 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
 
     final = _classifier_numbers(trainer.model, test, ood, ctx.device)
     ctx.save_figure(reliability_figure(final["reliability"], f"test ECE {final['ece']:.4f}"), "reliability")
-    index = torch.randperm(trainer.buffer.capacity, device=ctx.device)[:cfg.eval.final_samples]
-    uncond = trainer.buffer.images[index]
+    uncond, _ = trainer.starts.buffer.current(cfg.eval.final_samples)
     save_samples(ctx.run.samples / "final.npz", uncond)
     ctx.save_grid(uncond[:100], "final", nrow=10)
-    cond_x, cond_y = _conditional_samples(trainer, cfg.eval.per_class, cfg.eval.cond_steps, len(spec.classes))
+    per_class = torch.arange(len(spec.classes), device=ctx.device).repeat_interleave(cfg.eval.per_class)
+    cond_x, cond_y = trainer.fresh_samples(per_class, cfg.eval.per_class, cfg.eval.cond_steps)
     save_samples(ctx.run.samples / "conditional.npz", cond_x, cond_y)
     ctx.save_grid(torch.cat([cond_x[cond_y == c][:10] for c in range(len(spec.classes))]), "conditional", nrow=10)
     uncond_scores = score_embeddings(real, judge.embed(uncond))
@@ -204,16 +198,15 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     model = build_classifier(cfg.model.arch, spec.image_shape[0], classes, cfg.model.width, cfg.model.norm)
     model.load_state_dict(state["trainer"]["model"])
     gaussians = None
-    if cfg.sampler.init == "gaussian":  # the buffer is filled from them before the checkpoint's replaces it
+    if cfg.sampler.start == "gaussian":  # the buffer is filled from them before the checkpoint's replaces it
         gaussians = fitted_class_gaussians(cfg.data.dataset, cfg.data.train_limit, device)
     trainer = JEMTrainer(model, None, cfg.train, cfg.sampler, gaussians, spec.image_shape, torch.device(device))
     labels = None if label is None else torch.full((n,), label, device=device)
     if label is None and init == "buffer":
-        trainer.load_extra_state(state["trainer"])
-        x0 = trainer.buffer.images[torch.randint(0, trainer.buffer.capacity, (n,), device=device)]
+        x0 = buffer_starts(state["trainer"]["buffer"], n, None, device, fallback=None)
         steps = cfg.sampler.steps if steps is None else steps
     else:
-        x0 = trainer.initial_images(n, labels)
+        x0 = trainer.starts.fresh(n, labels)
         steps = cfg.eval.cond_steps if steps is None else steps
     images = trainer.sample(x0, labels, steps).x if steps else x0
     tag = ("buffer" if label is None and init == "buffer" else "fresh") + (f"_label{label}" if label is not None else "")
@@ -223,12 +216,12 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
 
 # JEM (Grathwohl et al. 2019, the JEM code's defaults): uniform-noise starts, 20 SGLD steps of size 1 with
 # noise 0.01, a 10,000-image buffer with 5% re-initialisation, Adam 1e-4, data noise 0.03, no batch norm.
-_JEM = {"model.norm": "none", "sampler.kind": "sgld", "sampler.init": "noise", "sampler.steps": 20,
+_JEM = {"model.norm": "none", "sampler.kind": "sgld", "sampler.start": "uniform", "sampler.steps": 20,
         "sampler.step_size": 1.0, "sampler.noise": 0.01}
 # JEM++ (Yang & Ji 2021, the JEM++ code): class-conditional Gaussian starts, PYLD with M outer steps of
 # size 1 and N inner steps of 0.01 with the per-pixel bound 1, no added noise, batch norm kept.
 # genlab deviates in the batch-norm policy (eval mode for sampling and the energy terms; see train/jem.py).
-_JEMPP = {"model.norm": "batch", "sampler.kind": "pyld", "sampler.init": "gaussian", "sampler.steps": 5,
+_JEMPP = {"model.norm": "batch", "sampler.kind": "pyld", "sampler.start": "gaussian", "sampler.steps": 5,
           "sampler.inner_steps": 3, "sampler.step_size": 1.0, "sampler.inner_step": 0.01, "sampler.bound": 1.0,
           "sampler.noise": 0.0}
 _SMOKE = {"eval.reference_images": 500, "train.iterations": 12, "train.batch_size": 16, "train.warmup": 4,
@@ -263,7 +256,7 @@ def _experiment(name: str, summary: str, method: dict[str, Any], dataset: dict[s
 
 
 _ABLATIONS = {
-    "noinit": ("JEM++ without the Gaussian initialisation (uniform-noise starts)", {"sampler.init": "noise"}),
+    "noinit": ("JEM++ without the Gaussian initialisation (uniform-noise starts)", {"sampler.start": "uniform"}),
     "nopyld": ("JEM++ without proximal SGLD (plain SGLD, same outer steps)", {"sampler.kind": "sgld",
                                                                               "sampler.noise": 0.01}),
     "nobn": ("JEM++ without batch norm (classifier built without it)", {"model.norm": "none"}),

@@ -80,6 +80,16 @@ class ReplayBuffer:
         draw = (torch.rand(n, device=self.device) * seen).long()
         return torch.where(draw < self.capacity, draw, torch.full_like(draw, -1))
 
+    def current(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images, labels) of ``min(n, capacity)`` entries that stand for what the chains produce now: the
+        newest ones for a ring, distinct random ones otherwise. No sampling, no change to the buffer."""
+        n = min(n, self.capacity)
+        if self.policy == "fifo":
+            slots = (self.pushed - 1 - torch.arange(n, device=self.device)) % self.capacity
+        else:
+            slots = torch.randperm(self.capacity, device=self.device)[:n]
+        return self.images[slots].clone(), (self.labels[slots].clone() if self.labels is not None else None)
+
     def state_dict(self) -> dict:
         return {"images": self.images, "labels": self.labels, "pushed": self.pushed}
 

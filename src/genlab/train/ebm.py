@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 from genlab.config import param
 from genlab.data.batches import Batches
-from genlab.devices import has_native_bf16
 from genlab.nets.energy import ResNetEnergy
-from genlab.sampling import ClassGaussians, ReplayBuffer, langevin, make_schedule, uniform_noise
+from genlab.sampling import (ChainStarts, ClassGaussians, SamplerConfig, balanced_labels, fresh_chains,
+                             run_chain)
 from genlab.train.base import ModelTrainer, lr_factor
 
 
@@ -46,36 +46,6 @@ class EnergyNetConfig:
                 "MNIST's 7x7 -> 3x3 leaves the energy nearly blind to the image's bottom and right 4 pixels, "
                 "where chains then grow artifacts), keep them as if the map were zero-padded (ceil mode: "
                 "7x7 -> 4x4, more compute), or overlap the windows (3x3 at stride 2: 7x7 -> 3x3, no extra cost)")
-
-
-@dataclass
-class SamplerConfig:
-    steps: int = param(20, "SGLD steps per chain", ge=1)
-    form: Literal["coupled", "decoupled"] = param("decoupled", "coupled: x - eps^2/2 grad + eps noise; "
-                                                  "decoupled: x - step grad + noise_scale noise")
-    step_size: float = param(10.0, "SGLD step size (eps for the coupled form); the start value when decaying", gt=0)
-    step_size_end: float = param(1.0, "step size at the last step of a chain when schedule=decay", gt=0)
-    schedule: Literal["constant", "decay"] = param("constant", "decay: eps_t = start * (end/start)^(t/T)")
-    noise: float = param(0.005, "noise standard deviation of the decoupled form", ge=0)
-    grad_clip: float = param(0.0, "clamp each input-gradient entry to [-c, c] (0: off)", ge=0)
-    init: Literal["noise", "buffer"] = param("buffer", "chain starts: uniform noise every time, or the replay buffer")
-    buffer_size: int = param(10000, "replay buffer capacity", ge=1)
-    reinit_prob: float = param(0.05, "share of chains restarted from noise when using the buffer", ge=0, le=1)
-    start: Literal["uniform", "gaussian"] = param(
-        "uniform", "what fresh chains start from: uniform noise, or a Gaussian fitted to the training images of "
-                   "the chain's class (conditional) or of a class drawn by frequency (JEM++'s informative start)")
-    buffer_policy: Literal["fifo", "reservoir", "inplace"] = param("fifo", "how samples return to the buffer")
-    buffer_labels: Literal["kept", "redrawn"] = param(
-        "kept", "conditional models: a chain from the buffer continues under its image's label, or under a fresh "
-                "uniform label (chains then move between classes: no class is left with only its own stuck chains)")
-    precision: Literal["auto", "fp32", "bf16"] = param(
-        "auto", "precision of the energy's passes inside the sampler (bf16: autocast, the chain itself stays "
-                "float32; auto: bf16 where the device has native bf16, else fp32)")
-
-    def settings(self) -> dict[str, Any]:
-        """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""
-        return {k: getattr(self, k) for k in ("steps", "form", "step_size", "step_size_end", "schedule", "noise",
-                                              "grad_clip", "precision")}
 
 
 @dataclass
@@ -98,22 +68,17 @@ class EBMTrainConfig:
                                  "compilation first; pays on long runs)")
 
 
-def chain(energy, x0: torch.Tensor, cfg: SamplerConfig | dict[str, Any], model: torch.nn.Module,
-          labels: torch.Tensor | None = None, steps: int | None = None):
-    """Run the configured SGLD chain on ``energy`` from ``x0`` (labels held fixed if given)."""
-    s = cfg if isinstance(cfg, dict) else cfg.settings()
-    step = make_schedule(s["schedule"], s["step_size"], s["step_size_end"])
-    fn = (lambda x: energy(x, labels)) if labels is not None else energy
-    return langevin(fn, x0, steps or s["steps"], step, None if s["form"] == "coupled" else s["noise"],
-                    form=s["form"], grad_clip=s["grad_clip"] or None, freeze=model,
-                    autocast=sampler_dtype(s.get("precision", "fp32"), x0.device))
+def contrastive_divergence_loss(e_pos: torch.Tensor, e_neg: torch.Tensor,
+                                alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, cd) of contrastive divergence with the L2 energy regulariser (Du & Mordatch 2019, eq. 3 and
+    section 3.3):
 
+        cd = mean E(x+) - mean E(x-),   loss = cd + alpha * (mean E(x+)^2 + mean E(x-)^2)
 
-def sampler_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of the energy's passes in the sampler (None: float32)."""
-    if precision == "bf16" or (precision == "auto" and has_native_bf16(device)):
-        return torch.bfloat16
-    return None
+    Minimising cd lowers the energy of data x+ and raises that of samples x-; the L2 term keeps both near
+    zero (it balances the CD gradient at |E| = 1 / (2 alpha)), so energies cannot drift without bound."""
+    cd = e_pos.mean() - e_neg.mean()
+    return cd + alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean()), cd
 
 
 class EBMTrainer(ModelTrainer):
@@ -123,9 +88,6 @@ class EBMTrainer(ModelTrainer):
                  image_shape: tuple[int, int, int], device: torch.device, conditional: bool,
                  evaluator: Callable[["EBMTrainer", int], dict[str, Any]] | None = None,
                  gaussians: ClassGaussians | None = None):
-        if sampler.start == "gaussian" and gaussians is None:
-            raise ValueError("sampler.start=gaussian needs the Gaussians fitted to the training images")
-        self.gaussians = gaussians
         self.model, self.batches, self.cfg, self.sampler = model.to(device), batches, cfg, sampler
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -134,34 +96,18 @@ class EBMTrainer(ModelTrainer):
         self.evaluator = evaluator
         self.shape, self.device, self.conditional = image_shape, device, conditional
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        self.buffer = (ReplayBuffer(sampler.buffer_size, image_shape, device, sampler.reinit_prob,
-                                    sampler.buffer_policy, num_classes=model.num_outputs if conditional else None,
-                                    init=self.fresh_starts)
-                       if sampler.init == "buffer" else None)
-
-    def fresh_starts(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images fresh chains start from (``sampler.start``), for their labels if given."""
-        if self.sampler.start == "gaussian":
-            return self.gaussians.sample(n, labels)[0]
-        return uniform_noise(n, self.shape, self.device)
-
-    def chain_starts(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(x0, labels, buffer indices) as in training: from the buffer, or noise with uniform labels."""
-        if self.buffer is not None:
-            x0, labels, index = self.buffer.sample(n)
-            if labels is not None and self.sampler.buffer_labels == "redrawn":
-                labels = self.random_labels(n)
-            return x0, labels, index
-        labels = self.random_labels(n) if self.conditional else None
-        return self.fresh_starts(n, labels), labels, None
-
-    def random_labels(self, n: int) -> torch.Tensor:
-        return torch.randint(0, self.model.num_outputs, (n,), device=self.device)
+        self.starts = ChainStarts(sampler, image_shape, device, model.num_outputs if conditional else None, gaussians)
 
     def negatives(self, n: int):
-        x0, labels, index = self.chain_starts(n)
-        result = chain(self.energy, x0, self.sampler, self.model, labels)
-        return result, labels, index
+        """(chain, labels, buffer indices) of ``n`` chains run as in training."""
+        x0, labels, index = self.starts.draw(n)
+        return run_chain(self.energy, x0, self.sampler, labels=labels, freeze=self.model), labels, index
+
+    def fresh_samples(self, n: int, steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` fresh chains (``sampler.start``); for a conditional model labels 0..K-1 in equal shares."""
+        labels = balanced_labels(n, self.model.num_outputs, self.device) if self.conditional else None
+        return fresh_chains(self.model, self.starts.fresh, n, self.cfg.batch_size, self.sampler, labels=labels,
+                            steps=steps, freeze=self.model)
 
     @property
     def loss_energy(self) -> torch.nn.Module:
@@ -178,8 +124,7 @@ class EBMTrainer(ModelTrainer):
         if self.cfg.data_noise:
             x_pos = x_pos + self.cfg.data_noise * torch.randn_like(x_pos)
         result, y_neg, index = self.negatives(len(x_pos))
-        if self.buffer is not None:
-            self.buffer.push(result.x, y_neg, index)
+        self.starts.keep(result.x, y_neg, index)
         x = torch.cat([x_pos, result.x])
         extra = {}
         if self.conditional:
@@ -188,8 +133,7 @@ class EBMTrainer(ModelTrainer):
             extra["class_loss"] = F.cross_entropy(-every_label[:len(x_pos)], y_pos)
         else:
             e_pos, e_neg = self.loss_energy(x).chunk(2)
-        cd = e_pos.mean() - e_neg.mean()
-        loss = cd + self.cfg.alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+        loss, cd = contrastive_divergence_loss(e_pos, e_neg, self.cfg.alpha)
         if self.cfg.class_weight and self.conditional:
             loss = loss + self.cfg.class_weight * extra["class_loss"]
         self.optimizer.zero_grad(set_to_none=True)
@@ -207,26 +151,13 @@ class EBMTrainer(ModelTrainer):
     @torch.no_grad()
     def current_samples(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the model produces now, as in training: buffer entries (the newest, for a ring; no extra
-        sampling), or ``n`` fresh chains from noise. Labels come along for a conditional model."""
-        if self.buffer is not None:
-            n = min(n, self.buffer.capacity)
-            if self.buffer.policy == "fifo":
-                slots = (self.buffer.pushed - 1 - torch.arange(n, device=self.device)) % self.buffer.capacity
-            else:
-                slots = torch.randperm(self.buffer.capacity, device=self.device)[:n]
-            labels = self.buffer.labels[slots] if self.buffer.labels is not None else None
-            return self.buffer.images[slots].clone(), labels
-        xs, ys = [], []
-        for start in range(0, n, self.cfg.batch_size):
-            result, labels, _ = self.negatives(min(self.cfg.batch_size, n - start))
-            xs.append(result.x)
-            ys.append(labels)
-        return torch.cat(xs), (torch.cat(ys) if self.conditional else None)
+        sampling), or ``n`` fresh chains. Labels come along for a conditional model."""
+        if self.starts.buffer is not None:
+            return self.starts.buffer.current(n)
+        return self.fresh_samples(n)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict() if self.buffer is not None else None,
-                "sampling": self.sampler.settings()}
+        return {"buffer": self.starts.state_dict(), "sampling": self.sampler.settings()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        if self.buffer is not None:
-            self.buffer.load_state_dict(state["buffer"])
+        self.starts.load_state_dict(state["buffer"])

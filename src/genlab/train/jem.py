@@ -7,7 +7,7 @@ sampler started from a replay buffer. JEM samples with SGLD from uniform-noise s
 1, noise 0.01). JEM++ (Yang & Ji 2021) changes three things, each switchable for ablation:
 
 1. informative initialisation: starts (and buffer re-initialisations) from class-conditional Gaussians
-   fitted to the training data (``sampler.init=gaussian``);
+   fitted to the training data (``sampler.start=gaussian``);
 2. proximal SGLD with reused first-layer gradients (``sampler.kind=pyld``), far cheaper per step;
 3. batch norm kept in the network (the classifier is built with ``norm=batch``; JEM used none).
 
@@ -33,7 +33,7 @@ from torch import nn
 
 from genlab.config import param
 from genlab.data.batches import Batches
-from genlab.sampling import ClassGaussians, ReplayBuffer, langevin, proximal_langevin, uniform_noise
+from genlab.sampling import ChainStarts, ClassGaussians, SamplerConfig, fresh_chains, run_chain
 from genlab.train.base import ModelTrainer, lr_factor
 
 
@@ -45,20 +45,23 @@ def energy(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> 
     return -logits.gather(1, y.view(-1, 1))[:, 0]
 
 
-@dataclass
-class JEMSamplerConfig:
-    kind: Literal["sgld", "pyld"] = param("sgld", "sgld: plain SGLD (JEM); pyld: proximal SGLD with first-layer "
-                                          "gradient reuse (JEM++)")
-    init: Literal["noise", "gaussian"] = param("noise", "chain starts and buffer re-initialisations: uniform "
-                                               "noise (JEM) or class-conditional Gaussians (JEM++)")
-    steps: int = param(20, "SGLD steps (sgld) or outer steps M (pyld) per iteration", ge=1)
-    inner_steps: int = param(3, "pyld: cheap first-layer steps N after each outer step", ge=0)
-    step_size: float = param(1.0, "SGLD step size / pyld outer step size", gt=0)
-    inner_step: float = param(0.01, "pyld: inner step size", gt=0)
-    bound: float = param(1.0, "pyld: per-pixel clamp of the inner gradient (the proximal bound)", gt=0)
-    noise: float = param(0.01, "noise standard deviation per step", ge=0)
-    buffer_size: int = param(10000, "replay buffer capacity", ge=1)
-    reinit_prob: float = param(0.05, "share of chains restarted from the initial distribution", ge=0, le=1)
+# JEM's sampler (Grathwohl et al. 2019, the JEM code): steps of size 1 with noise 0.01, each chain's end point
+# written back to the buffer entry it started from; the energy's passes in float32.
+JEM_SAMPLER = {"step_size": 1.0, "noise": 0.01, "buffer_policy": "inplace", "precision": "fp32"}
+
+
+def jem_loss(logits: torch.Tensor, labels: torch.Tensor, e_pos: torch.Tensor, e_neg: torch.Tensor,
+             ce_weight: float = 1.0, gen_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, ce, gen) of JEM (Grathwohl et al. 2019, eq. 8-9), as its code and JEM++'s weight the terms:
+
+        ce = cross-entropy of softmax(logits) with the labels,   gen = mean E(x+) - mean E(x-),
+        loss = ce_weight * ce + gen_weight * gen
+
+    ce trains p(y|x); gen is the contrastive-divergence estimate of the gradient of -log p(x), with x- from
+    the sampler and E(x) = -logsumexp_y f(x)[y]."""
+    ce = F.cross_entropy(logits, labels)
+    gen = e_pos.mean() - e_neg.mean()
+    return ce_weight * ce + gen_weight * gen, ce, gen
 
 
 @dataclass
@@ -81,44 +84,46 @@ class JEMTrainConfig:
 
 @contextlib.contextmanager
 def bn_mode(model: nn.Module, policy: str) -> Iterator[None]:
-    """Batch-norm layers in eval mode for the duration unless the policy is ``train``."""
+    """Batch-norm layers in eval mode for the duration unless the policy is ``train``; each is left in the
+    mode it was in before."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if policy == "train" or not norms:
         yield
         return
+    before = [m.training for m in norms]
     for m in norms:
         m.eval()
     try:
         yield
     finally:
-        for m in norms:
-            m.train()
+        for m, training in zip(norms, before):
+            m.train(training)
 
 
 class JEMTrainer(ModelTrainer):
-    def __init__(self, model: nn.Module, batches: Batches, cfg: JEMTrainConfig, sampler: JEMSamplerConfig,
+    def __init__(self, model: nn.Module, batches: Batches, cfg: JEMTrainConfig, sampler: SamplerConfig,
                  init: ClassGaussians | None, shape: tuple[int, int, int], device: torch.device,
                  evaluator: Callable[["JEMTrainer", int], dict[str, Any]] | None = None):
         self.model, self.batches, self.cfg, self.sampler = model.to(device).train(), batches, cfg, sampler
-        self.gaussians, self.shape, self.device, self.evaluator = init, shape, device, evaluator
+        self.shape, self.device, self.evaluator = shape, device, evaluator
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.buffer = ReplayBuffer(sampler.buffer_size, shape, device, sampler.reinit_prob, policy="inplace",
-                                   init=self.initial_images)
+        self.starts = ChainStarts(sampler, shape, device, gaussians=init)
 
-    def initial_images(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.sampler.init == "gaussian":
-            return self.gaussians.sample(n, labels)[0]
-        return uniform_noise(n, self.shape, self.device)
+    def energy(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return energy(self.model, x, y)
 
     def sample(self, x0: torch.Tensor, labels: torch.Tensor | None = None, steps: int | None = None):
         """Run the configured sampler on E(x) (or E(x, y) with labels held fixed)."""
-        s = self.sampler
-        fn = lambda x: energy(self.model, x, labels)  # noqa: E731
         with bn_mode(self.model, self.cfg.bn_policy):
-            if s.kind == "pyld":
-                return proximal_langevin(fn, self.model.first_layer, x0, steps or s.steps, s.inner_steps, s.step_size,
-                                         s.inner_step, s.bound, s.noise, freeze=self.model)
-            return langevin(fn, x0, steps or s.steps, s.step_size, s.noise, freeze=self.model)
+            return run_chain(self.energy, x0, self.sampler, labels=labels, steps=steps, freeze=self.model,
+                             first_layer=self.model.first_layer)
+
+    def fresh_samples(self, labels: torch.Tensor, batch_size: int,
+                      steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh chains (``sampler.start``) on E(x, y), one per label, ``batch_size`` at a time."""
+        with bn_mode(self.model, self.cfg.bn_policy):
+            return fresh_chains(self.energy, self.starts.fresh, len(labels), batch_size, self.sampler,
+                                labels=labels, steps=steps, freeze=self.model, first_layer=self.model.first_layer)
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         for group in self.optimizer.param_groups:
@@ -129,15 +134,13 @@ class JEMTrainer(ModelTrainer):
             x = x + self.cfg.data_noise * torch.randn_like(x)
         with bn_mode(self.model, "eval" if self.cfg.bn_policy == "frozen" else "train"):
             logits = self.loss_model(x)
-        ce = F.cross_entropy(logits, y)
-        x0, _, index = self.buffer.sample(len(x))
+        x0, _, index = self.starts.draw(len(x))
         chain = self.sample(x0)
-        self.buffer.push(chain.x, index=index)
+        self.starts.keep(chain.x, None, index)
         with bn_mode(self.model, self.cfg.bn_policy):
             e_pos = energy(self.loss_model, x)
             e_neg = energy(self.loss_model, chain.x)
-        gen = e_pos.mean() - e_neg.mean()
-        loss = self.cfg.ce_weight * ce + self.cfg.gen_weight * gen
+        loss, ce, gen = jem_loss(logits, y, e_pos, e_neg, self.cfg.ce_weight, self.cfg.gen_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or float("inf"))
@@ -150,7 +153,7 @@ class JEMTrainer(ModelTrainer):
         return self.evaluator(self, step) if self.evaluator else {}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict()}
+        return {"buffer": self.starts.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.buffer.load_state_dict(state["buffer"])
+        self.starts.load_state_dict(state["buffer"])
