@@ -228,34 +228,17 @@ _CIFAR_FULL = {"model.width": 128, "sampler.steps": 60, "sampler.step_size": 10.
                "train.iterations": 100000, "train.batch_size": 128, "eval.samples": 5000,
                "eval.final_samples": 10000, "log.every": 100, "log.checkpoint_every": 2000,
                "log.eval_every": 5000}
-# CIFAR-10 on 2 CPU cores: the conditional MNIST recipe below (alpha 0.1, lr 1e-3 cosine-decayed, spectral
-# norm, a stride-2 stem) with the nine residual blocks kept. With alpha 1, lr 1e-4 and a full-resolution
-# stem (600 iterations, 15 min) the energies stayed within +-0.4 and every variant drew noise (domain FID
-# noise starts 225, buffer-decay 198); with this recipe an iteration costs a third and, at 1,200
-# iterations in 9.5 min, buffer-decay reaches 144 against noise starts' 222 (benchmarks/README.md).
+# CIFAR-10 on 2 CPU cores: IGEBM's CD loss at width 16 with the conditional MNIST recipe below (alpha 0.1,
+# lr 1e-3 cosine-decayed, spectral norm, a stride-2 stem: a third of a full-resolution stem's cost per
+# iteration), 1,200 iterations; how it was chosen: benchmarks/history.md#energy-based-models-on-cifar-10.
 _CIFAR_QUICK = {"model.width": 16, "model.stem_stride": 2, "model.spectral_norm": True, "sampler.steps": 20,
                 "train.lr": 1e-3, "train.lr_decay": "cosine", "train.alpha": 0.1, "train.iterations": 1200,
                 "train.batch_size": 32, "sampler.buffer_size": 5000, "eval.samples": 500, "eval.final_samples": 1000,
                 "log.every": 20, "log.checkpoint_every": 300, "log.eval_every": 300}
-# Conditional MNIST on 2 CPU cores: a stride-2 stem and three one-block stages (a quarter of the compute of
-# a full-resolution stem, and a receptive field covering the digit), lr 1e-3, and a weak L2 energy
-# regulariser: with alpha 1 the energies stay within +-0.5, their input gradients are too small for 20
-# steps of size 10 to move noise anywhere (FID 176 after 500 iterations). 2,000 iterations with the
-# learning rate cosine-decayed to 0 (at a constant 1e-3 runs collapsed by iteration 1,500), spectral norm
-# (without it one seed in three lost the sampler), alpha 0.03 (the regulariser balances the CD gradient at
-# |E| = 1/(2 alpha); at 0.1 the label-1 chains sat at that ceiling). Two changes then lifted the digit 1
-# that every seed lost: fresh chains start from Gaussians fitted per class (JEM++'s informative start;
-# uniform noise is farthest from the thin ones), and the stem halves the resolution by average pooling,
-# not a strided convolution, whose checkerboard input gradient the chains printed on the ones' wide
-# background until the energy separated them from real ones by that texture. Seed 0: class accuracy 0.83
-# (the ones 0.23) with neither, 0.92 (0.65) with the Gaussian starts, 0.96 (1.00; worst digit 9, 0.83)
-# with both, FID 2.1, 1.7, 0.9. Over seeds 0-2 that gave 0.93 +- 0.06, but seed 2 lost its nines to a band
-# along the bottom edge: pooling the 7x7 map to 3x3 dropped its last row and column, so the energy read the
-# image's bottom and right 4 pixels at half the strength of the others. With those kept by zero-padding the
-# map to 8x8 (pool_edges=keep), seeds 0-2: 0.950 +- 0.010, every digit >= 0.767, FID 1.15 +- 0.14, but the
-# last stage at 4x4 made an iteration 1.11x as slow (21.5 min alone on an AVX2 host, target 20). Overlapping
-# 3x3 windows (pool_edges=overlap) read every pixel and keep the 3x3 stage: 0.954 +- 0.008, every digit
-# >= 0.771, FID 1.14 +- 0.03, 19.3 min alone there (benchmarks/README.md).
+# Conditional MNIST on 2 CPU cores: IGEBM's CD loss plus p(y|x)'s cross-entropy; a stride-2 stem that pools
+# (no checkerboard in the Langevin drift), three one-block stages, overlapping pools (every pixel read), fresh
+# chains from per-class Gaussians (JEM++'s start), spectral norm, alpha 0.03, lr 1e-3 cosine-decayed over
+# 2,000 iterations; how each setting was chosen: benchmarks/history.md#conditional-mnist-ebm.
 _MNIST_COND_QUICK = {"model.width": 16, "model.blocks": "1,1,1", "model.stem_stride": 2, "model.spectral_norm": True,
                      "model.stem_downsample": "pool", "model.pool_edges": "overlap", "sampler.steps": 20,
                      "sampler.start": "gaussian",

@@ -220,7 +220,8 @@ _JEM = {"model.norm": "none", "sampler.kind": "sgld", "sampler.start": "uniform"
         "sampler.step_size": 1.0, "sampler.noise": 0.01}
 # JEM++ (Yang & Ji 2021, the JEM++ code): class-conditional Gaussian starts, PYLD with M outer steps of
 # size 1 and N inner steps of 0.01 with the per-pixel bound 1, no added noise, batch norm kept.
-# genlab deviates in the batch-norm policy (eval mode for sampling and the energy terms; see train/jem.py).
+# genlab deviates in the batch-norm policy: frozen at the pretrained classifier's statistics, eval mode
+# throughout (train.bn_policy=frozen; the JEM++ code keeps train mode; see train/jem.py).
 _JEMPP = {"model.norm": "batch", "sampler.kind": "pyld", "sampler.start": "gaussian", "sampler.steps": 5,
           "sampler.inner_steps": 3, "sampler.step_size": 1.0, "sampler.inner_step": 0.01, "sampler.bound": 1.0,
           "sampler.noise": 0.0}
@@ -229,16 +230,14 @@ _SMOKE = {"eval.reference_images": 500, "train.iterations": 12, "train.batch_siz
           "data.test_limit": 200, "sampler.buffer_size": 128, "sampler.steps": 3, "eval.samples": 64,
           "eval.test_images": 100, "eval.final_samples": 64, "eval.per_class": 4, "eval.cond_steps": 3,
           "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8, "model.width": 8}
-# MNIST quick: the generative term weighted 0.03 (for JEM and JEM++ alike). At weight 1 its gradient swamps the
-# cross-entropy's (JEM++'s test accuracy fell from 99.3% to 80% in 600 iterations); at 0.1 JEM++ ended at 94.5%
-# (2 seeds), at 0.03 at 98.7% with every class-conditional sample correct (benchmarks/README.md). A cosine
-# learning-rate decay then gave 98.8% and FID 8.9 instead of 11.8, and weight 0.015 with it 99.03% (seed 0).
+# MNIST quick (JEM and JEM++ alike): the generative term weighted 0.015, not the papers' 1, whose gradient
+# swamps the cross-entropy's on a pretrained classifier, and the learning rate cosine-decayed over 2,000
+# iterations; how these were chosen: benchmarks/history.md#jem-and-jem-on-mnist.
 _MNIST_QUICK = {"train.iterations": 2000, "train.gen_weight": 0.015, "train.lr_decay": "cosine", "log.every": 50,
                 "log.checkpoint_every": 500, "log.eval_every": 500}
 _CIFAR = {"data.dataset": "cifar10", "data.ood_dataset": "mnist", "model.arch": "resnet9"}
-# CIFAR-10 quick: the MNIST weighting too. At weight 1 with a constant rate the data energies ran away from
-# iteration 210 (E(x+) -3 to -3,768 by 300) and JEM++'s test accuracy fell from 86% to 10%; at 0.015 with
-# cosine decay it ended at 84.8% (benchmarks/README.md).
+# CIFAR-10 quick: the MNIST weighting (0.015, cosine decay) for 300 iterations from a 5-epoch classifier; at
+# weight 1 the data energies ran away (benchmarks/history.md#jem-and-jem-on-cifar-10).
 _CIFAR_QUICK = {"train.iterations": 300, "train.batch_size": 32, "train.gen_weight": 0.015, "train.lr_decay": "cosine",
                 "log.every": 10, "log.checkpoint_every": 100,
                 "log.eval_every": 100, "eval.cond_steps": 20, "eval.per_class": 20, "sampler.buffer_size": 5000}

@@ -62,8 +62,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 8.9, _CIFAR_START),
     Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 10, "model.norm": "none"}, False, 16.3,
           _CIFAR_START_NOBN),
-    # 7.5 min measured for the preset before its pooled stem and overlapping pools, which cost 1.14x per
-    # iteration (benchmarks/train_profile.py on an AVX2 host, benchmarks/README.md)
+    # an estimate, not yet measured with the current preset (benchmarks/history.md#the-quick-pipeline)
     Stage("ebm", "ebm-mnist-cond", minutes=8.5, needs=(_MNIST,)),
     Stage("ebm", "ebm-cifar10-noise", minutes=9.3, needs=(_CIFAR,)),
     Stage("ebm", "ebm-cifar10-buffer", minutes=8.6, needs=(_CIFAR,)),
