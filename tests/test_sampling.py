@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from genlab.sampling import buffer_starts
-from genlab.sampling import GeometricDecay, ReplayBuffer, langevin, make_schedule
+from genlab.sampling import (ChainStarts, GeometricDecay, ReplayBuffer, SamplerConfig, balanced_labels, buffer_starts,
+                             fresh_chains, langevin, make_schedule, proximal_langevin)
 
 MEAN = torch.tensor([1.0, -0.5])
 COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
@@ -173,3 +173,61 @@ def test_saved_buffer_starts_each_chain_from_its_own_label_and_falls_back_only_w
     starts = buffer_starts(buffer, 40, labels, "cpu", fallback)[:, 0]
     assert len(calls) == 1
     assert torch.equal(starts[labels < 4], labels[labels < 4].float()) and (starts[labels >= 4] == -1).all()
+
+
+def test_proximal_langevin_clips_the_outer_gradient_and_adds_noise_once_per_outer_step():
+    """E(x) = 100 * sum(x): the gradient is 100 everywhere; clipped to 0.5 with step 1 and no inner steps,
+    every outer step moves each pixel by exactly -0.5."""
+    first = torch.nn.Identity()
+    energy = lambda x: 100 * first(x).flatten(1).sum(1)  # noqa: E731
+    x0 = torch.full((3, 1, 2, 2), 0.9)
+    chain = proximal_langevin(energy, first, x0, outer_steps=2, inner_steps=0, step_size=1.0, inner_step=0.01,
+                              bound=1.0, grad_clip=0.5)
+    assert torch.allclose(chain.x, torch.full_like(x0, -0.1))
+    torch.manual_seed(0)
+    noisy = proximal_langevin(lambda x: 0 * first(x).flatten(1).sum(1), first, torch.zeros(2000, 1, 1, 1),
+                              outer_steps=4, inner_steps=3, step_size=1.0, inner_step=0.01, bound=1.0, noise=0.1)
+    assert noisy.x.std().item() == pytest.approx(0.1 * 4 ** 0.5, rel=0.05)  # four draws of N(0, 0.01)
+
+
+def test_replay_buffer_current_is_the_newest_entries_of_a_ring():
+    buffer = ReplayBuffer(10, (1,), policy="fifo")
+    buffer.push(torch.arange(14).float()[:, None])  # the ring now holds 4..13, 13 newest
+    images, labels = buffer.current(3)
+    assert images[:, 0].tolist() == [13.0, 12.0, 11.0] and labels is None
+    assert len(buffer.current(50)[0]) == 10
+
+
+def test_chain_starts_without_a_buffer_are_fresh_with_uniform_labels():
+    torch.manual_seed(0)
+    starts = ChainStarts(SamplerConfig(init="noise"), (1, 2, 2), torch.device("cpu"), num_classes=4)
+    x0, labels, index = starts.draw(4000)
+    assert starts.buffer is None and index is None
+    assert x0.min() >= -1 and x0.max() <= 1 and abs(x0.mean().item()) < 0.02
+    assert torch.bincount(labels, minlength=4).min() > 900
+    starts.keep(x0, labels, index)  # no buffer: nothing to write back, no error
+
+
+def test_fresh_chains_hold_each_label_fixed_in_batches():
+    """An energy whose well for label y sits at pixel value y / 4: chains end near their own label's value."""
+    seen = []
+
+    def energy(x, y):
+        seen.append(len(x))
+        return ((x.flatten(1) - y[:, None].float() / 4) ** 2).sum(1)
+
+    labels = balanced_labels(10, 3, "cpu")
+    cfg = SamplerConfig(steps=60, step_size=0.2, noise=0.0)
+    x, out = fresh_chains(energy, lambda n, y: torch.zeros(n, 1, 1, 1), 10, 4, cfg, labels=labels)
+    assert out.tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0] and seen[::60] == [4, 4, 2]  # one call per step
+    assert torch.allclose(x[:, 0, 0, 0], labels.float() / 4, atol=1e-3)
+
+
+def test_family_defaults_survive_a_partial_config():
+    """A section built with a family's own defaults keeps them when a stored config lacks a field."""
+    from genlab.experiments.jem import JEMConfig
+    from genlab.config import from_dict
+
+    cfg = from_dict(JEMConfig, {"sampler": {"steps": 7}})
+    assert (cfg.sampler.steps, cfg.sampler.step_size, cfg.sampler.buffer_policy) == (7, 1.0, "inplace")
+    assert SamplerConfig().with_settings({"steps": 3, "unknown_old_key": 1}).steps == 3
