@@ -53,7 +53,7 @@ EBM_COND_WORST_DIGIT = Target("ebm", "ebm-mnist-cond: that share for the worst d
 EBM_COND_MINUTES = Target("ebm", "ebm-mnist-cond: minutes of training (quick preset)", (), "<=", 20, "min")
 
 JEM_CALIBRATION = Target("jem", "jem-mnist, jempp-mnist: test ECE minus that of the classifier the run started from",
-                         ("ece", "classifier_ece"), "<=", 0.01, "ECE")
+                         ("ece", "classifier_ece"), "<=", 0.01, "fraction")
 JEMPP_ACCURACY = Target("jem", "jempp-mnist test accuracy", ("test_accuracy",), ">=", 0.99, "fraction")
 JEMPP_CONDITIONAL = Target("jem", "jempp-mnist: share of class-conditional samples judged to be their class",
                            ("conditional_accuracy",), ">=", 0.90, "fraction")

@@ -203,7 +203,8 @@ def _discuss_jem(runs: Runs) -> list[str]:
 
 
 def _calibration_verdict(runs: list[dict[str, Any]]) -> str:
-    """The calibration target: ECE at most a little above the classifier the run started from."""
+    """The calibration target: the run's test ECE not more than a set margin above that of the classifier it
+    started from."""
     ece, start = mean(runs, "ece"), mean(runs, "classifier_ece")
     if ece is None or start is None:
         return "no verdict"
