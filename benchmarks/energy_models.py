@@ -26,6 +26,8 @@ import torch  # noqa: E402
 
 from genlab.config import parse_assignments, to_dict  # noqa: E402
 from genlab.errors import DivergenceError  # noqa: E402
+from genlab.eval import targets as t  # noqa: E402
+from genlab.eval.targets import verdict  # noqa: E402
 from genlab.experiments.base import machine_info  # noqa: E402
 from genlab.experiments.registry import get_experiment  # noqa: E402
 from genlab.experiments.runner import start_run  # noqa: E402
@@ -73,39 +75,46 @@ def targets(rows: dict[str, list[dict]]) -> list[str]:
     rows = {name: runs for name, runs in finished.items() if runs} | {
         f"{name}:all": runs for name, runs in rows.items()}
     mean = lambda name, key: statistics.mean(r[key] for r in rows[name])  # noqa: E731
-    checks = []
+    checks = []  # (text, the (target, value) pairs it checks)
     if "ebm-mnist-cond" in rows:
-        checks += [(f"ebm-mnist-cond: class accuracy of samples >= 0.90 ({mean('ebm-mnist-cond', 'class_accuracy'):.3f})",
-                    mean("ebm-mnist-cond", "class_accuracy") >= 0.90),
-                   (f"ebm-mnist-cond: every digit >= 0.75 (worst, mean over seeds: "
-                    f"{mean('ebm-mnist-cond', 'min_class_accuracy'):.3f})", mean("ebm-mnist-cond", "min_class_accuracy") >= 0.75),
-                   (f"ebm-mnist-cond: within 20 min ({mean('ebm-mnist-cond', 'minutes'):.1f})",
-                    mean("ebm-mnist-cond", "minutes") <= 20)]
+        accuracy, worst, wall = (mean("ebm-mnist-cond", key) for key in ("class_accuracy", "min_class_accuracy",
+                                                                         "minutes"))
+        checks += [(f"ebm-mnist-cond: class accuracy of samples >= {t.EBM_COND_ACCURACY.threshold:.2f} "
+                    f"({accuracy:.3f})", [(t.EBM_COND_ACCURACY, accuracy)]),
+                   (f"ebm-mnist-cond: every digit >= {t.EBM_COND_WORST_DIGIT.threshold:.2f} (worst, mean over seeds: "
+                    f"{worst:.3f})", [(t.EBM_COND_WORST_DIGIT, worst)]),
+                   (f"ebm-mnist-cond: within {t.EBM_COND_MINUTES.threshold:g} min ({wall:.1f})",
+                    [(t.EBM_COND_MINUTES, wall)])]
     if {"ebm-cifar10-noise", "ebm-cifar10-buffer-decay"} <= rows.keys():
         noise, decay = mean("ebm-cifar10-noise", "fid"), mean("ebm-cifar10-buffer-decay", "fid")
-        checks.append((f"ebm-cifar10: buffer-decay FID {decay:.1f} at least 30% below noise-init {noise:.1f} "
-                       f"({1 - decay / noise:.0%} lower)", decay <= 0.7 * noise))
+        reduction = (noise - decay) / noise
+        checks.append((f"ebm-cifar10: buffer-decay FID {decay:.1f} at least {t.EBM_FID_REDUCTION.threshold:.0%} below "
+                       f"noise-init {noise:.1f} ({reduction:.0%} lower)", [(t.EBM_FID_REDUCTION, reduction)]))
     if "jempp-mnist" in rows:
-        checks += [(f"jempp-mnist: test accuracy >= 0.990 ({mean('jempp-mnist', 'test_accuracy'):.4f})",
-                    mean("jempp-mnist", "test_accuracy") >= 0.99),
-                   (f"jempp-mnist: class-conditional sample accuracy >= 0.90 "
-                    f"({mean('jempp-mnist', 'conditional_accuracy'):.3f})", mean("jempp-mnist", "conditional_accuracy") >= 0.90),
-                   (f"jempp-mnist: within 30 min ({mean('jempp-mnist', 'minutes'):.1f})", mean("jempp-mnist", "minutes") <= 30)]
+        accuracy, conditional, wall = (mean("jempp-mnist", key) for key in ("test_accuracy", "conditional_accuracy",
+                                                                            "minutes"))
+        checks += [(f"jempp-mnist: test accuracy >= {t.JEMPP_ACCURACY.threshold:.3f} ({accuracy:.4f})",
+                    [(t.JEMPP_ACCURACY, accuracy)]),
+                   (f"jempp-mnist: class-conditional sample accuracy >= {t.JEMPP_CONDITIONAL.threshold:.2f} "
+                    f"({conditional:.3f})", [(t.JEMPP_CONDITIONAL, conditional)]),
+                   (f"jempp-mnist: within {t.JEMPP_MINUTES.threshold:g} min ({wall:.1f})", [(t.JEMPP_MINUTES, wall)])]
     events = lambda name: sum(r["divergence_events"] for r in rows[f"{name}:all"])  # noqa: E731
     if {"jem-mnist", "jempp-mnist"} <= rows.keys():
         steps = mean("jempp-mnist", "sgld_steps_per_iteration") / mean("jem-mnist", "sgld_steps_per_iteration")
-        checks.append((f"JEM++ FID {mean('jempp-mnist', 'fid'):.2f} <= JEM's {mean('jem-mnist', 'fid'):.2f} with "
-                       f"{steps:.2f}x its SGLD steps (<= 0.5)",
-                       mean("jempp-mnist", "fid") <= mean("jem-mnist", "fid") and steps <= 0.5))
+        fid_jem, fid_pp = mean("jem-mnist", "fid"), mean("jempp-mnist", "fid")
+        checks.append((f"JEM++ FID {fid_pp:.2f} <= JEM's {fid_jem:.2f} with {steps:.2f}x its SGLD steps "
+                       f"(<= {t.JEMPP_STEP_SHARE.threshold:g})",
+                       [(t.JEMPP_FID_OVER_JEM, fid_pp - fid_jem), (t.JEMPP_STEP_SHARE, steps)]))
     if {"jem-mnist:all", "jempp-mnist:all"} <= rows.keys():
         checks.append((f"JEM++ divergence events {events('jempp-mnist')} <= JEM's {events('jem-mnist')}",
-                       events("jempp-mnist") <= events("jem-mnist")))
+                       [(t.JEMPP_DIVERGENCES_OVER_JEM, events("jempp-mnist") - events("jem-mnist"))]))
     for name in ("jem-mnist", "jempp-mnist"):
         if name in rows:
             gap = mean(name, "ece") - mean(name, "classifier_ece")
             checks.append((f"{name}: ECE {mean(name, 'ece'):.4f} not worse than the classifier's "
-                           f"{mean(name, 'classifier_ece'):.4f} by more than 0.01", gap <= 0.01))
-    return [f"{'met' if ok else 'MISSED'}: {text}" for text, ok in checks]
+                           f"{mean(name, 'classifier_ece'):.4f} by more than {t.JEM_CALIBRATION.threshold:g}",
+                           [(t.JEM_CALIBRATION, gap)]))
+    return [f"{verdict(*pairs)}: {text}" for text, pairs in checks]
 
 
 def main() -> None:

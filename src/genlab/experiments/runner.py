@@ -15,6 +15,7 @@ import torch
 from genlab import __version__, distributed
 from genlab.config import from_dict, to_dict
 from genlab.errors import ConfigError, GenlabError, RunError
+from genlab.eval.schema import warn_undeclared
 from genlab.experiments.base import RunContext
 from genlab.experiments.registry import get_experiment
 from genlab.train.run_dir import RunDir
@@ -81,6 +82,7 @@ def _execute(ctx: RunContext) -> RunDir:
         if ctx.tensorboard:
             ctx.tensorboard.close()
     ctx.run.write_summary(ctx.summary(metrics))
+    warn_undeclared(metrics, ctx.experiment.family, ctx.experiment.name)  # after writing: the results are kept
     return ctx.run
 
 

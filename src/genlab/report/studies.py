@@ -11,13 +11,21 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from genlab.eval import targets as t
+from genlab.eval.targets import verdict
+
 Runs = dict[str, list[dict[str, Any]]]  # stage name -> summaries of its complete runs (one per seed)
+
+
+def metric(summary: dict[str, Any], key: str) -> Any:
+    """A run summary's metric ``key`` (a key declared in genlab.eval.schema), None if the run lacks it."""
+    return summary.get("metrics", {}).get(key)
 
 
 def values(runs: list[dict[str, Any]], key: str) -> list[float]:
     out = []
     for summary in runs:
-        value = summary.get("metrics", {}).get(key)
+        value = metric(summary, key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             out.append(float(value))
     return out
@@ -56,22 +64,22 @@ class Study:
 
 
 def _discuss_classifiers(runs: Runs) -> list[str]:
-    targets = {"classifier-mnist": 0.99, "classifier-hoda": 0.99, "classifier-fashion_mnist": 0.90,
-               "classifier-cifar10": 0.75}
     lines = []
-    for stage, target in targets.items():
+    for dataset, target in t.CLASSIFIER_ACCURACY.items():
+        stage = f"classifier-{dataset}"
         acc = mean(runs.get(stage, []), "test_accuracy")
         if acc is not None:
-            lines.append(f"{stage}: test accuracy {acc:.2%} (target {target:.0%}: "
-                         f"{'met' if acc >= target else 'NOT met'}) in {minutes(runs[stage]):.1f} min of training.")
-    minimum = {"mnist": 0.85, "cifar10": 0.70}  # what JEM asks of the classifier it starts from
+            lines.append(f"{stage}: test accuracy {acc:.2%} (target {target.threshold:.0%}: "
+                         f"{verdict((target, acc))}) in {minutes(runs[stage]):.1f} min of training.")
+    starts = t.JEM_START_ACCURACY
     checked = []
     for stage, rs in runs.items():
         dataset, acc = stage.removeprefix("classifier-").split("-")[0], mean(rs, "test_accuracy")
-        if "-seed1" in stage and dataset in minimum and acc is not None:
-            checked.append(f"{stage} {acc:.2%} ({'met' if acc >= minimum[dataset] else 'NOT met'})")
+        if "-seed1" in stage and dataset in starts and acc is not None:
+            checked.append(f"{stage} {acc:.2%} ({verdict((starts[dataset], acc))})")
     if checked:
-        lines.append("JEM's starting points (at least 85% on MNIST and 70% on CIFAR-10): " + ", ".join(checked) + ".")
+        lines.append(f"JEM's starting points (at least {starts['mnist'].threshold:.0%} on MNIST and "
+                     f"{starts['cifar10'].threshold:.0%} on CIFAR-10): " + ", ".join(checked) + ".")
     return lines
 
 
@@ -83,8 +91,8 @@ def _discuss_ebm(runs: Runs) -> list[str]:
         change = (fid_noise - fid_decay) / fid_noise
         lines.append(
             f"Sample quality: at the same budget, buffer-decay reaches domain FID {spread(decay, 'fid')} against "
-            f"noise-init's {spread(noise, 'fid')} ({100 * change:.0f}% lower; the target is 30% lower: "
-            f"{'met' if change >= 0.3 else 'not met'})"
+            f"noise-init's {spread(noise, 'fid')} ({100 * change:.0f}% lower; the target is "
+            f"{t.EBM_FID_REDUCTION.threshold:.0%} lower: {verdict((t.EBM_FID_REDUCTION, change))})"
             + (f"; the replay buffer alone gives {spread(buffer, 'fid')}." if fid_buffer is not None else "."))
     spikes = {k: mean(v, "grad_norm_spikes") for k, v in runs.items() if k.startswith("ebm-cifar10")}
     events = {k: mean(v, "divergence_events") for k, v in runs.items() if k.startswith("ebm-cifar10")}
@@ -101,18 +109,20 @@ def _discuss_ebm(runs: Runs) -> list[str]:
     if acc is not None:
         worst = mean(cond, "min_class_accuracy")
         wall = minutes(cond)
+        overall, worst_digit, within = t.EBM_COND_ACCURACY, t.EBM_COND_WORST_DIGIT, t.EBM_COND_MINUTES
         lines.append(f"Conditional MNIST: the independent MNIST classifier gives {acc:.1%} of label-fixed samples "
-                     f"their intended digit (worst digit {spread(cond, 'min_class_accuracy')}; targets 90% and 75%: "
-                     f"{'met' if acc >= 0.9 and (worst or 0.0) >= 0.75 else 'not met'}), after {wall:.1f} min "
-                     f"of training (within 20: {'met' if wall <= 20 else 'not met'}; the time depends on the host "
-                     f"and on the runs beside it).")
+                     f"their intended digit (worst digit {spread(cond, 'min_class_accuracy')}; targets "
+                     f"{overall.threshold:.0%} and {worst_digit.threshold:.0%}: "
+                     f"{verdict((overall, acc), (worst_digit, worst or 0.0))}), after {wall:.1f} min "
+                     f"of training (within {within.threshold:g}: {verdict((within, wall))}; the time depends on the "
+                     f"host and on the runs beside it).")
         lines += _energy_gap_lines(cond)
     return lines
 
 
 def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:
     """The per-class list ``key`` averaged over the seeds that have it."""
-    lists = [r["metrics"][key] for r in runs if isinstance(r.get("metrics", {}).get(key), list)]
+    lists = [found for r in runs if isinstance(found := metric(r, key), list)]
     return [statistics.mean(column) for column in zip(*lists)] if lists else None
 
 
@@ -148,14 +158,14 @@ def _times_to_fid(runs: Runs, threshold: float, curve_key: str) -> str:
 
 def _convergence_lines(variants: Runs) -> list[str]:
     """Convergence speed of the CIFAR-10 variants: minutes until the FID evaluated during training first
-    reached a level every variant can be held to (1.5x the best FID any variant evaluated)."""
-    best = min((fid for rs in variants.values() for r in rs for _, _, fid in r.get("metrics", {}).get("fid_curve") or []),
+    reached a level every variant can be held to (a multiple of the best FID any variant evaluated)."""
+    best = min((fid for rs in variants.values() for r in rs for _, _, fid in metric(r, "fid_curve") or []),
                default=math.inf)
     if not math.isfinite(best):
         return []
-    threshold = 1.5 * best
-    return [f"Convergence speed: training time until the evaluated FID first fell to {threshold:.3g} (1.5x the "
-            f"best FID any variant reached): " + _times_to_fid(variants, threshold, "fid_curve") + "."]
+    level = t.CONVERGENCE_LEVEL["ebm"]
+    return [f"Convergence speed: training time until the evaluated FID first fell to {level * best:.3g} ({level:g}x "
+            f"the best FID any variant reached): " + _times_to_fid(variants, level * best, "fid_curve") + "."]
 
 
 def _discuss_jem(runs: Runs) -> list[str]:
@@ -193,11 +203,13 @@ def _discuss_jem(runs: Runs) -> list[str]:
 
 
 def _calibration_verdict(runs: list[dict[str, Any]]) -> str:
-    """The calibration target: ECE at most 0.01 above the classifier the run started from."""
+    """The calibration target: the run's test ECE not more than a set margin above that of the classifier it
+    started from."""
     ece, start = mean(runs, "ece"), mean(runs, "classifier_ece")
     if ece is None or start is None:
         return "no verdict"
-    return f"{ece - start:+.3f}, target at most +0.01: {'met' if ece - start <= 0.01 else 'not met'}"
+    target = t.JEM_CALIBRATION
+    return f"{ece - start:+.3f}, target at most +{target.threshold:g}: {verdict((target, ece - start))}"
 
 
 def _jempp_targets(jem: list[dict[str, Any]], jempp: list[dict[str, Any]]) -> list[str]:
@@ -207,21 +219,23 @@ def _jempp_targets(jem: list[dict[str, Any]], jempp: list[dict[str, Any]]) -> li
     acc, cond = mean(jempp, "test_accuracy"), mean(jempp, "conditional_accuracy")
     wall = minutes(jempp)
     if acc is not None and cond is not None:
-        lines.append(f"JEM++ targets: test accuracy {spread(jempp, 'test_accuracy', 4)} (at least 0.99: "
-                     f"{'met' if acc >= 0.99 else 'not met'}), class-conditional samples judged correct "
-                     f"{spread(jempp, 'conditional_accuracy')} (at least 0.9: {'met' if cond >= 0.9 else 'not met'}), "
-                     f"{wall:.1f} min of training (within 30: {'met' if wall <= 30 else 'not met'}).")
+        accuracy, conditional, within = t.JEMPP_ACCURACY, t.JEMPP_CONDITIONAL, t.JEMPP_MINUTES
+        lines.append(f"JEM++ targets: test accuracy {spread(jempp, 'test_accuracy', 4)} (at least "
+                     f"{accuracy.threshold:g}: {verdict((accuracy, acc))}), class-conditional samples judged correct "
+                     f"{spread(jempp, 'conditional_accuracy')} (at least {conditional.threshold:g}: "
+                     f"{verdict((conditional, cond))}), {wall:.1f} min of training (within {within.threshold:g}: "
+                     f"{verdict((within, wall))}).")
     fid_jem, fid_pp = mean(jem, "fid"), mean(jempp, "fid")
     steps_jem, steps_pp = mean(jem, "sgld_steps_per_iteration"), mean(jempp, "sgld_steps_per_iteration")
     if None in (fid_jem, fid_pp, steps_jem, steps_pp):
         return lines
     div_jem, div_pp = sum(values(jem, "divergence_events")), sum(values(jempp, "divergence_events"))
-    quality = fid_pp <= fid_jem and steps_pp <= steps_jem / 2
+    quality = verdict((t.JEMPP_FID_OVER_JEM, fid_pp - fid_jem), (t.JEMPP_STEP_SHARE, steps_pp / steps_jem))
     return lines + [
         f"JEM++ against its claims: FID {fid_pp:.3g} vs JEM's {fid_jem:.3g} with {steps_pp / steps_jem:.0%} of "
-        f"JEM's SGLD steps per iteration (JEM's quality with at most half the steps: "
-        f"{'met' if quality else 'not met'}); divergence events {div_pp:.0f} vs {div_jem:.0f} "
-        f"({'no more than JEM' if div_pp <= div_jem else 'more than JEM'})."]
+        f"JEM's SGLD steps per iteration (JEM's quality with at most {t.JEMPP_STEP_SHARE.threshold:.0%} of the "
+        f"steps: {quality}); divergence events {div_pp:.0f} vs {div_jem:.0f} "
+        f"({'no more than JEM' if t.JEMPP_DIVERGENCES_OVER_JEM.met_by(div_pp - div_jem) else 'more than JEM'})."]
 
 
 def _cifar_lines(jem: list[dict[str, Any]], jempp: list[dict[str, Any]]) -> list[str]:
@@ -260,7 +274,7 @@ def _discuss_dvae(runs: Runs) -> list[str]:
 def time_to_fid(summary: dict[str, Any], threshold: float, curve_key: str = "val_fid_curve") -> float | None:
     """Wall seconds of training until the evaluated FID (a ``[step, wall_s, fid]`` curve) first fell to
     ``threshold`` (None: never)."""
-    curve = summary.get("metrics", {}).get(curve_key) or []
+    curve = metric(summary, curve_key) or []
     return next((wall for _, wall, fid in curve if fid <= threshold), None)
 
 
@@ -279,13 +293,14 @@ def _discuss_gan(runs: Runs) -> list[str]:
     best = max(present, key=lambda n: mean(present[n], "test_confident_share") or 0.0)
     share, coverage = mean(present[best], "test_confident_share"), mean(present[best], "test_class_coverage")
     if share is not None and coverage is not None:
+        confident, covered = t.GAN_CONFIDENT_SHARE, t.GAN_CLASS_COVERAGE
         lines.append(f"Best model by confident share: {best} ({share:.1%} of samples with judge probability above "
-                     f"0.9, class coverage {coverage:.3f}; targets 90% and 0.95: "
-                     f"{'met' if share >= 0.9 and coverage >= 0.95 else 'not met'}).")
+                     f"0.9, class coverage {coverage:.3f}; targets {confident.threshold:.0%} and "
+                     f"{covered.threshold:g}: {verdict((confident, share), (covered, coverage))}).")
     wgan, gp = present.get("WGAN (clip)", []), present.get("WGAN-GP", [])
     if wgan and gp:
-        pairs = {r.get("seed"): r["metrics"].get("test_fid") for r in wgan}
-        wins = [gp_run["metrics"].get("test_fid") < pairs[gp_run.get("seed")] for gp_run in gp
+        pairs = {r.get("seed"): metric(r, "test_fid") for r in wgan}
+        wins = [metric(gp_run, "test_fid") < pairs[gp_run.get("seed")] for gp_run in gp
                 if pairs.get(gp_run.get("seed")) is not None]
         lines.append(f"WGAN-GP against weight clipping: test FID below WGAN's on {sum(wins)} of {len(wins)} seeds "
                      f"({spread(gp, 'test_fid')} vs {spread(wgan, 'test_fid')}). The clipped critic ends with "
@@ -296,10 +311,11 @@ def _discuss_gan(runs: Runs) -> list[str]:
         lines.append("Does the critic's Wasserstein estimate track quality? Spearman correlation with validation FID "
                      "over training: " + ", ".join(f"{n} {v}" for n, v in tracking.items())
                      + " (near 1: the estimate falls as the samples improve).")
-    threshold = 2 * min(mean(rs, "best_val_fid") or math.inf for rs in present.values())
+    level = t.CONVERGENCE_LEVEL["gan"]
+    threshold = level * min(mean(rs, "best_val_fid") or math.inf for rs in present.values())
     if math.isfinite(threshold):
-        lines.append(f"Convergence: time to a validation FID of {threshold:.3g} (twice the best model's final best): "
-                     + _times_to_fid(present, threshold, "val_fid_curve") + ".")
+        lines.append(f"Convergence: time to a validation FID of {threshold:.3g} ({level:g}x the best model's final "
+                     f"best): " + _times_to_fid(present, threshold, "val_fid_curve") + ".")
     return lines
 
 

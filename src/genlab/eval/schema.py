@@ -1,0 +1,202 @@
+"""The metrics schema: every key an experiment writes into the ``"metrics"`` of its ``summary.json``, with its
+meaning, its unit and the experiment families (``Experiment.family``) that write it.
+
+Summaries are written by experiments and read back by the report and the benchmarks, by name. Declaring
+each key here once lets both sides be checked: the runner warns (``UndeclaredMetricWarning``, an error under
+the test suite) when an experiment writes a key the schema does not declare for its family, and the tests
+check that every key the report asks for is declared and written by a family.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+FAMILIES = ("classifier", "ebm", "jem", "dvae", "gan")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    meaning: str
+    unit: str  # "fraction" (0 to 1), "count", "s", "dB", "score" (dimensionless), "energy", "text"; a list: per what
+    families: tuple[str, ...]  # the experiment families whose runs write it (some only in some configs)
+
+
+class UndeclaredMetricWarning(UserWarning):
+    """An experiment wrote a summary metric that the schema does not declare for its family. The run's
+    results are kept; the schema (or the experiment) needs mending."""
+
+
+# The sample-quality scores of eval.score.score_embeddings, all in the feature space of the dataset's judge.
+_SAMPLE_SCORES = {
+    "fid": ("Frechet distance between the judge features of the samples and of the reference images (lower: "
+            "closer to the data)", "score"),
+    "kid": ("kernel inception distance in the judge's feature space (mean over subsets; lower: closer)", "score"),
+    "kid_std": ("standard deviation of the KID over its subsets", "score"),
+    "is": ("inception score with the judge's class probabilities (higher: confident and varied)", "score"),
+    "is_std": ("standard deviation of the inception score over its splits", "score"),
+    "precision": ("share of samples inside the manifold of the reference features (realism)", "fraction"),
+    "recall": ("share of reference images inside the manifold of the sample features (variety)", "fraction"),
+    "class_coverage": ("normalised entropy of the judge's class histogram of the samples (1: every class "
+                       "equally often)", "fraction"),
+    "confident_share": ("share of samples the judge gives one class with probability above 0.9", "fraction"),
+    "class_accuracy": ("share of label-fixed samples the judge gives their intended label", "fraction"),
+}
+_CLUSTER_SCORES = {  # eval.clustering.clustering_report, K clusters of the training images against their labels
+    "hungarian_accuracy": "accuracy after matching clusters to classes one-to-one (Hungarian)",
+    "majority_accuracy": "accuracy after giving each cluster its most frequent class",
+    "nmi": "normalised mutual information of clusters and labels",
+    "ari": "adjusted Rand index of clusters and labels",
+    "purity": "share of images in their cluster's most frequent class",
+}
+_CLUSTERINGS = {  # the dvae code study's clusterings, as the prefix of their keys
+    "cluster": "the codes, embedded (cluster.embedding) then KMeans with K = cluster.k",
+    "codes_plain": "plain KMeans on the code representation (baseline)",
+    "pixels_plain": "plain KMeans on raw pixels (baseline)",
+    "pixels_embedded": "raw pixels, the same embedding then KMeans (baseline; absent with cluster.embedding=none)",
+}
+
+
+def _declarations() -> list[Metric]:
+    m = Metric
+    return [
+        # Classifiers (and what JEM keeps of its classifier)
+        m("test_accuracy", "accuracy of the trained classifier on the test split", "fraction", ("classifier", "jem")),
+        m("test_loss", "mean cross-entropy on the test split", "score", ("classifier",)),
+        m("val_accuracy", "accuracy on the validation split (datasets that have one: Hoda)", "fraction",
+          ("classifier",)),
+        m("steps", "optimiser steps of training", "count", ("classifier",)),
+        m("confusion", "confusion matrix on the test split (rows: true labels)", "count per true and predicted label",
+          ("classifier",)),
+        m("per_class_accuracy", "classifier runs: test accuracy per class; ebm and jem runs: share of the "
+          "label-fixed samples of each label the judge gives that label", "fraction per class",
+          ("classifier", "ebm", "jem")),
+        m("min_class_accuracy", "the lowest per_class_accuracy of the label-fixed samples", "fraction", ("ebm", "jem")),
+        m("train_images", "training images used", "count", ("classifier", "dvae", "gan")),
+        m("test_images", "test images evaluated on", "count", ("classifier", "dvae")),
+        m("parameters", "trainable parameters of the network", "count", ("classifier", "ebm")),
+        # EBM and JEM: sample quality, training and stability
+        *(m(key, f"final samples: {meaning}", unit, ("ebm", "jem")) for key, (meaning, unit) in _SAMPLE_SCORES.items()
+          if key not in ("is_std", "class_accuracy")),
+        m("is_std", f"final samples: {_SAMPLE_SCORES['is_std'][0]}", "score", ("ebm",)),
+        m("class_accuracy", f"final samples of a conditional model: {_SAMPLE_SCORES['class_accuracy'][0]}",
+          "fraction", ("ebm",)),
+        m("diversity", "mean pairwise judge-feature distance of the samples over that of real images (1: as varied "
+          "as the data, near 0: collapsed)", "score", ("ebm",)),
+        m("samples", "final samples scored", "count", ("ebm",)),
+        m("reference_images", "test images the samples are compared with", "count", ("ebm", "jem")),
+        m("iterations", "training iterations of the config", "count", ("ebm", "jem")),
+        m("sgld_steps_per_iteration", "full-network sampler steps per training iteration", "count", ("ebm", "jem")),
+        m("grad_norm_spikes", "log intervals whose gradient norm exceeded 10x the run's median", "count", ("ebm",)),
+        m("max_abs_energy", "largest |energy| of data or samples logged in training", "energy", ("ebm",)),
+        m("divergence_events", "rollbacks and divergences the divergence guard recorded", "count", ("ebm", "jem")),
+        m("fid_curve", "FID of the samples at each evaluation during training", "[step, wall s, FID] per evaluation",
+          ("ebm",)),
+        m("per_class_energy_data", "mean E(x, y) of the test images of each label (conditional models)",
+          "energy per class", ("ebm",)),
+        m("per_class_energy_samples", "mean E(x, y) of the final samples of each label (conditional models)",
+          "energy per class", ("ebm",)),
+        # JEM
+        m("ece", "expected calibration error on the test split", "fraction", ("jem",)),
+        m("ood_auroc_energy", "AUROC of telling test images from the OOD set by -E(x) (logsumexp of the logits)",
+          "fraction", ("jem",)),
+        m("ood_auroc_max_softmax", "AUROC of telling test images from the OOD set by the largest softmax probability",
+          "fraction", ("jem",)),
+        m("ood_dataset", "the out-of-distribution test set", "text", ("jem",)),
+        m("conditional_accuracy", "share of the class-conditional samples the judge gives their label", "fraction",
+          ("jem",)),
+        m("conditional_fid", "domain FID of the class-conditional samples", "score", ("jem",)),
+        m("classifier_test_accuracy", "test accuracy of the classifier the run started from", "fraction", ("jem",)),
+        m("classifier_ece", "expected calibration error of the classifier the run started from", "fraction", ("jem",)),
+        m("classifier_ood_auroc_max_softmax", "max-softmax OOD AUROC of the classifier the run started from",
+          "fraction", ("jem",)),
+        m("first_layer_steps_per_iteration", "inner first-layer steps of proximal SGLD per iteration (0: plain SGLD)",
+          "count", ("jem",)),
+        m("seconds_per_1000_iterations", "mean training time of 1,000 iterations", "s", ("jem",)),
+        # Discrete VAE and the clustering of its codes
+        m("quantizer", "the discrete bottleneck (vq or gumbel)", "text", ("dvae",)),
+        m("dvae_steps", "training steps of the discrete VAE", "count", ("dvae",)),
+        m("test_recon_mse", "mean squared reconstruction error per pixel on the test split (images in [-1, 1])",
+          "score", ("dvae",)),
+        m("test_psnr", "peak signal-to-noise ratio of the test reconstructions", "dB", ("dvae",)),
+        m("test_perplexity", "perplexity of the test images' code histogram (effective codes in use)", "codes",
+          ("dvae",)),
+        m("test_codes_used", "codes used at least once by the test images", "count", ("dvae",)),
+        m("test_codes_used_fraction", "share of the codebook used at least once by the test images", "fraction",
+          ("dvae",)),
+        m("restarted_codes", "dead codes restarted during training (VQ-EMA only)", "count", ("dvae",)),
+        m("cluster_representation", "what an image's codes became before clustering (quantized or histogram)",
+          "text", ("dvae",)),
+        m("cluster_embedding", "the embedding KMeans clustered (none, pca or spectral)", "text", ("dvae",)),
+        m("cluster_k", "clusters of the pseudo-labels", "count", ("dvae",)),
+        *(m(f"{prefix}_{score}", f"{what}: {meaning}", "fraction" if score != "ari" else "score", ("dvae",))
+          for prefix, what in _CLUSTERINGS.items() for score, meaning in _CLUSTER_SCORES.items()),
+        m("cluster_silhouette", "silhouette of the chosen clustering (K = cluster_k)", "score", ("dvae",)),
+        m("best_silhouette_k", "the K of the sweep with the highest silhouette", "count", ("dvae",)),
+        m("sweep_k", "the K values of the sweep", "count per K", ("dvae",)),
+        m("sweep_silhouette", "silhouette at each K of the sweep", "score per K", ("dvae",)),
+        m("sweep_hungarian_accuracy", "Hungarian accuracy at each K of the sweep", "fraction per K", ("dvae",)),
+        m("sweep_majority_accuracy", "majority accuracy at each K of the sweep", "fraction per K", ("dvae",)),
+        m("sweep_nmi", "NMI at each K of the sweep", "score per K", ("dvae",)),
+        m("cluster_label_distribution", "true labels of the images of each cluster", "count per cluster and label",
+          ("dvae",)),
+        m("cluster_to_class", "the class each cluster stands for, by the hungarian and the majority mapping (-1: "
+          "none)", "class per cluster", ("dvae",)),
+        m("pseudo_label_images", "training images whose cluster maps to a class", "count", ("dvae",)),
+        m("pseudo_label_accuracy", "share of those images whose pseudo-label is their true label", "fraction",
+          ("dvae",)),
+        *(m(f"{labels}_label_classifier_{what}", f"the classifier trained on {labels} labels, on the true test "
+            f"labels: {meaning}", unit, ("dvae",))
+          for labels in ("true", "pseudo")
+          for what, meaning, unit in (("accuracy", "accuracy", "fraction"),
+                                      ("per_class_accuracy", "accuracy per class", "fraction per class"),
+                                      ("confusion", "confusion matrix (rows: true labels)",
+                                       "count per true and predicted label"))),
+        # GANs: the best generator's samples against the test split, and training
+        *(m(f"test_{key}", f"the best generator's samples against the test split: {meaning}", unit, ("gan",))
+          for key, (meaning, unit) in _SAMPLE_SCORES.items()),
+        m("test_per_class_accuracy", "conditional models: share of the test samples of each label the judge gives "
+          "that label", "fraction per class", ("gan",)),
+        m("test_samples", "samples of the best generator scored against the test split", "count", ("gan",)),
+        m("test_class_histogram", "share of the test samples the judge puts in each class", "fraction per class",
+          ("gan",)),
+        m("best_val_fid", "lowest validation FID over training (the generator kept)", "score", ("gan",)),
+        m("best_step", "step of the generator with the lowest validation FID", "count", ("gan",)),
+        m("last_val_fid", "validation FID at the last evaluation", "score", ("gan",)),
+        m("val_fid_curve", "validation FID at each evaluation", "[step, wall s, FID] per evaluation", ("gan",)),
+        m("val_reference_images", "validation images the evaluations compare with", "count", ("gan",)),
+        m("generator_parameters", "trainable parameters of the generator", "count", ("gan",)),
+        m("critic_parameters", "trainable parameters of the critic (discriminator)", "count", ("gan",)),
+        m("critic_weight_std", "standard deviation of the critic's parameters at the end", "score", ("gan",)),
+        m("wasserstein_fid_spearman", "WGANs: Spearman correlation over evaluations of the critic's Wasserstein "
+          "estimate and the validation FID", "score", ("gan",)),
+        m("last_wasserstein", "WGANs: the critic's Wasserstein estimate at the last log step", "score", ("gan",)),
+        m("last_clipped_fraction", "WGAN: share of critic weights at the clipping bound at the last log step",
+          "fraction", ("gan",)),
+    ]
+
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _declarations()}
+
+
+def declared(key: str) -> Metric:
+    """The declaration of a summary metric; a KeyError naming the key if the schema lacks it."""
+    try:
+        return METRICS[key]
+    except KeyError:
+        raise KeyError(f"summary metric '{key}' is not declared in genlab.eval.schema") from None
+
+
+def undeclared(metrics: Mapping[str, Any], family: str) -> list[str]:
+    """The keys of a run's metrics that the schema does not declare as written by ``family``."""
+    return sorted(k for k in metrics if k not in METRICS or family not in METRICS[k].families)
+
+
+def warn_undeclared(metrics: Mapping[str, Any], family: str, experiment: str) -> None:
+    """Warn (UndeclaredMetricWarning) about the keys of a run's metrics the schema lacks for its family."""
+    keys = undeclared(metrics, family)
+    if keys:
+        warnings.warn(f"experiment '{experiment}' (family '{family}') wrote summary metrics that genlab.eval.schema "
+                      f"does not declare for its family: {', '.join(keys)}", UndeclaredMetricWarning, stacklevel=2)
