@@ -56,6 +56,23 @@ def test_ema_update_moves_each_code_toward_the_mean_of_its_assigned_vectors():
     assert torch.allclose(quantizer.codebook[1], torch.tensor([10.0, 10.0]), rtol=1e-3)  # unused: stays
 
 
+def test_ema_update_sums_counts_and_vectors_over_ranks_with_the_given_reduction():
+    """Two ranks that saw the same batch (a reduction that doubles) move the codebook as one process that saw
+    the batch twice."""
+    batch = torch.tensor([[1.0, 1.0], [1.2, 0.8], [9.0, 11.0]])
+    doubled, twice = (VectorQuantizerEMA(num_codes=2, dim=2, decay=0.9, dead_threshold=1e-3) for _ in range(2))
+    for quantizer in (doubled, twice):
+        quantizer.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
+        quantizer.cluster_size.fill_(1.0)
+        quantizer.embed_sum.copy_(quantizer.codebook)
+    doubled.sum_over_ranks = lambda values: 2 * values
+    doubled.train()(_grid(batch))
+    twice.train()(_grid(torch.cat([batch, batch])))
+    assert torch.allclose(doubled.cluster_size, twice.cluster_size)
+    assert torch.allclose(doubled.codebook, twice.codebook)
+    assert not torch.allclose(doubled.codebook, torch.tensor([[0.0, 0.0], [10.0, 10.0]]), atol=0.1)
+
+
 def test_repeated_updates_converge_to_the_assigned_mean():
     quantizer = VectorQuantizerEMA(num_codes=1, dim=2, decay=0.5)
     assigned = torch.tensor([[2.0, -1.0], [4.0, 1.0]])

@@ -9,21 +9,20 @@ from sklearn.metrics import confusion_matrix
 
 from genlab.data.batches import to_float
 from genlab.data.datasets import ImageSet
+from genlab.nets.modes import evaluating
 
 
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 500,
                    channels_last: bool = False) -> torch.Tensor:
     """Logits for uint8 images (N, C, H, W), in eval mode, returned on the CPU."""
-    was_training = model.training
-    model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
-        x = to_float(images[start:start + batch_size].to(device))
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out.append(model(x).float().cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(images), batch_size):
+            x = to_float(images[start:start + batch_size].to(device))
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out.append(model(x).float().cpu())
     return torch.cat(out)
 
 

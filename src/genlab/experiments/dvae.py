@@ -38,6 +38,7 @@ from genlab.eval.clustering import clustering_report, hungarian_mapping, majorit
 from genlab.experiments.base import Experiment, RunContext
 from genlab.io import read_json, write_atomic, write_json
 from genlab.nets.classifiers import build_classifier
+from genlab.nets.modes import evaluating
 from genlab.nets.vq import DiscreteVAE, VectorQuantizerEMA, code_counts
 from genlab.report import cluster_figures as cf
 from genlab.report.figures import confusion_figure, curves_figure
@@ -163,8 +164,7 @@ def _compare_classifiers(ctx: RunContext, train_set: ImageSet, test_set: ImageSe
 def _reconstruction(ctx: RunContext, model: DiscreteVAE, test_set: ImageSet) -> dict[str, Any]:
     """Test-set reconstruction and codebook use; a grid of originals over their reconstructions."""
     report = {f"test_{k}": v for k, v in reconstruction_report(model, test_set, ctx.device).items()}
-    model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):
         x = to_float(test_set.images[:20].to(ctx.device))
         recon, _ = model(x)
     ctx.save_grid(torch.cat([x[:10], recon[:10], x[10:20], recon[10:20]]), "reconstructions", nrow=10)

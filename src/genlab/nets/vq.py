@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from genlab.distributed import sum_over_ranks
 
 
 @dataclass
@@ -117,7 +116,9 @@ class VectorQuantizerEMA(nn.Module):
       batch picks are re-seeded from data at once: a data-dependent initialisation for free.
 
     The codebook, counts and sums are buffers, so ``state_dict`` holds everything an exact resume needs.
-    The restarts draw from the global torch generator (which checkpoints save).
+    The restarts draw from the global torch generator (which checkpoints save). ``sum_over_ranks`` turns
+    this process's code counts and sums into the global batch's: the identity in one process; under
+    torchrun the trainer sets an all-reduce, so that every rank's codebook moves alike.
     """
 
     def __init__(self, num_codes: int, dim: int, beta: float = 0.25, decay: float = 0.99,
@@ -130,6 +131,7 @@ class VectorQuantizerEMA(nn.Module):
         self.register_buffer("cluster_size", torch.full((num_codes,), float(dead_threshold)))
         self.register_buffer("embed_sum", codebook * dead_threshold)
         self.register_buffer("restarts", torch.zeros((), dtype=torch.long))
+        self.sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] = _one_process
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code (squared Euclidean distance) of each row of ``flat`` (N, D)."""
@@ -158,7 +160,7 @@ class VectorQuantizerEMA(nn.Module):
         """Move each code toward the mean of the vectors assigned to it; restart dead codes. Returns their count."""
         counts = code_counts(indices, self.num_codes).to(flat.dtype)
         sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, flat)
-        counts, sums = sum_over_ranks(counts), sum_over_ranks(sums)  # the global batch's, under torchrun
+        counts, sums = self.sum_over_ranks(counts), self.sum_over_ranks(sums)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
@@ -180,6 +182,10 @@ class VectorQuantizerEMA(nn.Module):
         count = dead.sum()
         self.restarts.add_(count)
         return count
+
+
+def _one_process(values: torch.Tensor) -> torch.Tensor:
+    return values
 
 
 def gumbel_softmax(logits: torch.Tensor, temperature: float, dim: int = 1) -> torch.Tensor:

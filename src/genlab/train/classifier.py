@@ -12,7 +12,7 @@ from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.eval.classification import evaluate_classifier
-from genlab.train.base import ModelTrainer
+from genlab.train.base import ModelTrainer, set_lr
 
 
 @dataclass
@@ -61,8 +61,7 @@ class ClassifierTrainer(ModelTrainer):
         x, y = self.batches(step)
         x = self.augment(x).contiguous(memory_format=self.memory_format)
         lr = self.lr_at(step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, lr)
         logits = self.loss_model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)

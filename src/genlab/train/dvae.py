@@ -15,12 +15,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from genlab import distributed
 from genlab.config import param
 from genlab.data.batches import Batches, iterate
 from genlab.data.datasets import ImageSet
 from genlab.errors import ConfigError
-from genlab.nets.vq import DiscreteVAE, GumbelQuantizer, build_dvae, code_counts, perplexity
-from genlab.train.base import ModelTrainer
+from genlab.nets.modes import evaluating
+from genlab.nets.vq import DiscreteVAE, GumbelQuantizer, VectorQuantizerEMA, build_dvae, code_counts, perplexity
+from genlab.train.base import ModelTrainer, set_lr
 
 
 @dataclass
@@ -85,6 +87,12 @@ class DVAETrainer(ModelTrainer):
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.gumbel = isinstance(model.quantizer, GumbelQuantizer)
 
+    def distribute(self, device: torch.device) -> None:
+        """Under torchrun, also the EMA codebook learns from the global batch (the sum of every rank's)."""
+        super().distribute(device)
+        if isinstance(self.model.quantizer, VectorQuantizerEMA):
+            self.model.quantizer.sum_over_ranks = distributed.sum_over_ranks
+
     def lr_at(self, step: int) -> float:
         """Cosine decay from ``lr`` to ``lr * lr_final``."""
         frac = min(step / max(1, self.total_steps - 1), 1.0)
@@ -99,8 +107,7 @@ class DVAETrainer(ModelTrainer):
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         x, _ = self.batches(step)
         lr = self.lr_at(step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, lr)
         metrics = {"lr": torch.tensor(lr)}
         if self.gumbel:
             self.model.quantizer.temperature = self.temperature_at(step)
@@ -120,22 +127,17 @@ class DVAETrainer(ModelTrainer):
         return reconstruction_report(self.model, self.eval_set, self.device)
 
 
-
-
-
 @torch.no_grad()
 def reconstruction_report(model: DiscreteVAE, data: ImageSet, device: torch.device, batch_size: int = 500) -> dict:
     """Mean squared error and PSNR of the reconstructions of ``data``, and how its images use the codebook:
     perplexity of the code histogram, codes used at least once (count and fraction of K)."""
-    was_training = model.training
-    model.eval()
     num_codes = model.quantizer.num_codes
     squared, counts = 0.0, torch.zeros(num_codes, device=device)
-    for x, _ in iterate(data, batch_size, device):
-        recon, q = model(x)
-        squared += float(F.mse_loss(recon, x, reduction="sum"))
-        counts += code_counts(q.indices, num_codes)
-    model.train(was_training)
+    with evaluating(model):
+        for x, _ in iterate(data, batch_size, device):
+            recon, q = model(x)
+            squared += float(F.mse_loss(recon, x, reduction="sum"))
+            counts += code_counts(q.indices, num_codes)
     mse = squared / max(1, data.images[0].numel() * len(data))
     used = int((counts > 0).sum())
     return {"recon_mse": mse, "psnr": psnr(mse), "perplexity": float(perplexity(counts)),
@@ -145,8 +147,5 @@ def reconstruction_report(model: DiscreteVAE, data: ImageSet, device: torch.devi
 @torch.no_grad()
 def encode_dataset(model: DiscreteVAE, data: ImageSet, device: torch.device, batch_size: int = 500) -> torch.Tensor:
     """The code indices (N, H, W) of every image of ``data``, in order, on the CPU."""
-    was_training = model.training
-    model.eval()
-    codes = [model.encode(x).cpu() for x, _ in iterate(data, batch_size, device)]
-    model.train(was_training)
-    return torch.cat(codes)
+    with evaluating(model):
+        return torch.cat([model.encode(x).cpu() for x, _ in iterate(data, batch_size, device)])

@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab import distributed
 from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.gan import Discriminator, Generator
-
-OBJECTIVES = ("gan", "wgan", "wgan-gp")
+from genlab.nets.modes import evaluating
+from genlab.sampling.langevin import frozen
+from genlab.train.base import ModelTrainer
 
 
 @dataclass
@@ -135,12 +135,16 @@ def build_optimizer(params, cfg: GanTrainConfig, lr: float) -> torch.optim.Optim
 Scorer = Callable[[torch.Tensor, torch.Tensor | None, int], dict[str, float]]
 
 
-class GanTrainer:
+class GanTrainer(ModelTrainer):
     """Alternates ``n_critic`` critic updates and one generator update per step; keeps the best generator.
 
     ``scorer(samples, labels, step)`` judges the samples of the fixed evaluation noise at each evaluation
     and returns metrics including ``"fid"``; the generator with the lowest one is kept (model selection on
     the validation split). Without a scorer, evaluation returns nothing.
+
+    Under torchrun the backpropagated passes go through DistributedDataParallel wrappers
+    (``loss_network``), except that the generator's step runs the bare critic, whose weights it must not
+    update.
     """
 
     def __init__(self, generator: Generator, critic: Discriminator, batches: Batches, cfg: GanTrainConfig,
@@ -155,15 +159,13 @@ class GanTrainer:
         self.g_optimizer = build_optimizer(generator.parameters(), cfg, cfg.lr_g)
         self.d_optimizer = build_optimizer(critic.parameters(), cfg, cfg.lr_d)
         self.critic_layers = layer_weights(critic)
-        self.lr_scale = 1.0
         self.best: dict[str, Any] = {"fid": float("inf"), "step": -1, "generator": None}
-        self.parallel_generator, self.parallel_critic = self.generator, self.critic
 
-    def distribute(self, device: torch.device) -> None:
-        """Under torchrun: backpropagated passes go through DistributedDataParallel wrappers (the generator's
-        step runs the bare critic, whose weights it must not update)."""
-        self.parallel_generator = distributed.wrap(self.generator, device)
-        self.parallel_critic = distributed.wrap(self.critic, device)
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "critic": self.critic}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
 
     # -- training -------------------------------------------------------------------------------------
 
@@ -175,7 +177,8 @@ class GanTrainer:
         y = labels if self.num_classes else None
         with torch.no_grad():
             fake = self.generator(self.noise(len(real)), y)
-        real_scores, fake_scores = self.parallel_critic(real, y), self.parallel_critic(fake, y)
+        critic = self.loss_network("critic")
+        real_scores, fake_scores = critic(real, y), critic(fake, y)
         metrics = {"d_real": real_scores.mean().detach(), "d_fake": fake_scores.mean().detach()}
         if self.cfg.objective == "gan":
             loss = bce_discriminator_loss(real_scores, fake_scores)
@@ -183,7 +186,7 @@ class GanTrainer:
             loss = wasserstein_critic_loss(real_scores, fake_scores)
             metrics["wasserstein"] = -loss.detach()
         if self.cfg.objective == "wgan-gp":
-            penalty, norms = gradient_penalty(lambda x: self.parallel_critic(x, y), real, fake)
+            penalty, norms = gradient_penalty(lambda x: critic(x, y), real, fake)
             loss = loss + self.cfg.gp_weight * penalty
             metrics.update(gp=penalty.detach(), interp_grad_norm=norms.mean())
         self.d_optimizer.zero_grad(set_to_none=True)
@@ -200,9 +203,8 @@ class GanTrainer:
     def generator_step(self, n: int) -> dict[str, torch.Tensor]:
         """One generator update on ``n`` samples (a real batch's size: this rank's share under torchrun)."""
         y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
-        self.critic.requires_grad_(False)  # the generator's step needs gradients through D, not of D
-        scores = self.critic(self.parallel_generator(self.noise(n), y), y)
-        self.critic.requires_grad_(True)
+        with frozen(self.critic):  # the generator's step needs gradients through D, not of D
+            scores = self.critic(self.loss_network("generator")(self.noise(n), y), y)
         loss = nonsaturating_generator_loss(scores) if self.cfg.objective == "gan" else \
             wasserstein_generator_loss(scores)
         self.g_optimizer.zero_grad(set_to_none=True)
@@ -227,13 +229,10 @@ class GanTrainer:
                generator: Generator | None = None) -> torch.Tensor:
         """Images in [-1, 1] for the given noise (and labels), with the generator in eval mode."""
         generator = generator or self.generator
-        was_training = generator.training
-        generator.eval()
-        out = torch.cat([generator(noise[i:i + self.eval_batch],
-                                   None if labels is None else labels[i:i + self.eval_batch])
-                         for i in range(0, len(noise), self.eval_batch)])
-        generator.train(was_training)
-        return out
+        with evaluating(generator):
+            return torch.cat([generator(noise[i:i + self.eval_batch],
+                                        None if labels is None else labels[i:i + self.eval_batch])
+                              for i in range(0, len(noise), self.eval_batch)])
 
     def best_generator(self) -> Generator:
         """A copy of the generator with the weights of the best evaluation (the current ones if none)."""
@@ -253,28 +252,14 @@ class GanTrainer:
 
     # -- divergence and checkpoints -------------------------------------------------------------------
 
-    def _apply_lr(self) -> None:
-        for optimizer, lr in ((self.g_optimizer, self.cfg.lr_g), (self.d_optimizer, self.cfg.lr_d)):
-            for group in optimizer.param_groups:
-                group["lr"] = lr * self.lr_scale
-
     def soften(self, attempt: int) -> str:
-        self.lr_scale *= 0.5
-        self._apply_lr()
+        super().soften(attempt)
         return f"both learning rates scaled by {self.lr_scale:g}"
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
-                "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
-                "lr_scale": self.lr_scale, "eval_noise": self.eval_noise, "best": self.best}
+    def extra_state(self) -> dict[str, Any]:
+        return {"eval_noise": self.eval_noise, "best": self.best}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.critic.load_state_dict(state["critic"])
-        self.g_optimizer.load_state_dict(state["g_optimizer"])
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
-        self.lr_scale = state["lr_scale"]
-        self._apply_lr()
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.eval_noise = state["eval_noise"].to(self.device)
         self.best = {**state["best"], "generator": None if state["best"]["generator"] is None else
                      {k: v.to(self.device) for k, v in state["best"]["generator"].items()}}

@@ -117,112 +117,154 @@ def run_loop(run: RunDir, trainer: Trainer, schedule: Schedule, guard: Divergenc
     """Train to ``schedule.total_steps`` from the newest checkpoint (or from scratch).
 
     Returns loop facts for the summary: wall time, rollbacks, steps done (fewer than planned when a time
-    budget ran out). ``on_log(step, split, values)`` receives
-    every logged record (used for TensorBoard).
+    budget ran out). ``on_log(step, split, values)`` receives every logged record (used for TensorBoard).
     """
-    acc = MeanAccumulator()
-    main, multi = distributed.current().is_main, distributed.current().enabled
-
-    def save(step: int, state: dict[str, Any]) -> None:
-        if main:
-            store.save(step, state)
-
-    state = store.latest(meta, map_location=device)
-    if state is None:
-        step, wall, rollbacks, finished = 0, 0.0, 0, False
-        save(0, _checkpoint(meta, 0, trainer, acc, 0.0, 0, False))
+    pending, multi = MeanAccumulator(), distributed.current().enabled
+    checkpoints = LoopCheckpoints(store, meta, trainer, pending, device)
+    loop = checkpoints.resume()
+    if loop is None:
+        loop = LoopState()
+        checkpoints.save(loop)
     else:
-        step, wall, rollbacks, finished = _restore(state, trainer, acc, device)
-        run.truncate_metrics(step)
-        run.append_metrics({"step": step, "event": "resumed"})
-    session_start = time.perf_counter() - wall
+        run.truncate_metrics(loop.step)
+        run.append_metrics({"step": loop.step, "event": "resumed"})
+    loop.start_clock()
 
-    timing = {"step_seconds": 0.0, "steps": 0}  # time spent in train_step since the last log
-
-    def log(split: str, values: dict[str, Any]) -> None:
-        record = {"step": step, "split": split, **values, "wall_s": round(time.perf_counter() - session_start, 3)}
-        if split == "train" and timing["steps"]:
-            record["step_s"] = timing["step_seconds"] / timing["steps"]
-            timing.update(step_seconds=0.0, steps=0)
-        run.append_metrics(record)
-        if on_log:
-            on_log(step, split, values)
-
-    with _StopRequest() as stop, tqdm(total=schedule.total_steps, initial=step, desc=desc, disable=not progress,
+    with _StopRequest() as stop, tqdm(total=schedule.total_steps, initial=loop.step, desc=desc, disable=not progress,
                                       dynamic_ncols=True, mininterval=1.0, file=sys.stderr) as bar:
-        while step < schedule.total_steps and not finished:
+        while loop.step < schedule.total_steps and not loop.finished:
             started = time.perf_counter()
-            acc.add(trainer.train_step(step))
-            timing["step_seconds"] += time.perf_counter() - started
-            timing["steps"] += 1
-            step += 1
+            pending.add(trainer.train_step(loop.step))
+            loop.time_step(time.perf_counter() - started)
             bar.update(1)
-            last = step == schedule.total_steps
-            if step % schedule.log_every == 0 or last:
-                values = acc.pop()
+            last = loop.step == schedule.total_steps
+            at_log = loop.step % schedule.log_every == 0 or last
+            if at_log:
+                values = pending.pop()
                 problem = guard.problem(values)
                 if problem:
-                    rollbacks += 1
-                    step = _handle_divergence(run, trainer, guard, store, meta, acc, device, step, problem,
-                                              rollbacks)
+                    _handle_divergence(loop, problem, run, guard, checkpoints)
                     bar.reset(total=schedule.total_steps)
-                    bar.update(step)
+                    bar.update(loop.step)
                     continue
-                log("train", values)
+                _log(run, loop, "train", values, on_log)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in list(values.items())[:4]}, refresh=False)
-                spent = schedule.time_budget_s and time.perf_counter() - session_start >= schedule.time_budget_s
+                spent = schedule.time_budget_s and loop.wall_s() >= schedule.time_budget_s
                 if distributed.any_rank(bool(spent), device):
-                    last = finished = True
-                    run.append_metrics({"step": step, "event": "time budget spent",
+                    last = loop.finished = True
+                    run.append_metrics({"step": loop.step, "event": "time budget spent",
                                         "budget_s": schedule.time_budget_s})
-            if (schedule.eval_every and step % schedule.eval_every == 0) or last:
-                log("eval", trainer.evaluate(step))
+            if (schedule.eval_every and loop.step % schedule.eval_every == 0) or last:
+                _log(run, loop, "eval", trainer.evaluate(loop.step), on_log)
             # Under torchrun the ranks agree on Ctrl-C at log steps only, where they synchronise anyway
             # (agreeing every step would cost a host sync per step).
-            at_log = step % schedule.log_every == 0 or last
-            stopping = distributed.any_rank(stop.requested, device) if at_log or not multi else False
-            if step % schedule.checkpoint_every == 0 or last or stopping:
-                wall = time.perf_counter() - session_start
-                save(step, _checkpoint(meta, step, trainer, acc, wall, rollbacks, finished))
+            stopping = (at_log or not multi) and distributed.any_rank(stop.requested, device)
+            if loop.step % schedule.checkpoint_every == 0 or last or stopping:
+                checkpoints.save(loop)
             if stopping:
-                raise RunInterrupted(f"stopped at step {step} of {schedule.total_steps}; a checkpoint was saved "
-                                     f"in {store.folder}", hint=f"continue with `genlab resume {run.path}`")
-    return {"wall_time_s": time.perf_counter() - session_start, "rollbacks": rollbacks, "steps": step}
+                raise RunInterrupted(f"stopped at step {loop.step} of {schedule.total_steps}; a checkpoint was "
+                                     f"saved in {store.folder}", hint=f"continue with `genlab resume {run.path}`")
+    return {"wall_time_s": loop.wall_s(), "rollbacks": loop.rollbacks, "steps": loop.step}
 
 
-def _checkpoint(meta, step, trainer, acc, wall, rollbacks, finished) -> dict[str, Any]:
-    return {"meta": {**meta, "step": step}, "trainer": trainer.state_dict(),
-            "loop": {"step": step, "pending": acc.state_dict(), "wall_s": wall, "rollbacks": rollbacks,
-                     "finished": finished},
-            "rng": capture_rng()}
+@dataclass
+class LoopState:
+    """Where the loop stands. Its step, rollbacks, finished flag and wall time go into every checkpoint; the
+    step timing (time spent in ``train_step`` since the last train log) does not."""
+
+    step: int = 0
+    rollbacks: int = 0
+    finished: bool = False  # a time budget ran out: the run is done before total_steps
+    saved_wall_s: float = 0.0  # training time of the sessions before this one
+    clock_start: float | None = None  # perf_counter() reading at which the run's training time was 0
+    step_seconds: float = 0.0
+    steps_timed: int = 0
+
+    def start_clock(self) -> None:
+        self.clock_start = time.perf_counter() - self.saved_wall_s
+
+    def wall_s(self) -> float:
+        """Training time so far, this session's and the earlier ones'."""
+        return self.saved_wall_s if self.clock_start is None else time.perf_counter() - self.clock_start
+
+    def time_step(self, seconds: float) -> None:
+        """One more step done, which took ``seconds`` of training."""
+        self.step += 1
+        self.step_seconds += seconds
+        self.steps_timed += 1
+
+    def pop_step_time(self) -> float | None:
+        """Mean seconds per step since the last call (None when no step was timed)."""
+        if not self.steps_timed:
+            return None
+        mean = self.step_seconds / self.steps_timed
+        self.step_seconds, self.steps_timed = 0.0, 0
+        return mean
 
 
-def _restore(state, trainer, acc, device) -> tuple[int, float, int, bool]:
-    trainer.load_state_dict(state["trainer"])
-    acc.load_state_dict(state["loop"]["pending"], device)
-    restore_rng(state["rng"])
-    loop = state["loop"]
-    distributed.decorrelate(loop["step"])
-    return loop["step"], loop["wall_s"], loop["rollbacks"], loop["finished"]
+class LoopCheckpoints:
+    """What one checkpoint holds (trainer, pending metric sums, loop state, random states) and getting it back.
+    Only rank 0 writes; every rank reads."""
+
+    def __init__(self, store: CheckpointStore, meta: dict[str, Any], trainer: Trainer, pending: MeanAccumulator,
+                 device: torch.device):
+        self.store, self.meta, self.trainer, self.pending, self.device = store, meta, trainer, pending, device
+
+    def save(self, loop: LoopState) -> None:
+        if not distributed.current().is_main:
+            return
+        self.store.save(loop.step, {
+            "meta": {**self.meta, "step": loop.step}, "trainer": self.trainer.state_dict(),
+            "loop": {"step": loop.step, "pending": self.pending.state_dict(), "wall_s": loop.wall_s(),
+                     "rollbacks": loop.rollbacks, "finished": loop.finished},
+            "rng": capture_rng()})
+
+    def resume(self) -> LoopState | None:
+        """Trainer, pending sums and random states restored from the newest checkpoint, and its loop state
+        (None when there is no checkpoint)."""
+        state = self.store.latest(self.meta, map_location=self.device)
+        if state is None:
+            return None
+        self.trainer.load_state_dict(state["trainer"])
+        self.pending.load_state_dict(state["loop"]["pending"], self.device)
+        restore_rng(state["rng"])
+        loop = state["loop"]
+        distributed.decorrelate(loop["step"])
+        return LoopState(loop["step"], loop["rollbacks"], loop["finished"], saved_wall_s=loop["wall_s"])
 
 
-def _handle_divergence(run, trainer, guard, store, meta, acc, device, step, problem, rollbacks) -> int:
-    if guard.config.policy == "stop" or rollbacks > guard.config.max_rollbacks:
-        run.append_metrics({"step": step, "event": "divergence", "problem": problem, "policy": guard.config.policy})
-        why = "the policy is to stop" if guard.config.policy == "stop" else \
+def _log(run: RunDir, loop: LoopState, split: str, values: dict[str, Any], on_log) -> None:
+    record = {"step": loop.step, "split": split, **values, "wall_s": round(loop.wall_s(), 3)}
+    if split == "train":
+        step_s = loop.pop_step_time()
+        if step_s is not None:
+            record["step_s"] = step_s
+    run.append_metrics(record)
+    if on_log:
+        on_log(loop.step, split, values)
+
+
+def _handle_divergence(loop: LoopState, problem: str, run: RunDir, guard: DivergenceGuard,
+                       checkpoints: LoopCheckpoints) -> None:
+    """Stop with a DivergenceError, or roll the trainer and ``loop.step`` back to the newest checkpoint and
+    soften the trainer (the rollback count and the clock run on)."""
+    loop.rollbacks += 1
+    policy = guard.config.policy
+    if policy == "stop" or loop.rollbacks > guard.config.max_rollbacks:
+        run.append_metrics({"step": loop.step, "event": "divergence", "problem": problem, "policy": policy})
+        why = "the policy is to stop" if policy == "stop" else \
             f"{guard.config.max_rollbacks} rollbacks were already spent"
-        raise DivergenceError(f"training diverged at step {step}: {problem}; {why}. Checkpoints up to the last "
-                              f"good step are kept in {store.folder}",
+        raise DivergenceError(f"training diverged at step {loop.step}: {problem}; {why}. Checkpoints up to the last "
+                              f"good step are kept in {checkpoints.store.folder}",
                               hint="lower the learning rate or step size, or set guard.policy=rollback")
-    state = store.latest(meta, map_location=device)
-    back_to, _, _, _ = _restore(state, trainer, acc, device)
-    change = trainer.soften(rollbacks)
-    run.truncate_metrics(back_to)
-    run.append_metrics({"step": back_to, "event": "rollback", "problem": problem, "from_step": step,
-                        "attempt": rollbacks, "change": change})
-    tqdm.write(f"diverged at step {step} ({problem}); rolled back to step {back_to}: {change}", file=sys.stderr)
-    return back_to
-
+    diverged_at = loop.step
+    loop.step = checkpoints.resume().step
+    change = checkpoints.trainer.soften(loop.rollbacks)
+    run.truncate_metrics(loop.step)
+    run.append_metrics({"step": loop.step, "event": "rollback", "problem": problem, "from_step": diverged_at,
+                        "attempt": loop.rollbacks, "change": change})
+    tqdm.write(f"diverged at step {diverged_at} ({problem}); rolled back to step {loop.step}: {change}",
+               file=sys.stderr)
 
 
 @dataclass
