@@ -24,7 +24,7 @@ from genlab.config import config_hash, to_dict
 from genlab.errors import ConfigError, GenlabError, PipelineError
 from genlab.experiments.registry import EXPERIMENTS, get_experiment
 from genlab.experiments.runner import resume_run, start_run
-from genlab.io import read_json, write_json
+from genlab.io import exclusive, read_json, write_json
 
 STUDIES = ("classifiers", "ebm", "jem", "dvae", "gan")
 
@@ -138,11 +138,14 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1; got {jobs}")
     runs_dir = Path(runs_dir)
-    book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), jobs, out)
-    if jobs == 1:
-        _run_here(book, device, data_dir, progress)
-    else:
-        _run_in_processes(book, device, data_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    # One pipeline at a time per runs folder: a second would resume the same unfinished runs.
+    with exclusive(runs_dir / ".pipeline.lock", f"the runs folder {runs_dir} (a pipeline)"):
+        book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), jobs, out)
+        if jobs == 1:
+            _run_here(book, device, data_dir, progress)
+        else:
+            _run_in_processes(book, device, data_dir)
     report = build_index(book.folder) if build_index is not None else None
     if report is not None:
         out(f"report: {report}")
