@@ -177,5 +177,6 @@ def _from_png_folder(folder: Path, shape: tuple[int, int, int]) -> np.ndarray:
                 if cell.any():
                     cells.append(cell)
     if not cells:
-        raise DataError(f"the PNGs in {folder} hold only black grid cells, no images")
+        raise DataError(f"the PNGs in {folder} hold only black grid cells, no images",
+                        hint="an all-black cell is read as a grid's filler; save the images themselves")
     return np.stack(cells).transpose(0, 3, 1, 2).astype(np.uint8)
