@@ -126,8 +126,9 @@ def find(dataset: str, config_hash: str | None = None, seed: int | None = None,
         unfit = "; ".join(f"{e['config_hash']} ({preset_of(e) or 'preset unknown'}, test accuracy "
                           f"{e.get('test_accuracy') or 0:.2%})" for e in matching)
         raise GenlabError(f"no {what} in {root() / dataset} is fit to serve as the {role.replace('_', ' ')} of "
-                          f"{'a ' + serving_preset + ' run' if serving_preset else 'these samples'}: it needs test "
-                          f"accuracy of at least {bar:.0%} and a preset other than smoke; cached: {unfit}",
+                          f"{'a ' + serving_preset + ' run' if serving_preset else 'these samples'}: it needs "
+                          + (f"test accuracy of at least {bar:.0%} and " if bar else "")
+                          + f"a preset other than smoke; cached: {unfit}",
                           hint=hint)
     return candidates[0]
 
