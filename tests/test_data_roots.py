@@ -68,3 +68,11 @@ def test_a_run_says_its_data_root_at_the_start_and_records_it(tmp_path, capsys):
     root = summary["data_root"]["mnist"]
     assert set(root) == {"root", "found_by"} and (files.Path(root["root"]) / "mnist").is_dir()
     assert capsys.readouterr().err.splitlines()[0] == f"genlab: data: mnist from {root['root']} ({root['found_by']})"
+
+
+def test_a_failed_pipeline_job_is_not_described_by_its_data_line(tmp_path):
+    from genlab.experiments.pipeline import _outcome
+
+    log = tmp_path / "job.log"
+    log.write_text("genlab: data: mnist from /data (--data-dir)\nTraceback (most recent call last):\nValueError: boom\n")
+    assert _outcome(1, log)["error"] == "ValueError: boom"

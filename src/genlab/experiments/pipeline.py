@@ -304,7 +304,7 @@ def _outcome(returncode: int, log: Path) -> dict[str, Any]:
     if returncode == 0:
         return {"status": "complete"}
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("genlab: ")]
+    errors = [line for line in lines if line.startswith(("genlab: error", "genlab: stopped", "genlab: interrupted"))]
     message = errors[-1].removeprefix("genlab: ") if errors else (lines[-1] if lines else f"exit status {returncode}")
     return {"status": "interrupted" if returncode == 130 else "failed", "error": message, "log": str(log)}
 
