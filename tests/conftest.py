@@ -8,6 +8,7 @@ import pickle
 import signal
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,12 +22,22 @@ from genlab.errors import DataError
 from genlab.train.checkpoint import CheckpointStore
 
 
+# The user's data root, read once at session start: the skip markers (evaluated at collection) and the
+# tests themselves both see it, so the suite gives one result with the data beside the checkout, in
+# GENLAB_DATA_DIR, or absent.
+SESSION_DATA_DIR = os.environ.get("GENLAB_DATA_DIR") or None
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
-    """Each test gets its own genlab cache and no downloads (tests never touch the network)."""
+    """Each test gets its own genlab cache and no downloads (tests never touch the network); the data
+    root is the session's."""
     monkeypatch.setenv("GENLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("GENLAB_OFFLINE", "1")
-    monkeypatch.delenv("GENLAB_DATA_DIR", raising=False)
+    if SESSION_DATA_DIR:
+        monkeypatch.setenv("GENLAB_DATA_DIR", SESSION_DATA_DIR)
+    else:
+        monkeypatch.delenv("GENLAB_DATA_DIR", raising=False)
 
 
 @pytest.fixture
@@ -54,11 +65,23 @@ def sigkill_after_checkpoint(cmd: list[str], checkpoints: Path, step: int, timeo
 
 
 def have_dataset(name: str) -> bool:
+    """Whether the tests can read a dataset: searched as in a test, with the session's data root and
+    without the user's own genlab cache (each test has an empty one)."""
+    saved = {k: os.environ.get(k) for k in ("GENLAB_CACHE_DIR", "GENLAB_DATA_DIR")}
+    os.environ["GENLAB_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / "genlab-tests-no-cache")
+    if SESSION_DATA_DIR:
+        os.environ["GENLAB_DATA_DIR"] = SESSION_DATA_DIR
     try:
         locate(get_spec(name), download=False)
         return True
     except DataError:
         return False
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def needs_data(*names: str):

@@ -42,8 +42,9 @@ def test_smoke_run_writes_everything(dataset, tmp_path, capsys):
         assert any("first 1,000" in n for n in summary["notes"]) or metrics["test_images"] == 256
     if dataset == "hoda":
         assert "val_accuracy" in metrics and (run_dir / "splits" / "hoda_seed0.npz").exists()
-    model, info = judges.load_classifier(dataset)
-    assert info["test_accuracy"] == metrics["test_accuracy"] and not model.training
+    with judges.serving("smoke"):  # a smoke classifier serves smoke runs only
+        model, info = judges.load_classifier(dataset)
+    assert info["test_accuracy"] == metrics["test_accuracy"] and info["preset"] == "smoke" and not model.training
 
 
 @needs_data("mnist")

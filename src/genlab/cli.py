@@ -160,9 +160,11 @@ def _cmd_eval_samples(args) -> int:
     from genlab.devices import resolve_device
 
     path = Path(args.file)
-    scores = score_file(path, args.dataset, args.split, resolve_device(args.device), args.data_dir, args.inception)
-    _print_scores(f"{path} against {args.dataset}/{args.split}:", scores)
     run = run_of(path)
+    with _judging(run):
+        scores = score_file(path, args.dataset, args.split, resolve_device(args.device), args.data_dir,
+                            args.inception)
+    _print_scores(f"{path} against {args.dataset}/{args.split}:", scores)
     if run is not None:
         record_scores(run, path.stem, scores)
         print(f"written to {run / 'summary.json'}")
@@ -175,10 +177,24 @@ def _cmd_eval_run(args) -> int:
     from genlab.train.run_dir import RunDir
 
     run = RunDir.open(args.run_dir)
-    for name, scores in rescore_run(run.path, resolve_device(args.device), args.data_dir).items():
+    with _judging(run.path):
+        rescored = rescore_run(run.path, resolve_device(args.device), args.data_dir)
+    for name, scores in rescored.items():
         _print_scores(f"{name}:", scores)
     print(f"written to {run.summary_path}")
     return 0
+
+
+def _judging(run):
+    """Scoring a run's samples: its judge must be fit for the run's preset (a smoke run may use a smoke
+    judge); samples from elsewhere get a judge fit for any run."""
+    import contextlib
+
+    from genlab import judges
+    from genlab.train.run_dir import RunDir
+
+    preset = RunDir.open(run).read_config().get("preset") if run is not None else None
+    return judges.serving(preset) if preset else contextlib.nullcontext()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Files written atomically (temp file in the same folder, then a rename) and read safely.
+"""Files written atomically (temp file in the same folder, then a rename) and read safely, and the lock
+that keeps two processes from writing one place.
 
 JSON stores non-finite floats as null so any reader can parse it; torch files are read with
 ``weights_only=True`` so a file cannot run code when loaded.
@@ -6,13 +7,15 @@ JSON stores non-finite floats as null so any reader can parse it; torch files ar
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import pickle
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -55,8 +58,14 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """A JSON file's value; RunError naming the file when it is not valid JSON (cut short, edited)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunError(f"{path} is not valid JSON ({err}): it was cut short or changed by hand",
+                       hint="restore it from a backup; a run's summary.json may instead be deleted: "
+                            "`genlab resume RUN_DIR` writes it again") from None
 
 
 def save_torch(obj: Any, path: Path) -> None:
@@ -107,3 +116,25 @@ def load_torch(path: Path, map_location: str | torch.device = "cpu") -> dict[str
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a genlab checkpoint (holds a {type(state).__name__})")
     return state
+
+
+@contextmanager
+def exclusive(lock_file: Path, what: str) -> Iterator[None]:
+    """Hold an OS lock (``flock``) on ``lock_file`` while the block runs, or raise RunError naming ``what``
+    and the process holding it. The OS drops the lock when its process ends, however it ends, so a killed
+    run never leaves a stale lock behind."""
+    lock_file = Path(lock_file)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raise RunError(f"{what} is being written by another genlab process"
+                           + (f" (pid {holder})" if holder else "") + "; two writers would corrupt it",
+                           hint="wait for that process to end (or stop it), then run the command again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -3,7 +3,8 @@
 The data root is searched in this order: an explicit ``--data-dir``, the ``GENLAB_DATA_DIR`` environment
 variable, a ``shared/data`` folder beside the checkout (or beside the working directory), then
 ``~/.cache/genlab/data`` (``$GENLAB_CACHE_DIR/data``). The first root holding every required file of a
-dataset wins. When none does, the files are downloaded from their official sources into the explicit
+dataset wins. A root the user named (``--data-dir`` or ``GENLAB_DATA_DIR``) that holds some but not all
+of them is an error naming the missing files: it is never passed over for another. When no root has them, the files are downloaded from their official sources into the explicit
 root if one was given, else into the cache, verified, and moved into place atomically.
 """
 
@@ -13,11 +14,14 @@ import hashlib
 import os
 import shutil
 import tarfile
+import sys
 import tempfile
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from genlab.data.registry import DataFile, DatasetSpec, Download
 from genlab.errors import DataError
@@ -28,6 +32,7 @@ OFFLINE_ENV = "GENLAB_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 30
 
 _verified: dict[tuple[str, int, int], str] = {}
+EXPLICIT = ("--data-dir", f"${DATA_ENV}")  # the reasons of roots the user named
 
 
 def cache_dir() -> Path:
@@ -69,6 +74,8 @@ class DatasetFiles:
     spec: DatasetSpec
     folder: Path
     present: tuple[str, ...]
+    root: Path | None = None
+    found_by: str = ""  # why that root was searched (``--data-dir``, ``$GENLAB_DATA_DIR``, ...)
 
     def path(self, name: str) -> Path:
         return self.folder / name
@@ -85,18 +92,25 @@ def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, downloa
     """Find the dataset's files, downloading them if no root holds them all."""
     required = [f.name for f in spec.files if f.required]
     roots = candidate_roots(data_dir)
-    for root, _ in roots:
+    for root, why in roots:
         folder = root / spec.folder
         present = _present(spec, folder)
         if all(name in present for name in required):
-            return DatasetFiles(spec, folder, present)
+            return _found(DatasetFiles(spec, folder, present, root, why))
+        if why in EXPLICIT and present:
+            missing = [name for name in required if name not in present]
+            raise DataError(f"the data root {root} ({why}) holds part of dataset '{spec.name}': {folder} has "
+                            f"{', '.join(present)} but not {', '.join(missing)}",
+                            hint=f"put the missing file(s) in {folder}, or name another root with --data-dir "
+                                 f"or {DATA_ENV}")
     offline = os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes")
     failure = "downloads are off (GENLAB_OFFLINE is set)" if offline or not download else ""
     if not failure:
         target = download_root(data_dir)
         try:
             fetch_dataset(spec, target)
-            return DatasetFiles(spec, target / spec.folder, _present(spec, target / spec.folder))
+            return _found(DatasetFiles(spec, target / spec.folder, _present(spec, target / spec.folder), target,
+                                       "downloaded"))
         except DataError as err:
             failure = err.message
     searched = "; ".join(
@@ -107,6 +121,33 @@ def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, downloa
         f"dataset '{spec.name}' not found: need {', '.join(required)}. Searched: {searched}. "
         f"Download failed: {failure}",
         hint=f"put the files in <DIR>/{spec.folder}/ and pass --data-dir DIR or set {DATA_ENV}=DIR")
+
+
+_recording: list[tuple[dict[str, dict[str, str]], bool]] = []
+
+
+@contextmanager
+def recording(announce: bool = False) -> Iterator[dict[str, dict[str, str]]]:
+    """Collect the root each dataset is found in while the block runs: ``{name: {"root", "found_by"}}``.
+
+    With ``announce``, the first time a dataset is found also prints one line to stderr saying where,
+    so a run says at its start which data it reads.
+    """
+    entry: tuple[dict[str, dict[str, str]], bool] = ({}, announce)
+    _recording.append(entry)
+    try:
+        yield entry[0]
+    finally:
+        _recording.remove(entry)
+
+
+def _found(files: DatasetFiles) -> DatasetFiles:
+    for roots, announce in _recording:
+        if files.spec.name not in roots:
+            roots[files.spec.name] = {"root": str(files.root), "found_by": files.found_by}
+            if announce:
+                print(f"genlab: data: {files.spec.name} from {files.root} ({files.found_by})", file=sys.stderr)
+    return files
 
 
 def _digest(path: Path, algorithm: str) -> str:

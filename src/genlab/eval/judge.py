@@ -29,13 +29,14 @@ class Judge:
 
     @classmethod
     def load(cls, dataset: str, device: torch.device | str = "cpu", config_hash: str | None = None) -> "Judge":
-        model, info = judges.load_classifier(dataset, config_hash, device)
+        model, info = judges.load_classifier(dataset, config_hash, device, role="judge")
         return cls(model, info, device)
 
     @property
     def description(self) -> str:
         return (f"domain metrics on the features of genlab's {self.info['dataset']} classifier "
-                f"{self.info['config_hash']} (test accuracy {self.info.get('test_accuracy', float('nan')):.2%}), "
+                f"{self.info['config_hash']} ({judges.preset_of(self.info) or 'preset unknown'} preset, seed "
+                f"{self.info.get('seed')}, test accuracy {self.info.get('test_accuracy', float('nan')):.2%}), "
                 "not Inception")
 
     @torch.no_grad()

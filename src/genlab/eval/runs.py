@@ -19,7 +19,8 @@ from genlab.io import read_json, write_json
 def score_file(path: str | Path, dataset: str, split: str = "test", device: str | torch.device = "cpu",
                data_dir: str | Path | None = None, inception: bool = False) -> dict[str, Any]:
     """Domain metrics of a samples file, plus standard Inception FID/IS if asked (and available)."""
-    images, labels = load_samples(path, get_spec(dataset).image_shape)
+    spec = get_spec(dataset)
+    images, labels = load_samples(path, spec.image_shape, len(spec.classes))
     if inception and missing():
         inception_scores(images, images)  # raises, naming what is missing, before the long domain scoring
     scores = score_samples(images, dataset, labels, split=split, data_dir=data_dir, device=device)

@@ -19,9 +19,10 @@ import torch
 import torchvision.utils as vutils
 from PIL import Image
 
-from genlab.errors import GenlabError
+from genlab.errors import DataError, GenlabError
 
 GRID_PADDING = 2
+SAVE_HINT = "save an array of images (N, C, H, W) as uint8 in [0, 255] or floats in [-1, 1], e.g. np.savez(f, images=x)"
 
 
 def save_samples(path: Path, images: torch.Tensor, labels: torch.Tensor | None = None) -> Path:
@@ -45,44 +46,76 @@ def save_sample_set(folder: Path, tag: str, images: torch.Tensor, labels: torch.
     return out
 
 
-def load_samples(path: str | Path, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Samples as float images in [-1, 1] of the given (C, H, W), and labels if the file has them."""
+def load_samples(path: str | Path, shape: tuple[int, int, int],
+                 classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Samples as float images in [-1, 1] of the given (C, H, W), and labels if the file has them (each in
+    [0, ``classes``) when ``classes`` is given). Anything else is one DataError saying what is wrong."""
     path = Path(path)
     if not path.exists():
-        raise GenlabError(f"samples file {path} does not exist")
+        raise DataError(f"samples file {path} does not exist")
     labels = None
     try:
         if path.is_dir():
             images = _from_png_folder(path, shape)
         elif path.suffix == ".npz":
-            with np.load(path) as data:
-                key = "images" if "images" in data else (data.files[0] if data.files else None)
-                if key is None:
-                    raise GenlabError(f"{path} holds no arrays")
-                images = data[key]
-                labels = data["labels"] if "labels" in data else None
+            with np.load(path, allow_pickle=False) as data:
+                images = data[_images_key(path, data.files)]
+                labels = data["labels"] if "labels" in data.files else None
         elif path.suffix == ".npy":
-            images = np.load(path)
+            images = np.load(path, allow_pickle=False)
         elif path.suffix in (".pt", ".pth"):
             obj = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(obj, dict):
                 images, labels = obj.get("images"), obj.get("labels")
+                if images is None:
+                    raise DataError(f"{path} is a dict without an 'images' entry (it has: "
+                                    f"{', '.join(map(str, obj)) or 'nothing'})", hint=SAVE_HINT)
             else:
                 images = obj
-            if images is None:
-                raise GenlabError(f"{path} is a dict without an 'images' entry")
         else:
-            raise GenlabError(f"cannot read samples from {path}", hint="use .npz, .npy, .pt or a folder of PNGs")
+            raise DataError(f"cannot read samples from {path}", hint="use .npz, .npy, .pt or a folder of PNGs")
     except GenlabError:
         raise
     except Exception as err:  # the readers raise many types for damaged files
-        raise GenlabError(f"cannot read samples from {path}: {str(err).splitlines()[0]}") from None
-    images = _to_float(torch.as_tensor(np.asarray(images)), shape, path)
+        raise DataError(f"cannot read samples from {path}: {str(err).splitlines()[0]}",
+                        hint="the file is damaged or not what its suffix says; " + SAVE_HINT) from None
+    images = _to_float(_numeric(images, path, "images"), shape, path)
     if labels is not None:
-        labels = torch.as_tensor(np.asarray(labels)).long()
-        if len(labels) != len(images):
-            raise GenlabError(f"{path}: {len(labels)} labels for {len(images)} images")
+        labels = _labels(_numeric(labels, path, "labels"), len(images), classes, path)
     return images, labels
+
+
+def _images_key(path: Path, keys: list[str]) -> str:
+    """The array of images in an .npz: 'images', else its only array (np.savez(f, x) names it arr_0)."""
+    if "images" in keys:
+        return "images"
+    arrays = [k for k in keys if k != "labels"]
+    if len(arrays) == 1:
+        return arrays[0]
+    raise DataError(f"{path} has no array of images: " + (f"it holds {', '.join(keys)}, none named 'images'"
+                                                          if arrays else "it holds " + (", ".join(keys) or "no arrays")),
+                    hint=SAVE_HINT)
+
+
+def _numeric(value: Any, path: Path, what: str) -> torch.Tensor:
+    """An array of real numbers as a tensor; strings, objects, booleans and complex numbers are refused."""
+    array = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if array.dtype.kind not in "uif":
+        raise DataError(f"the {what} in {path} are not numbers (array of dtype {array.dtype})", hint=SAVE_HINT)
+    return torch.as_tensor(array)
+
+
+def _labels(labels: torch.Tensor, count: int, classes: int | None, path: Path) -> torch.Tensor:
+    if labels.ndim != 1 or len(labels) != count:
+        raise DataError(f"{path}: labels of shape {tuple(labels.shape)} for {count} images",
+                        hint="save one integer label per image, shape (N,)")
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise DataError(f"{path}: labels are not whole numbers", hint="save integer class indices")
+    labels = labels.long()
+    if classes is not None and count and (labels.min() < 0 or labels.max() >= classes):
+        raise DataError(f"{path}: labels range over [{int(labels.min())}, {int(labels.max())}], but this dataset "
+                        f"has classes 0..{classes - 1}", hint="save class indices of the dataset's classes")
+    return labels
 
 
 def _to_float(images: torch.Tensor, shape: tuple[int, int, int], path: Path) -> torch.Tensor:
@@ -92,14 +125,26 @@ def _to_float(images: torch.Tensor, shape: tuple[int, int, int], path: Path) -> 
     if images.ndim == 4 and images.shape[1:] != (c, h, w) and images.shape[1:] == (h, w, c):
         images = images.permute(0, 3, 1, 2)
     if images.ndim != 4 or tuple(images.shape[1:]) != (c, h, w):
-        raise GenlabError(f"samples in {path} have shape {tuple(images.shape)}, but this dataset's images are "
-                          f"{c}x{h}x{w}", hint=f"save an array of shape (N, {c}, {h}, {w})")
+        raise DataError(f"samples in {path} have shape {tuple(images.shape)}, but this dataset's images are "
+                        f"{c}x{h}x{w}", hint=f"save an array of shape (N, {c}, {h}, {w})")
+    if len(images) == 0:
+        raise DataError(f"{path} holds no images (an array of shape {tuple(images.shape)})",
+                        hint="save at least one image; the metrics need a few hundred")
     if images.dtype == torch.uint8:
         return images.float() / 127.5 - 1
+    if not images.is_floating_point():  # other integer types: the 0..255 of uint8
+        if images.min() < 0 or images.max() > 255:
+            raise DataError(f"integer samples in {path} range over [{int(images.min())}, {int(images.max())}]; "
+                            "integer images must lie in [0, 255]", hint=SAVE_HINT)
+        return images.float() / 127.5 - 1
     images = images.float()
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:
+        raise DataError(f"{path} holds {bad:,} non-finite values (NaN or infinity) among its samples",
+                        hint="the model that made them may have diverged; save finite images")
     if images.min() < -1.01 or images.max() > 1.01:
-        raise GenlabError(f"float samples in {path} range over [{images.min():.3g}, {images.max():.3g}]; "
-                          "genlab expects [-1, 1]", hint="save uint8 images in [0, 255], or floats in [-1, 1]")
+        raise DataError(f"float samples in {path} range over [{images.min():.3g}, {images.max():.3g}]; "
+                        "genlab expects [-1, 1]", hint="save uint8 images in [0, 255], or floats in [-1, 1]")
     return images.clamp(-1, 1)
 
 
@@ -108,9 +153,14 @@ def _from_png_folder(folder: Path, shape: tuple[int, int, int]) -> np.ndarray:
     cells = []
     pngs = sorted(folder.glob("*.png"))
     if not pngs:
-        raise GenlabError(f"{folder} has no PNG files")
+        raise DataError(f"{folder} has no PNG files", hint="pass a folder of .png images, or a .npz/.npy/.pt file")
     for png in pngs:
-        image = np.asarray(Image.open(png).convert("L" if c == 1 else "RGB"))
+        try:
+            with Image.open(png) as opened:
+                image = np.asarray(opened.convert("L" if c == 1 else "RGB"))
+        except (OSError, ValueError) as err:
+            raise DataError(f"{png} is not a readable PNG image ({str(err).splitlines()[0]})",
+                            hint="delete or replace it") from None
         image = image[..., None] if image.ndim == 2 else image
         if image.shape[:2] == (h, w):
             cells.append(image)
@@ -118,7 +168,7 @@ def _from_png_folder(folder: Path, shape: tuple[int, int, int]) -> np.ndarray:
         rows, cols = ((image.shape[0] - GRID_PADDING) / (h + GRID_PADDING),
                       (image.shape[1] - GRID_PADDING) / (w + GRID_PADDING))
         if not (rows.is_integer() and cols.is_integer()):
-            raise GenlabError(f"{png} is {image.shape[0]}x{image.shape[1]}: neither one {h}x{w} image nor a grid "
+            raise DataError(f"{png} is {image.shape[0]}x{image.shape[1]}: neither one {h}x{w} image nor a grid "
                               f"of them with padding {GRID_PADDING}")
         for r in range(int(rows)):
             for q in range(int(cols)):
@@ -126,4 +176,7 @@ def _from_png_folder(folder: Path, shape: tuple[int, int, int]) -> np.ndarray:
                 cell = image[top:top + h, left:left + w]
                 if cell.any():
                     cells.append(cell)
+    if not cells:
+        raise DataError(f"the PNGs in {folder} hold only black grid cells, no images",
+                        hint="an all-black cell is read as a grid's filler; save the images themselves")
     return np.stack(cells).transpose(0, 3, 1, 2).astype(np.uint8)

@@ -67,7 +67,7 @@ def run_classifier(ctx: RunContext) -> dict[str, Any]:
                                      f"{cfg.data.dataset} test: accuracy {test['accuracy']:.4f}"), "confusion")
     judges.store(cfg.data.dataset, ctx.config_hash, model, arch,
                  {"test_accuracy": test["accuracy"], "test_images": len(test_set), "seed": cfg.seed,
-                  "run_dir": str(ctx.run.path.resolve()), "notes": ctx.notes})
+                  "preset": ctx.run.read_config().get("preset"), "run_dir": str(ctx.run.path.resolve()), "notes": ctx.notes})
     return metrics
 
 

@@ -24,7 +24,7 @@ from genlab.config import config_hash, to_dict
 from genlab.errors import ConfigError, GenlabError, PipelineError
 from genlab.experiments.registry import EXPERIMENTS, get_experiment
 from genlab.experiments.runner import resume_run, start_run
-from genlab.io import read_json, write_json
+from genlab.io import exclusive, read_json, write_json
 
 STUDIES = ("classifiers", "ebm", "jem", "dvae", "gan")
 
@@ -137,11 +137,14 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1; got {jobs}")
     runs_dir = Path(runs_dir)
-    book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), jobs, out)
-    if jobs == 1:
-        _run_here(book, device, data_dir, progress)
-    else:
-        _run_in_processes(book, device, data_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    # One pipeline at a time per runs folder: a second would resume the same unfinished runs.
+    with exclusive(runs_dir / ".pipeline.lock", f"the runs folder {runs_dir} (a pipeline)"):
+        book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), jobs, out)
+        if jobs == 1:
+            _run_here(book, device, data_dir, progress)
+        else:
+            _run_in_processes(book, device, data_dir)
     report = build_index(book.folder) if build_index is not None else None
     if report is not None:
         out(f"report: {report}")
@@ -300,7 +303,7 @@ def _outcome(returncode: int, log: Path) -> dict[str, Any]:
     if returncode == 0:
         return {"status": "complete"}
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("genlab: ")]
+    errors = [line for line in lines if line.startswith(("genlab: error", "genlab: stopped", "genlab: interrupted"))]
     message = errors[-1].removeprefix("genlab: ") if errors else (lines[-1] if lines else f"exit status {returncode}")
     return {"status": "interrupted" if returncode == 130 else "failed", "error": message, "log": str(log)}
 

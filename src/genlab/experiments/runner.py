@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -12,8 +13,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from genlab import __version__, distributed
+from genlab import __version__, distributed, judges
 from genlab.config import from_dict, to_dict
+from genlab.data import files
 from genlab.errors import ConfigError, GenlabError, RunError
 from genlab.eval.schema import warn_undeclared
 from genlab.experiments.base import RunContext
@@ -41,7 +43,8 @@ def start_run(name: str, preset: str = "quick", sets: Mapping[str, Any] | None =
             created = RunDir.create(path, stored).path
         finally:
             distributed.from_main(str(created) if created else None)
-        return _execute(RunContext(experiment, config, RunDir(created), dev, _path(data_dir), progress))
+        with RunDir(created).writing():
+            return _execute(RunContext(experiment, config, RunDir(created), dev, _path(data_dir), progress))
     created = distributed.from_main(None)
     if created is None:
         raise RunError("rank 0 could not create the run directory (its message says why)")
@@ -53,6 +56,12 @@ def resume_run(path: str | os.PathLike, device: str = "auto", data_dir: str | os
     """Continue a run from its newest good checkpoint; a finished run only gets its report rebuilt."""
     dist, dev = distributed.setup(device)
     run = RunDir.open(path)
+    with run.writing() if dist.is_main else contextlib.nullcontext():
+        return _resume(run, dev, data_dir, progress, dist.is_main)
+
+
+def _resume(run: RunDir, dev: torch.device, data_dir: str | os.PathLike | None, progress: bool,
+            is_main: bool) -> RunDir:
     stored = run.read_config()
     experiment = get_experiment(stored["experiment"])
     try:
@@ -64,7 +73,7 @@ def resume_run(path: str | os.PathLike, device: str = "auto", data_dir: str | os
     if summary and summary.get("status") == "complete":
         return run
     ctx = RunContext(experiment, config, run, dev, _path(data_dir), progress)
-    return _execute(ctx) if dist.is_main else _execute_worker(ctx, stored)
+    return _execute(ctx) if is_main else _execute_worker(ctx, stored)
 
 
 def _path(value: str | os.PathLike | None) -> Path | None:
@@ -76,12 +85,16 @@ def _execute(ctx: RunContext) -> RunDir:
     distributed.decorrelate(ctx.config.seed)
     if ctx.config.log.tensorboard and distributed.current().is_main:
         ctx.tensorboard = _tensorboard_writer(ctx.run.path / "tensorboard")
+    preset = ctx.run.read_config().get("preset", "")
     try:
-        metrics = ctx.experiment.run(ctx)
+        with files.recording(announce=distributed.current().is_main) as data_roots, \
+                judges.serving(preset) as classifiers:
+            metrics = ctx.experiment.run(ctx)
     finally:
         if ctx.tensorboard:
             ctx.tensorboard.close()
-    ctx.run.write_summary(ctx.summary(metrics))
+    # where the data came from and which classifiers judged or started the run (judge, start_classifier)
+    ctx.run.write_summary({**ctx.summary(metrics), "data_root": data_roots, **classifiers})
     warn_undeclared(metrics, ctx.experiment.family, ctx.experiment.name)  # after writing: the results are kept
     return ctx.run
 

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from genlab.errors import RunError
+from genlab.io import read_json, write_atomic
 from genlab.report.figures import curves_figure, plt
 
 STYLE = """
@@ -82,12 +84,26 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _classifier_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The judge (and a starting classifier) that served the run, and where its data came from."""
+    rows = []
+    for role, title in (("judge", "judge"), ("start_classifier", "starting classifier")):
+        who = summary.get(role)
+        if who:
+            rows.append((title, f"{who.get('dataset')} classifier {who.get('config_hash')} ({who.get('preset')} "
+                                f"preset, seed {who.get('seed')})"))
+            rows.append((f"{title}: test accuracy", who.get("test_accuracy")))
+    for dataset, found in (summary.get("data_root") or {}).items():
+        rows.append((f"data: {dataset}", f"{found.get('root')} ({found.get('found_by')})"))
+    return rows
+
+
 def run_report(run_path: str | Path) -> str:
     """The HTML of one run's report."""
     run = Path(run_path)
-    config = json.loads((run / "config.json").read_text())
+    config = read_json(run / "config.json")
     summary_path = run / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary = read_json(summary_path) if summary_path.exists() else {}
     records = _read_metrics(run / "metrics.jsonl")
     metrics = summary.get("metrics", {})
     classes = summary.get("classes") or [str(i) for i in range(10)]
@@ -101,6 +117,9 @@ def run_report(run_path: str | Path) -> str:
     scalars = [(k, v) for k, v in _flatten(metrics) if not isinstance(v, list)]
     if scalars:
         parts += ["<h2>Results</h2>", _table(scalars)]
+    served = _classifier_rows(summary)
+    if served:
+        parts += ["<h2>Judge and data</h2>", _table(served, head=("what", "which"))]
     for key, value in metrics.items():
         if isinstance(value, list) and value and not isinstance(value[0], list) and len(value) == len(classes):
             parts.append(_per_class_table(key, value, classes))
@@ -134,5 +153,10 @@ def build_report(run_path: str | Path) -> Path:
     """Write ``report.html`` into the run directory and return its path."""
     run = Path(run_path)
     out = run / "report.html"
-    out.write_text(run_report(run))
+    try:
+        write_atomic(out, run_report(run))
+    except OSError as err:
+        raise RunError(f"could not write {out}: {err.strerror or err}; the run's numbers (summary.json, "
+                       "metrics.jsonl, checkpoints) are kept",
+                       hint=f"free disk space, then rebuild the report with `genlab report {run}`") from None
     return out

@@ -1,7 +1,8 @@
 """A run's directory: the one place a run writes, and all a report needs.
 
 Layout: ``config.json`` (full, resolved), ``metrics.jsonl`` (one JSON object per logged step or
-event), ``checkpoints/``, ``samples/``, ``figures/``, ``summary.json`` (final numbers), ``report.html``.
+event), ``checkpoints/``, ``samples/``, ``figures/``, ``summary.json`` (final numbers), ``report.html``, and
+``.lock``, which the one process writing the run holds (see :meth:`RunDir.writing`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from genlab.errors import RunError
-from genlab.io import dumps, read_json, write_atomic, write_json
+from genlab.io import dumps, exclusive, read_json, write_atomic, write_json
 
 
 class RunDir:
@@ -27,6 +28,7 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     samples = property(lambda self: self.path / "samples")
     figures = property(lambda self: self.path / "figures")
+    lock_path = property(lambda self: self.path / ".lock")
 
     @staticmethod
     def default_path(runs_root: Path, experiment: str, preset: str, seed: int) -> Path:
@@ -72,6 +74,11 @@ class RunDir:
             folder.mkdir(exist_ok=True)
         return run
 
+    def writing(self) -> ContextManager[None]:
+        """Hold the run's lock while training or resuming it: a second `genlab run`/`resume` (or pipeline)
+        on the same directory stops with RunError instead of writing it too."""
+        return exclusive(self.lock_path, f"run directory {self.path}")
+
     def read_config(self) -> dict[str, Any]:
         return read_json(self.config_path)
 
@@ -100,4 +107,10 @@ class RunDir:
         write_json(self.summary_path, summary)
 
     def read_summary(self) -> dict[str, Any] | None:
-        return read_json(self.summary_path) if self.summary_path.exists() else None
+        if not self.summary_path.exists():
+            return None
+        summary = read_json(self.summary_path)
+        if not isinstance(summary, dict):
+            raise RunError(f"{self.summary_path} is not a genlab summary (it holds a {type(summary).__name__})",
+                           hint="delete it: `genlab resume RUN_DIR` writes it again")
+        return summary
