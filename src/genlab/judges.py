@@ -22,14 +22,15 @@ import torch
 
 from genlab.data.files import cache_dir
 from genlab.errors import ConfigError, GenlabError
+from genlab.eval.targets import CLASSIFIER_ACCURACY, JEM_START_ACCURACY
 from genlab.nets.classifiers import build_classifier
 from genlab.io import load_torch, save_torch, write_json
 
 
-# Test accuracy a judge must reach on its dataset: the classifier study's targets.
-JUDGE_BARS = {"mnist": 0.99, "hoda": 0.99, "fashion_mnist": 0.90, "cifar10": 0.75}
-# Test accuracy JEM asks of the classifier it starts from.
-START_BARS = {"mnist": 0.85, "cifar10": 0.70}
+# Test accuracy a judge must reach on its dataset (the classifier study's targets), and that JEM asks of the
+# classifier it starts from.
+JUDGE_BARS = {dataset: target.threshold for dataset, target in CLASSIFIER_ACCURACY.items()}
+START_BARS = {dataset: target.threshold for dataset, target in JEM_START_ACCURACY.items()}
 BARS = {"judge": JUDGE_BARS, "start_classifier": START_BARS}  # by the role a classifier plays in a run
 SMOKE = "smoke"
 

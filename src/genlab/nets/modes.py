@@ -1,4 +1,5 @@
-"""Train/eval modes: evaluating a network in the middle of training without losing its mode."""
+"""Module states for the duration of a block: eval mode without losing the training mode, parameters frozen
+without losing which of them learn."""
 
 from __future__ import annotations
 
@@ -21,3 +22,20 @@ def evaluating(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, training in flags:
             m.training = training
+
+
+@contextlib.contextmanager
+def frozen(module: object) -> Iterator[None]:
+    """Parameters of an ``nn.Module`` stop requiring gradients for the duration (a sampler needs gradients
+    with respect to its input only; a generator's step, none of the critic's); anything else passes through."""
+    if not isinstance(module, nn.Module):
+        yield
+        return
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
 
+from genlab.nets.modes import frozen
 from genlab.sampling.schedules import Constant
 
 Energy = Callable[[torch.Tensor], torch.Tensor]
@@ -36,23 +37,6 @@ class Chain:
 
     x: torch.Tensor
     energy_trace: torch.Tensor | None
-
-
-@contextlib.contextmanager
-def frozen(module: object) -> Iterator[None]:
-    """Parameters of an ``nn.Module`` stop requiring gradients for the duration (the sampler needs
-    gradients with respect to the input only); anything else passes through untouched."""
-    if not isinstance(module, nn.Module):
-        yield
-        return
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 def _as_schedule(value: float | Schedule) -> Schedule:

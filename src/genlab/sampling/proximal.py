@@ -21,7 +21,8 @@ import contextlib
 import torch
 from torch import nn
 
-from genlab.sampling.langevin import Chain, Energy, frozen
+from genlab.nets.modes import frozen
+from genlab.sampling.langevin import Chain, Energy
 
 
 def proximal_langevin(energy: Energy, first_layer: nn.Module, x0: torch.Tensor, outer_steps: int, inner_steps: int,

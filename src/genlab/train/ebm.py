@@ -28,7 +28,7 @@ from genlab.data.batches import Batches
 from genlab.nets.energy import ResNetEnergy
 from genlab.sampling import (ChainStarts, ClassGaussians, SamplerConfig, balanced_labels, fresh_chains,
                              run_chain)
-from genlab.train.base import ModelTrainer, lr_factor
+from genlab.train.base import ModelTrainer
 
 
 @dataclass
@@ -114,12 +114,8 @@ class EBMTrainer(ModelTrainer):
         """The compiled energy, unless under torchrun, where the loss goes through the DDP wrapper."""
         return self.loss_model if self.loss_model is not self.model else self.energy
 
-    def lr_at(self, step: int) -> float:
-        return self.cfg.lr * self.lr_scale * lr_factor(step, self.cfg.iterations, self.cfg.lr_decay)
-
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(step)
+        self.schedule_lr(step, self.cfg.lr, self.cfg.iterations, self.cfg.lr_decay)
         x_pos, y_pos = self.batches(step)
         if self.cfg.data_noise:
             x_pos = x_pos + self.cfg.data_noise * torch.randn_like(x_pos)

@@ -34,7 +34,7 @@ from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.gan import Discriminator, Generator
 from genlab.nets.modes import evaluating
-from genlab.sampling.langevin import frozen
+from genlab.nets.modes import frozen
 from genlab.train.base import ModelTrainer
 
 

@@ -33,8 +33,9 @@ from torch import nn
 
 from genlab.config import param
 from genlab.data.batches import Batches
+from genlab.nets.modes import evaluating
 from genlab.sampling import ChainStarts, ClassGaussians, SamplerConfig, fresh_chains, run_chain
-from genlab.train.base import ModelTrainer, lr_factor
+from genlab.train.base import ModelTrainer
 
 
 def energy(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,14 +91,8 @@ def bn_mode(model: nn.Module, policy: str) -> Iterator[None]:
     if policy == "train" or not norms:
         yield
         return
-    before = [m.training for m in norms]
-    for m in norms:
-        m.eval()
-    try:
+    with evaluating(*norms):
         yield
-    finally:
-        for m, training in zip(norms, before):
-            m.train(training)
 
 
 class JEMTrainer(ModelTrainer):
@@ -126,9 +121,7 @@ class JEMTrainer(ModelTrainer):
                                 labels=labels, steps=steps, freeze=self.model, first_layer=self.model.first_layer)
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * self.lr_scale * lr_factor(step, self.cfg.iterations, self.cfg.lr_decay,
-                                                                  self.cfg.warmup)
+        self.schedule_lr(step, self.cfg.lr, self.cfg.iterations, self.cfg.lr_decay, self.cfg.warmup)
         x, y = self.batches(step)
         if self.cfg.data_noise:
             x = x + self.cfg.data_noise * torch.randn_like(x)
