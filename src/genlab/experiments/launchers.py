@@ -233,8 +233,8 @@ def _outcome(submitted: Any, log: Path) -> dict[str, Any]:
         return {"status": "failed", "error": lines[-1] if lines else repr(err), "log": str(submitted.paths.stdout)}
     outcome = pipeline._outcome(returncode, log)
     if outcome["status"] == "interrupted" or returncode < 0:  # the run checkpointed and stopped, or was killed
-        stop = signal.Signals(-returncode).name if returncode < 0 else "stopped"
-        outcome.update(status="failed", error=f"{stop} by Slurm (its time limit or scancel) before its end: "
-                                              f"{outcome['error']}; run the pipeline again to resume it")
+        how = f"killed ({signal.Signals(-returncode).name})" if returncode < 0 else "stopped"
+        outcome.update(status="failed", error=f"{how} by Slurm (its time limit or scancel) before its end; run the "
+                                              f"pipeline again to resume it")
     return outcome
 
