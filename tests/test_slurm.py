@@ -2,7 +2,9 @@
 Slurm (the single-node one of .ci/slurm-up.sh; skipped, with the reason, where Slurm is not reachable)."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -117,6 +119,7 @@ def _events(path: Path) -> list[tuple[str, str, float]]:
     return [(kind, key, float(t)) for kind, key, t in (line.split() for line in path.read_text().splitlines())]
 
 
+@pytest.mark.slow
 def test_slurm_jobs_wait_for_their_needs_failures_are_named_and_a_rerun_finishes_the_rest(slurm, tmp_path,
                                                                                           monkeypatch):
     """Fake jobs on the real Slurm: the GANs start after the classifier they need has ended; a job that fails
@@ -179,3 +182,38 @@ def test_the_smoke_pipeline_through_slurm_gives_the_local_launchers_index(slurm,
         assert _index(folder) == through_slurm
         jobs = json.loads((folder / "pipeline.json").read_text())["jobs"].values()
         assert all(job["reused"] and "slurm_job" not in job for job in jobs)
+
+
+_WAITING_JOB = """
+import sys, time
+key, events = sys.argv[1], sys.argv[2]
+with open(events, "a") as f:
+    f.write(f"start {key} {time.time()}\\n")
+time.sleep(300)
+"""
+
+
+def test_sigterm_to_the_pipeline_cancels_its_slurm_jobs(slurm, tmp_path, monkeypatch):
+    events = tmp_path / "events.txt"
+    monkeypatch.setattr(pipeline, "_command", lambda job, record, *rest: [
+        sys.executable, "-c", _WAITING_JOB, job.key, str(events)])
+
+    def terminate_when_two_jobs_run():
+        deadline = time.time() + 120
+        while time.time() < deadline and (not events.exists() or events.read_text().count("start") < 2):
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_when_two_jobs_run, daemon=True).start()
+    code = main(["run", "pipeline", "--preset", "smoke", "--only", "dvae", "--launcher", "slurm", "--cpus-per-job", "1",
+                 "--runs-dir", str(tmp_path)])
+    assert code == 130
+    jobs = json.loads((tmp_path / "pipeline-smoke" / "pipeline.json").read_text())["jobs"]
+    assert {key: job["status"] for key, job in jobs.items()} == {"dvae-mnist/seed0": "interrupted",
+                                                                 "dvae-fashion_mnist/seed0": "interrupted"}
+    ids = {job["slurm_job"] for job in jobs.values()}
+    deadline = time.time() + 60
+    while time.time() < deadline and ids & set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True,
+                                                              text=True).stdout.split()):
+        time.sleep(0.5)
+    assert not ids & set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
