@@ -43,10 +43,10 @@ def _cmd_run(args) -> int:
 
     if args.experiment == "pipeline":
         return _run_pipeline(args)
-    if args.seeds != 1 or args.only or args.skip or args.jobs != 1:
+    if args.seeds != 1 or args.only or args.skip or args.jobs != 1 or args.launcher != "local" or _slurm_given(args):
         from genlab.errors import ConfigError
 
-        raise ConfigError("--seeds, --only, --skip and --jobs belong to `genlab run pipeline`",
+        raise ConfigError("--seeds, --only, --skip, --jobs and the launcher options belong to `genlab run pipeline`",
                           hint="for one experiment use --seed N")
 
     run = start_run(args.experiment, args.preset, parse_assignments(args.set), args.seed, args.device,
@@ -65,8 +65,33 @@ def _run_pipeline(args) -> int:
         raise ConfigError("--set, --seed and --run-dir do not apply to the pipeline",
                           hint="use --preset, --seeds N, --only STUDY.. or --skip STUDY..")
     run_pipeline(args.preset, args.seeds, args.only, args.skip, args.runs_dir, args.device, args.data_dir,
-                 progress=not args.no_progress, build_index=build_index, jobs=args.jobs)
+                 progress=not args.no_progress, build_index=build_index, jobs=args.jobs, slurm=_slurm_options(args))
     return 0
+
+
+_SLURM_FLAGS = {"slurm_config": "--slurm-config", "partition": "--partition", "account": "--account",
+                "cpus_per_job": "--cpus-per-job", "gpus_per_job": "--gpus-per-job"}
+
+
+def _slurm_given(args) -> list[str]:
+    return [flag for name, flag in _SLURM_FLAGS.items() if getattr(args, name) is not None]
+
+
+def _slurm_options(args):
+    """The Slurm launcher's options (None for the local launcher), after checking the flags belong to it."""
+    from genlab.errors import ConfigError
+
+    if args.launcher == "local":
+        if _slurm_given(args):
+            raise ConfigError(f"{', '.join(_slurm_given(args))} belong to --launcher slurm")
+        return None
+    if args.jobs != 1:
+        raise ConfigError("--jobs belongs to the local launcher", hint="with --launcher slurm, Slurm runs the jobs "
+                                                                      "as its queue allows")
+    from genlab.experiments.launchers import slurm_options
+
+    return slurm_options(args.slurm_config, partition=args.partition, account=args.account,
+                         cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job)
 
 
 def _cmd_resume(args) -> int:
@@ -226,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pipeline: skip these studies or stages")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="pipeline: run up to N studies at once, each in its own process with 1/N of the CPU threads")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="pipeline: run the jobs here (default) or submit each one to Slurm (needs submitit)")
+    p.add_argument("--slurm-config", default=None, metavar="FILE",
+                   help="pipeline, slurm: a JSON or TOML file of Slurm options (partition, account, cpus_per_job, "
+                        "gpus_per_job, mem_gb, time_factor, min_minutes, time_minutes, sbatch, setup)")
+    p.add_argument("--partition", default=None, help="pipeline, slurm: the partition to submit to")
+    p.add_argument("--account", default=None, help="pipeline, slurm: the account to charge")
+    p.add_argument("--cpus-per-job", type=int, default=None, metavar="N", help="pipeline, slurm: CPUs of each job "
+                                                                               "(default 2)")
+    p.add_argument("--gpus-per-job", type=int, default=None, metavar="N",
+                   help="pipeline, slurm: GPUs of each job; with 2 or more, the run is started under torchrun")
     _add_runtime(p)
     p.set_defaults(func=_cmd_run)
 

@@ -18,13 +18,16 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from genlab.config import config_hash, to_dict
 from genlab.errors import ConfigError, GenlabError, PipelineError
 from genlab.experiments.registry import EXPERIMENTS, get_experiment
 from genlab.experiments.runner import resume_run, start_run
 from genlab.io import exclusive, read_json, write_json
+
+if TYPE_CHECKING:
+    from genlab.experiments.launchers import SlurmOptions
 
 STUDIES = ("classifiers", "ebm", "jem", "dvae", "gan")
 
@@ -127,11 +130,12 @@ def run_dir_of(runs_dir: Path, preset: str, job: Job) -> tuple[Path, dict[str, A
 def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None = None, skip: list[str] | None = None,
                  runs_dir: str | Path = "runs", device: str = "auto", data_dir: str | Path | None = None,
                  progress: bool = True, build_index: Callable[[Path], Path] | None = None,
-                 out: Callable[[str], None] = print, jobs: int = 1) -> Path:
+                 out: Callable[[str], None] = print, jobs: int = 1, slurm: SlurmOptions | None = None) -> Path:
     """Run every job of the plan; returns the pipeline folder (with pipeline.json and index.html).
 
     ``jobs`` > 1 runs that many jobs at once, each in its own process with an equal share of the CPU
-    threads; a job starts once the classifiers it needs are done. A failed job does not stop the others;
+    threads; a job starts once the classifiers it needs are done. ``slurm`` submits the jobs to Slurm
+    instead (genlab.experiments.launchers). A failed job does not stop the others;
     once all have ended and the report is built, PipelineError names the failed ones.
     """
     if jobs < 1:
@@ -141,7 +145,11 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
     # One pipeline at a time per runs folder: a second would resume the same unfinished runs.
     with exclusive(runs_dir / ".pipeline.lock", f"the runs folder {runs_dir} (a pipeline)"):
         book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), jobs, out)
-        if jobs == 1:
+        if slurm is not None:
+            from genlab.experiments.launchers import run_in_slurm  # it imports this module
+
+            run_in_slurm(book, slurm, device, data_dir)
+        elif jobs == 1:
             _run_here(book, device, data_dir, progress)
         else:
             _run_in_processes(book, device, data_dir)
