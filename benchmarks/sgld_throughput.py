@@ -8,9 +8,9 @@ For each energy network it times `steps` Langevin steps at the given batch size 
 steps per second (best of `repeats`, after a warm-up chain). "naive" is the loop most code writes:
 parameters requiring grad, x.requires_grad_(), torch.autograd.grad(E(x).sum(), x), new noise tensors.
 "genlab" is `genlab.sampling.langevin` (frozen parameters, in-place noise, no host sync) in float32; the
-EBM trainers' defaults add channels-last weights (`train.channels_last`) and bf16 autocast where the
-device has native bf16 (`sampler.precision=auto`), and the script reports that default's ratio over the
-naive loop. The levers
+EBM trainers' defaults keep channels-last weights (`train.channels_last`) and let `sampler.precision=auto`
+measure which precision and layout run fastest (genlab.sampling.precision); the script reports the
+variant that choice corresponds to and its ratio over the naive loop. The levers
 (channels_last, bf16 autocast, torch.compile of the energy, thread count) are applied on top of genlab's
 sampler and each is timed on and off (channels_last and bf16 also together), with the largest difference
 from the plain sampler's samples for the same seed. Also times one full CD training iteration, float32
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from genlab.nets.energy import ResNetEnergy
-from genlab.sampling import SamplerConfig, langevin, sampler_dtype
+from genlab.sampling import SamplerConfig, langevin, precision, run_chain
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer
 
 NETS = {"cifar32": dict(in_channels=3, width=32, blocks=(3, 3, 3)),
@@ -59,6 +59,20 @@ def timed(fn, repeats: int, device: torch.device) -> tuple[float, torch.Tensor]:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best, out
+
+
+def auto_variant(name: str, args, device: torch.device) -> str:
+    """The variant genlab's EBM trainers run by default here: channels-last weights (train.channels_last),
+    then what sampler.precision=auto measures fastest for this network and batch."""
+    spec = NETS[name]
+    shape = (spec["in_channels"], 28, 28) if name == "mnist" else (spec["in_channels"], 32, 32)
+    model = ResNetEnergy(**spec).to(device).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (args.batch,), device=device) if name == "mnist" else None
+    x0 = torch.rand(args.batch, *shape, device=device) * 2 - 1
+    run_chain(model, x0, SamplerConfig(steps=args.steps, step_size=STEP, noise=NOISE), labels=labels, steps=1,
+              freeze=model)
+    chosen = precision.Candidate.from_name(precision.precision_summary(model)["chosen"])
+    return "genlab" + ("+channels_last" if chosen.channels_last else "") + ("+bf16" if chosen.dtype else "")
 
 
 def bench_net(name: str, args, device: torch.device) -> list[dict]:
@@ -175,14 +189,9 @@ def main() -> None:
     args.training_steps = args.training_steps or args.steps
     device = torch.device(args.device)
     rows = [row for name in args.nets for row in bench_net(name, args, device)]
-    # What genlab's EBM trainers run by default here: channels-last weights (train.channels_last) and
-    # sampler.precision=auto (bf16 where the device has it natively).
-    bf16 = sampler_dtype("auto", device) is not None
-    default = {(True, True): "genlab+channels_last+bf16", (True, False): "genlab+channels_last",
-               (False, True): "genlab+bf16", (False, False): "genlab"}[
-        ("channels_last" in args.levers and device.type != "mps", bf16 and "bf16" in args.levers)]
-    speedups = {}
+    speedups, defaults = {}, {}
     for name in args.nets:
+        defaults[name] = default = auto_variant(name, args, device)
         speed = {r["variant"]: r["images_steps_per_s"] for r in rows if r["net"] == name}
         speedups[name] = speed[default] / speed["naive"]
         print(f"{name}: genlab's default sampler here ({default}) is {speedups[name]:.2f}x the naive loop")
@@ -192,7 +201,7 @@ def main() -> None:
                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "config": vars(args), "default_variant": default,
+    out.write_text(json.dumps({"machine": machine, "config": vars(args), "default_variant": defaults,
                                "default_speedup_over_naive": speedups, "results": rows}, indent=2) + "\n")
     print(f"written: {out}")
 

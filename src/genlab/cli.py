@@ -222,6 +222,22 @@ def _judging(run):
     return judges.serving(preset) if preset else contextlib.nullcontext()
 
 
+def _cmd_speed(args) -> int:
+    from genlab.config import parse_assignments
+    from genlab.sampling.precision import cache_path
+    from genlab.speed import cached_decisions, measure_experiment
+
+    if args.speed_command == "measure":
+        decision = measure_experiment(args.experiment, args.preset, parse_assignments(args.set), args.device)
+        print(f"{args.experiment} ({args.preset}): {decision['description']}")
+        return 0
+    entries = cached_decisions()
+    print(f"{len(entries)} sampler decision(s) in {cache_path()}")
+    for key, entry in entries.items():
+        print(f"  {entry['chosen']:<20} {entry['network']} input {entry['input']}  [{key}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genlab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
@@ -299,6 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     _add_runtime(p)
     p.set_defaults(func=_cmd_eval_run)
+
+    speed = commands.add_parser("speed", help="the sampler's precision and layout, chosen by measurement "
+                                "(sampler.precision=auto)").add_subparsers(dest="speed_command", required=True,
+                                                                             metavar="SPEED_COMMAND")
+    speed.add_parser("show", help="the decisions cached on this machine").set_defaults(func=_cmd_speed)
+    p = speed.add_parser("measure", help="measure an EBM experiment's sampler again and cache the decision")
+    p.add_argument("experiment")
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_speed)
 
     data = commands.add_parser("data", help="datasets: list them, verify them").add_subparsers(
         dest="data_command", required=True, metavar="DATA_COMMAND")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from genlab.errors import ConfigError
@@ -35,11 +38,22 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def has_native_bf16(device: torch.device) -> bool:
-    """Whether this device multiplies bfloat16 in hardware (CUDA GPUs that support it; CPUs with AVX-512 BF16
-    or AMX), where autocast to bf16 runs faster than float32. Elsewhere bf16 is emulated and slower."""
+    """Whether this device has bfloat16 instructions (CUDA GPUs that support it; CPUs with AVX-512 BF16 or
+    AMX). A fact recorded with each run, not a promise of speed: a CPU with AVX-512 BF16 but no AMX runs bf16
+    convolutions slower than float32, which is why ``sampler.precision=auto`` measures instead
+    (:mod:`genlab.sampling.precision`)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
         return any(probe() for probe in probes if probe is not None)
     return False
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")

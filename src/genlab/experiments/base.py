@@ -18,7 +18,7 @@ from genlab import __version__, distributed
 from genlab.config import ConfigError, config_hash, from_dict, override
 from genlab.data.batches import Batches, to_float
 from genlab.data.datasets import ImageSet, hoda_split_indices, load
-from genlab.devices import has_native_bf16
+from genlab.devices import cpu_model, has_native_bf16
 from genlab.errors import CheckpointError
 from genlab.report.figures import plt, save
 from genlab.sampling import ClassGaussians
@@ -78,20 +78,12 @@ def fitted_class_gaussians(dataset: str, train_limit: int, device: torch.device 
     return ClassGaussians(to_float(train.images[:limit]), train.labels[:limit], len(train.classes)).to(device)
 
 
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-
-
 def machine_info(device: torch.device) -> dict[str, Any]:
     """Where a run or a benchmark ran. The CPU model and the vector instructions torch uses are recorded
-    because hosts of the same nominal size differ: a host with native bf16 samples a quick EBM about twice
-    as fast as an AVX2-only one (sampler.precision=auto uses bf16 only where it is native)."""
+    because hosts of the same nominal size differ (AMX, AVX-512 BF16 without AMX, AVX2): what runs the sampler
+    fastest there is measured, not read from these flags (sampler.precision=auto, :mod:`genlab.sampling.precision`)."""
     info = {"device": str(device), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__, "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "native_bf16": has_native_bf16(device), "cpu_threads": torch.get_num_threads(),
             "processes": distributed.current().world_size}
     if device.type == "cuda":
@@ -114,6 +106,7 @@ class RunContext:
     tensorboard: Any = None
     classes: tuple[str, ...] | None = None
     checkpoints: Path | None = None  # where checkpoints live, if not in ``run`` (ranks > 0 under torchrun)
+    sampler_precision: dict[str, Any] | None = None  # the sampler's precision decision (families that sample)
 
     @functools.cached_property
     def config_hash(self) -> str:
@@ -181,4 +174,5 @@ class RunContext:
                 "wall_time_s": round(self.loop_facts.get("wall_time_s", 0.0), 2),
                 "rollbacks": self.loop_facts.get("rollbacks", 0), "steps_done": self.loop_facts.get("steps"),
                 "machine": machine_info(self.device), "genlab_version": __version__,
+                **({"sampler_precision": self.sampler_precision} if self.sampler_precision else {}),
                 "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}

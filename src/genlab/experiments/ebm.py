@@ -27,6 +27,7 @@ from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
 from genlab.report.figures import curves_figure, grids_figure, sampling_figure, spread_picks
 from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, run_chain, sampler_section, uniform_noise
+from genlab.sampling.precision import precision_summary
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
@@ -122,6 +123,7 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
                          evaluator=Evaluator(ctx, judge, real, cfg.eval.samples), gaussians=gaussians)
     guard = DivergenceGuard(cfg.guard, finite=("loss",), bounded=("energy_pos", "energy_neg"))
     ctx.train(trainer, cfg.train.iterations, guard)
+    ctx.sampler_precision = precision_summary(model)
 
     if cfg.eval.final_init == "noise":
         x, labels = trainer.fresh_samples(cfg.eval.final_samples, cfg.eval.final_steps or cfg.sampler.steps)

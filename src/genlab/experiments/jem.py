@@ -29,6 +29,7 @@ from genlab.judges import load_classifier
 from genlab.nets.classifiers import build_classifier
 from genlab.report.figures import curves_figure, reliability_figure
 from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, sampler_section
+from genlab.sampling.precision import precision_summary
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.jem import JEM_SAMPLER, JEMTrainConfig, JEMTrainer
 from genlab.train.loop import LogConfig
@@ -146,6 +147,7 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
                          gaussians, spec.image_shape, ctx.device, Evaluator(ctx, judge, real, test, cfg.eval))
     ctx.train(trainer, cfg.train.iterations, DivergenceGuard(cfg.guard, finite=("loss",),
                                                              bounded=("energy_pos", "energy_neg")))
+    ctx.sampler_precision = precision_summary(trainer.model)
 
     final = _classifier_numbers(trainer.model, test, ood, ctx.device)
     ctx.save_figure(reliability_figure(final["reliability"], f"test ECE {final['ece']:.4f}"), "reliability")

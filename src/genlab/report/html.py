@@ -142,6 +142,8 @@ def run_report(run_path: str | Path) -> str:
                                              for e in events], head=("event", "details"))]
     run_facts = [("wall time (s)", summary.get("wall_time_s", "")), ("device", summary.get("machine", {}).get("device", "")),
                  *[(f"machine.{k}", v) for k, v in summary.get("machine", {}).items() if k != "device"],
+                 *([("sampler precision", summary["sampler_precision"]["description"])]
+                   if summary.get("sampler_precision") else []),
                  ("genlab", config.get("genlab_version", ""))]
     parts += ["<h2>Run</h2>", _table(run_facts, head=("fact", "value")),
               "<h2>Config</h2>", _table(_flatten(config["config"]), head=("key", "value"))]

@@ -4,8 +4,7 @@ chain initialisers, the one sampler config and the chains every family runs with
 p(x) is proportional to exp(-E(x)); see :mod:`genlab.sampling.langevin`.
 """
 
-from genlab.sampling.chains import (ChainStarts, balanced_labels, buffer_starts, fresh_chains, run_chain,
-                                    sampler_dtype)
+from genlab.sampling.chains import (ChainStarts, balanced_labels, buffer_starts, fresh_chains, run_chain)
 from genlab.sampling.config import SamplerConfig, sampler_section
 from genlab.sampling.initializers import ClassGaussians
 from genlab.sampling.langevin import Chain, frozen, langevin
@@ -15,4 +14,4 @@ from genlab.sampling.schedules import Constant, GeometricDecay, make_schedule
 
 __all__ = ["Chain", "ChainStarts", "ClassGaussians", "Constant", "GeometricDecay", "ReplayBuffer", "SamplerConfig",
            "balanced_labels", "buffer_starts", "fresh_chains", "frozen", "langevin", "make_schedule",
-           "proximal_langevin", "run_chain", "sampler_dtype", "sampler_section", "uniform_noise"]
+           "proximal_langevin", "run_chain", "sampler_section", "uniform_noise"]

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genlab.devices import has_native_bf16
+from genlab.sampling import precision
 from genlab.sampling.config import SamplerConfig
 from genlab.sampling.initializers import ClassGaussians
 from genlab.sampling.langevin import Chain, langevin
@@ -23,31 +23,56 @@ from genlab.sampling.schedules import make_schedule
 LabelledEnergy = Callable[..., torch.Tensor]
 
 
-def sampler_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of the energy's passes in the sampler (None: float32)."""
-    if precision == "bf16" or (precision == "auto" and has_native_bf16(device)):
-        return torch.bfloat16
-    return None
-
-
 def run_chain(energy: LabelledEnergy, x0: torch.Tensor, cfg: SamplerConfig, *, labels: torch.Tensor | None = None,
               steps: int | None = None, freeze: nn.Module | None = None,
-              first_layer: nn.Module | None = None) -> Chain:
+              first_layer: nn.Module | None = None, remeasure: bool = False) -> Chain:
     """Run the configured sampler from ``x0`` (``steps`` overrides ``cfg.steps``; labels held fixed if
     given). ``freeze``: the module whose parameters stop requiring gradients while sampling; ``first_layer``:
-    the module whose output gradient proximal SGLD reuses (needed for ``kind=pyld``)."""
+    the module whose output gradient proximal SGLD reuses (needed for ``kind=pyld``). The energy's precision
+    and layout are ``cfg.precision``, or for ``auto`` those measured fastest for this network and batch
+    shape (:mod:`genlab.sampling.precision`; ``remeasure``: measure again even if a decision is cached)."""
+    if cfg.kind == "pyld" and first_layer is None:
+        raise ValueError("sampler.kind=pyld needs the network's first layer")
     fn = (lambda x: energy(x, labels)) if labels is not None else energy
+    network = freeze if freeze is not None else (energy if isinstance(energy, nn.Module) else None)
+
+    def run(candidate: precision.Candidate, n: int) -> Chain:
+        return _run(fn, x0, cfg, n, candidate, network, freeze, first_layer)
+
     steps = steps or cfg.steps
-    autocast = sampler_dtype(cfg.precision, x0.device)
+    decision = precision.choose(cfg.precision, network, x0, labels is not None, lambda c, n: run(c, n).x, cfg.steps,
+                                switch_layout=not hasattr(energy, "_orig_mod"), remeasure=remeasure)
+    return run(decision.candidate, steps)
+
+
+def _run(fn: LabelledEnergy, x0: torch.Tensor, cfg: SamplerConfig, steps: int, candidate: precision.Candidate,
+         network: nn.Module | None, freeze: nn.Module | None, first_layer: nn.Module | None) -> Chain:
+    """``steps`` of the configured sampler in the candidate's precision and layout. A layout other than the
+    network's own is switched to for the chain (weights and chain) and the end points come back in the
+    layout of ``x0``."""
     grad_clip = cfg.grad_clip or None
-    if cfg.kind == "pyld":
-        if first_layer is None:
-            raise ValueError("sampler.kind=pyld needs the network's first layer")
-        return proximal_langevin(fn, first_layer, x0, steps, cfg.inner_steps, cfg.step_size, cfg.inner_step,
-                                 cfg.bound, cfg.noise, freeze=freeze, autocast=autocast, grad_clip=grad_clip)
-    step = make_schedule(cfg.schedule, cfg.step_size, cfg.step_size_end)
-    return langevin(fn, x0, steps, step, None if cfg.form == "coupled" else cfg.noise, form=cfg.form,
-                    grad_clip=grad_clip, freeze=freeze, autocast=autocast)
+    switched = network is not None and x0.dim() == 4 and candidate.channels_last != precision.is_channels_last(network)
+    start = x0
+    if switched:
+        start = x0.contiguous(memory_format=torch.channels_last if candidate.channels_last else torch.contiguous_format)
+    with precision.layout(network, candidate.channels_last):
+        if cfg.kind == "pyld":
+            chain = proximal_langevin(fn, first_layer, start, steps, cfg.inner_steps, cfg.step_size, cfg.inner_step,
+                                      cfg.bound, cfg.noise, freeze=freeze, autocast=candidate.dtype,
+                                      grad_clip=grad_clip)
+        else:
+            step = make_schedule(cfg.schedule, cfg.step_size, cfg.step_size_end)
+            chain = langevin(fn, start, steps, step, None if cfg.form == "coupled" else cfg.noise, form=cfg.form,
+                             grad_clip=grad_clip, freeze=freeze, autocast=candidate.dtype)
+    if switched:
+        chain.x = chain.x.contiguous(memory_format=_layout_of(x0))
+    return chain
+
+
+def _layout_of(x: torch.Tensor) -> torch.memory_format:
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 class ChainStarts:
