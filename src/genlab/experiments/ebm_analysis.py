@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.train.loop import divergence_events
+
 SPIKE_FACTOR = 10.0
 
 
@@ -19,7 +21,7 @@ def chain_statistics(records: list[dict[str, Any]]) -> dict[str, Any]:
     median = float(np.median(grad)) if len(grad) else 0.0
     return {"grad_norm_spikes": int((grad > SPIKE_FACTOR * median).sum()) if median > 0 else 0,
             "max_abs_energy": max(energies) if energies else float("nan"),
-            "divergence_events": sum(1 for r in records if r.get("event") in ("rollback", "divergence"))}
+            "divergence_events": divergence_events(records)}
 
 
 def _mean_pairwise_distance(features: torch.Tensor, limit: int = 1000) -> float:

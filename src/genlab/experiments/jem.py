@@ -32,7 +32,7 @@ from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, sample
 from genlab.sampling.precision import precision_summary
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.jem import JEM_SAMPLER, JEMTrainConfig, JEMTrainer
-from genlab.train.loop import LogConfig
+from genlab.train.loop import LogConfig, divergence_events
 
 _SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_coverage", "confident_share")
 
@@ -179,7 +179,7 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
             "sgld_steps_per_iteration": full_steps,
             "first_layer_steps_per_iteration": full_steps * cfg.sampler.inner_steps if cfg.sampler.kind == "pyld" else 0,
             "seconds_per_1000_iterations": 1000 * step_s, "iterations": cfg.train.iterations,
-            "divergence_events": sum(1 for r in ctx.run.read_metrics() if r.get("event") in ("rollback", "divergence")),
+            "divergence_events": divergence_events(ctx.run.read_metrics()),
             "ood_dataset": cfg.data.ood_dataset, "reference_images": n_real}
 
 

@@ -39,6 +39,12 @@ class Trainer(Protocol):
 TIMING_KEYS = ("wall_s", "step_s")  # logged times: they differ between otherwise identical runs
 
 
+def divergence_events(records: list[dict[str, Any]]) -> int:
+    """How many times the divergence guard stepped in (a rollback, or the divergence that stopped the run)
+    in a run's metrics records."""
+    return sum(1 for r in records if r.get("event") in ("rollback", "divergence"))
+
+
 class RunInterrupted(GenlabError):
     """Ctrl-C: the run stopped cleanly after a checkpoint."""
 
