@@ -132,3 +132,23 @@ def test_speed_show_lists_the_cached_decisions(capsys):
     assert "1 sampler decision(s)" in out and "fp32/contiguous" in out and "ResNetEnergy" in out
     assert main(["speed", "measure", "classifier-mnist"]) == 2
     assert "knows the ebm experiments" in capsys.readouterr().err
+
+
+def test_measuring_leaves_the_network_as_a_cached_decision_would():
+    """The measurement's chains run spectral norm's power iteration (and would move batch-norm statistics);
+    a run that measures must continue exactly as one that reads the decision from the cache."""
+    torch.manual_seed(0)
+    model = ResNetEnergy(1, width=4, blocks=(1,), spectral_norm=True)
+    x0 = torch.rand(8, 1, 8, 8) * 2 - 1
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    assert before, "a spectral-norm network has power-iteration buffers"
+    torch.manual_seed(5)
+    measured = run_chain(model, x0, SamplerConfig(steps=3), freeze=model)
+    assert not precision.precision_summary(model)["cached"]
+    after_measuring = {name: b.clone() for name, b in model.named_buffers()}
+    for name, b in before.items():  # only the chain's own forward passes moved them
+        model.get_buffer(name).copy_(b)
+    torch.manual_seed(5)
+    cached = run_chain(model, x0, SamplerConfig(steps=3), freeze=model)
+    assert precision.read_cache() and torch.equal(measured.x, cached.x)
+    assert all(torch.equal(after_measuring[name], b) for name, b in model.named_buffers())

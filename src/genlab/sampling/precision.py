@@ -186,6 +186,21 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextlib.contextmanager
+def buffers_kept(module: nn.Module) -> Iterator[None]:
+    """The module's buffers as they were before the block. The measurement's chains run the network in its
+    training mode, which moves state: spectral norm's power-iteration vectors, batch norm's running
+    statistics. Without this, a run that measures would end with other numbers than one that reads the
+    decision from the cache."""
+    saved = [(buffer, buffer.detach().clone()) for buffer in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
 # --- layout switched for the duration of a chain ---------------------------------------------------------
 
 @contextlib.contextmanager
@@ -287,7 +302,8 @@ def _choose(precision: str, module: nn.Module | None, x0: torch.Tensor, labelled
         if stored is not None:
             _decided[memo] = Decision(stored["chosen"], stored.get("measured", {}), cached=True)
             return _decided[memo]
-    decision = measure(run, x0, candidates(x0.device, module, x0, switch_layout), chain_steps)
+    with buffers_kept(module):
+        decision = measure(run, x0, candidates(x0.device, module, x0, switch_layout), chain_steps)
     write_cache(key, decision, {**machine_key(x0.device), "network": type(module).__qualname__,
                                 "signature": signature, "input": list(x0.shape)})
     _decided[memo] = decision
