@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -54,3 +57,14 @@ def test_sampling_a_run_without_a_sampler_is_one_clear_error(tmp_path):
     run = RunDir.create(tmp_path / "run", {"experiment": "dvae-mnist", "preset": "smoke", "config": {}})
     with pytest.raises(ConfigError, match="no sampler"):
         api.sample(run.path)
+
+
+def test_the_readme_example_of_the_building_blocks_trains_a_users_own_energy():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("**The building blocks on your own model.**", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    torch.manual_seed(0)
+    exec(compile(code, "README.md", "exec"), scope)
+    assert torch.isfinite(scope["loss"]) and scope["negatives"].shape == (64, 1, 28, 28)
+    assert scope["buffer"].pushed == 64 and scope["negatives"].abs().max() <= 1
