@@ -39,12 +39,13 @@ def start_run(name: str, preset: str = "quick", sets: Mapping[str, Any] | None =
               data_dir: str | os.PathLike | None = None, progress: bool = True, prerequisites: bool = True) -> RunDir:
     """Run an experiment in a new run directory. With ``prerequisites``, the classifiers it needs (its judge,
     JEM's pretrained start) that are not cached yet are trained first, each in its own run under
-    ``runs_dir``; without, a missing one stops the run with the command that trains it."""
+    ``runs_dir`` (beside ``run_dir`` if that is given); without, a missing one stops the run with the command that trains it."""
     experiment = get_experiment(name)
     config = experiment.config(preset, sets, seed)
     check_data(experiment, config)
     if prerequisites and os.environ.get("WORLD_SIZE", "1") == "1":  # under torchrun the ranks would race
-        make_prerequisites(experiment, config, preset, device, runs_dir, data_dir, progress)
+        make_prerequisites(experiment, config, preset, device, Path(run_dir).parent if run_dir else runs_dir,
+                           data_dir, progress)
     dist, dev = distributed.setup(device)
     stored = {"experiment": name, "preset": preset, "genlab_version": __version__, "config": to_dict(config)}
     created = None
