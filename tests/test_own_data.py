@@ -65,6 +65,13 @@ def test_a_labelled_folder_is_a_dataset_with_its_subfolders_as_classes(images):
     assert test.images.dtype == torch.uint8 and test.shape == (1, 28, 28)
 
 
+def test_data_check_describes_a_user_dataset(images):
+    from genlab.data.check import check
+    lines = check(images["labelled"])
+    assert "120 images, 3 classes" in lines[0]
+    assert lines[1].split() == ["train", "96", "images", "1x28x28", "per", "class", "bar:32", "box:32", "column:32"]
+
+
 def test_splits_are_seeded_disjoint_and_cover_the_data(images):
     name = images["labelled"]
     seen = {split: {tuple(x.flatten().tolist()) for x in load(name, split, split_seed=3).images}
