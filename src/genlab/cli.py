@@ -50,7 +50,8 @@ def _cmd_run(args) -> int:
                           hint="for one experiment use --seed N")
 
     run = start_run(args.experiment, args.preset, parse_assignments(args.set), args.seed, args.device,
-                    args.runs_dir, args.run_dir, args.data_dir, progress=not args.no_progress)
+                    args.runs_dir, args.run_dir, args.data_dir, progress=not args.no_progress,
+                    prerequisites=not args.no_prerequisites)
     _finished(run, build_report)
     return 0
 
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--runs-dir", default="runs", help="parent of new run directories (default: runs)")
     p.add_argument("--run-dir", default=None, help="exact directory for this run (must not exist or be empty)")
+    p.add_argument("--no-prerequisites", action="store_true",
+                   help="stop if a classifier the run needs (its judge, JEM's start) is not cached, instead of "
+                        "training it first")
     p.add_argument("--seeds", type=int, default=1, help="pipeline: repeat each study over seeds 0..N-1")
     p.add_argument("--only", nargs="+", default=None, metavar="STUDY",
                    help="pipeline: run only these studies (classifiers, ebm, jem, dvae, gan) or stages "

@@ -2,7 +2,8 @@
 
 They are the independent judges and feature extractors of sample-quality metrics, and the pretrained
 classifiers JEM starts from. A classifier run stores its final weights here when it completes:
-``$GENLAB_CACHE_DIR/classifiers/<dataset>/<config hash>/`` (default ``~/.cache/genlab``) holds
+``$GENLAB_CACHE_DIR/classifiers/<dataset>/<config hash>/`` (default ``~/.cache/genlab``; a user's dataset
+is named by its content hash, ``user-<hash>``) holds
 ``model.pt`` (architecture and weights) and ``info.json`` (test accuracy, preset, seed, run directory).
 
 A classifier must be fit for the run it serves: for any run but a smoke one it must meet its dataset's
@@ -21,6 +22,8 @@ from typing import Any, Iterator
 import torch
 
 from genlab.data.files import cache_dir
+from genlab.data.registry import cache_key, get_spec
+from genlab.data.user import is_user
 from genlab.errors import ConfigError, GenlabError
 from genlab.eval.targets import CLASSIFIER_ACCURACY, JEM_START_ACCURACY
 from genlab.nets.classifiers import build_classifier
@@ -77,8 +80,29 @@ def root() -> Path:
     return cache_dir() / "classifiers"
 
 
+def folder_of(dataset: str) -> Path:
+    return root() / cache_key(dataset)
+
+
+def classifier_experiment(dataset: str) -> str:
+    """The experiment that trains a dataset's classifier: its own, or for a user's images the small CNN of
+    MNIST (grey) or the ResNet-9 of CIFAR-10 (colour), run with ``data.dataset`` set to them."""
+    if not is_user(dataset):
+        return f"classifier-{dataset}"
+    return "classifier-mnist" if get_spec(dataset).image_shape[0] == 1 else "classifier-cifar10"
+
+
+def train_command(dataset: str, preset: str = "quick", seed: int | None = None,
+                  arch: dict[str, Any] | None = None) -> str:
+    """The command that trains the classifier :func:`find` looks for."""
+    extra = f" --seed {seed}" if seed is not None else ""
+    extra += "".join(f" --set model.{k}={v}" for k, v in (arch or {}).items())
+    extra += f" --set 'data.dataset={dataset}'" if is_user(dataset) else ""
+    return f"genlab run {classifier_experiment(dataset)} --preset {preset}{extra}"
+
+
 def store(dataset: str, config_hash: str, model: torch.nn.Module, arch: dict[str, Any], info: dict[str, Any]) -> Path:
-    folder = root() / dataset / config_hash
+    folder = folder_of(dataset) / config_hash
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_torch({"arch": arch, "state_dict": state}, folder / "model.pt")
@@ -89,7 +113,7 @@ def store(dataset: str, config_hash: str, model: torch.nn.Module, arch: dict[str
 def entries(dataset: str) -> list[dict[str, Any]]:
     """Info of every cached classifier of a dataset, best test accuracy first."""
     found = []
-    for info_path in sorted((root() / dataset).glob("*/info.json")):
+    for info_path in sorted(folder_of(dataset).glob("*/info.json")):
         if (info_path.parent / "model.pt").is_file():
             try:
                 found.append({**json.loads(info_path.read_text()), "folder": str(info_path.parent)})
@@ -117,16 +141,14 @@ def find(dataset: str, config_hash: str | None = None, seed: int | None = None,
     if not candidates:
         wanted = ", ".join(f"{k} {v}" for k, v in [("config hash", config_hash), ("seed", seed), *(arch or {}).items()]
                            if v is not None)
-        extra = f" --seed {seed}" if seed is not None else ""
-        extra += "".join(f" --set model.{k}={v}" for k, v in (arch or {}).items())
-        hint = f"train one with `genlab run classifier-{dataset} --preset quick{extra}`"
+        hint = f"train one with `{train_command(dataset, 'quick', seed, arch)}`"
         what = f"{dataset} classifier{' with ' + wanted if wanted else ''}"
         if not matching:
-            raise GenlabError(f"no trained {what} in {root() / dataset}", hint=hint)
+            raise GenlabError(f"no trained {what} in {folder_of(dataset)}", hint=hint)
         bar = BARS[role].get(dataset, 0.0)
         unfit = "; ".join(f"{e['config_hash']} ({preset_of(e) or 'preset unknown'}, test accuracy "
                           f"{e.get('test_accuracy') or 0:.2%})" for e in matching)
-        raise GenlabError(f"no {what} in {root() / dataset} is fit to serve as the {role.replace('_', ' ')} of "
+        raise GenlabError(f"no {what} in {folder_of(dataset)} is fit to serve as the {role.replace('_', ' ')} of "
                           f"{'a ' + serving_preset + ' run' if serving_preset else 'these samples'}: it needs "
                           + (f"test accuracy of at least {bar:.0%} and " if bar else "")
                           + f"a preset other than smoke; cached: {unfit}",

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genlab.data import user
 from genlab.data.files import DatasetFiles, locate, verify_file
 from genlab.data.readers import normalise_hoda, read_cdb, read_cifar_batch, read_idx_pair
 from genlab.data.registry import get_spec
@@ -54,14 +55,19 @@ class RawData:
 
 
 def splits_of(name: str) -> tuple[str, ...]:
-    return ("train", "val", "test") if name == "hoda" else ("train", "test")
+    return ("train", "val", "test") if name == "hoda" or user.is_user(name) else ("train", "test")
 
 
 def load(name: str, split: str, data_dir: str | os.PathLike | None = None, split_seed: int = 0) -> ImageSet:
-    """Load one split of a dataset. Hoda's splits are an 85/10/5 stratified split of all files present."""
-    spec = get_spec(name)
+    """Load one split of a dataset. Hoda's splits are an 85/10/5 stratified split of all files present; a
+    user dataset's an 80/10/10 split (stratified when labelled), both seeded by ``split_seed``."""
     if split not in splits_of(name):
         raise DataError(f"dataset '{name}' has no split '{split}'; its splits: {', '.join(splits_of(name))}")
+    if user.is_user(name):
+        data = user.read(name)
+        indices = torch.from_numpy(data.split_indices(split_seed)[split])
+        return ImageSet(name, split, data.images[indices], data.labels[indices], data.classes)
+    spec = get_spec(name)
     raw = read_raw(locate(spec, data_dir))
     note = " ".join(raw.notes)
     if name == "hoda":
@@ -75,6 +81,14 @@ def load(name: str, split: str, data_dir: str | os.PathLike | None = None, split
 
 def hoda_split(labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     return stratified_split(labels, HODA_FRACTIONS, seed)
+
+
+def split_indices(name: str, data_dir: str | os.PathLike | None, seed: int) -> dict[str, np.ndarray] | None:
+    """Indices of each split into a dataset's pool, for datasets split by a seed (Hoda: all its files present
+    in registry order; a user dataset: its images in file order); None for datasets split by their files."""
+    if user.is_user(name):
+        return user.read(name).split_indices(seed)
+    return hoda_split_indices(data_dir, seed) if name == "hoda" else None
 
 
 def hoda_split_indices(data_dir: str | os.PathLike | None, seed: int) -> dict[str, np.ndarray]:

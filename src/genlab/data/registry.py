@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genlab.errors import DataError
+from genlab.data.user import describe, is_user, parse, read
+from genlab.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,27 @@ DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (MNIST, FASHION_MNIST, CI
 
 
 def get_spec(name: str) -> DatasetSpec:
+    """A built-in dataset's spec, or the description of a user's ``folder:``/``npz:`` dataset (read to know it)."""
+    if is_user(name):
+        shape, classes, counts, note = describe(name)
+        return DatasetSpec(name, f"your images ({name})", name, (), (), shape, classes, counts, note)
     if name not in DATASETS:
-        raise DataError(f"unknown dataset '{name}'; known datasets: {', '.join(DATASETS)}",
-                        hint="run `genlab data list`")
+        raise DataError(f"unknown dataset '{name}'; known datasets: {', '.join(DATASETS)}, or your images as "
+                        "folder:PATH or npz:PATH", hint="run `genlab data list`")
     return DATASETS[name]
+
+
+def cache_key(name: str) -> str:
+    """The folder name of a dataset in caches: a built-in's name, a user dataset's content hash."""
+    return read(name).key if is_user(name) else name
+
+
+def check_name(name: str, key: str, builtins: tuple[str, ...]) -> None:
+    """Config check of a dataset field: one of ``builtins`` or a well-formed user dataset name."""
+    if is_user(name):
+        parse(name)
+        return
+    if name not in builtins:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(map(repr, builtins))}, or your images as "
+                          f"folder:PATH or npz:PATH; got {name!r}",
+                          hint=f"set it with --set {key}=mnist, or --set {key}=folder:PATH")

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 
 from genlab import judges
+from genlab.data.registry import get_spec
+from genlab.nets.classifiers import build_classifier
 
 
 @dataclass
@@ -29,11 +31,28 @@ class Judge:
 
     @classmethod
     def load(cls, dataset: str, device: torch.device | str = "cpu", config_hash: str | None = None) -> "Judge":
+        """The dataset's cached classifier; for a user's unlabelled images, :meth:`label_free`."""
+        spec = get_spec(dataset)
+        if not spec.classes:
+            return cls.label_free(dataset, spec.image_shape[0], device)
         model, info = judges.load_classifier(dataset, config_hash, device, role="judge")
         return cls(model, info, device)
 
+    @classmethod
+    def label_free(cls, dataset: str, channels: int, device: torch.device | str = "cpu") -> "Judge":
+        """For images without labels no classifier can be trained: features of a small CNN with fixed random
+        weights (seed 0) stand in, so Frechet distance, KID and precision/recall can still compare samples
+        with the data. Its class probabilities are NaN: class metrics (IS, coverage) do not apply."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = build_classifier("cnn", channels, 1, 16)
+        return cls(model, {"dataset": dataset, "config_hash": "random-features", "label_free": True}, device)
+
     @property
     def description(self) -> str:
+        if self.info.get("label_free"):
+            return (f"domain metrics on the features of a randomly initialised small CNN (seed 0): "
+                    f"{self.info['dataset']} has no labels to train a judge on; class metrics do not apply")
         return (f"domain metrics on the features of genlab's {self.info['dataset']} classifier "
                 f"{self.info['config_hash']} ({judges.preset_of(self.info) or 'preset unknown'} preset, seed "
                 f"{self.info.get('seed')}, test accuracy {self.info.get('test_accuracy', float('nan')):.2%}), "
@@ -49,5 +68,6 @@ class Judge:
                 x = x.float() / 127.5 - 1
             f = self.model.features(x.float())
             feats.append(f.double().cpu())
-            probs.append(torch.softmax(self.model.logits(f).double(), 1).cpu())
+            p = torch.softmax(self.model.logits(f).double(), 1).cpu()
+            probs.append(p.fill_(float("nan")) if self.info.get("label_free") else p)
         return Embedding(torch.cat(feats), torch.cat(probs))

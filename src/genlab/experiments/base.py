@@ -17,9 +17,11 @@ import torchvision.utils as vutils
 from genlab import __version__, distributed
 from genlab.config import ConfigError, config_hash, from_dict, override
 from genlab.data.batches import Batches, to_float
-from genlab.data.datasets import ImageSet, hoda_split_indices, load
+from genlab.data.datasets import ImageSet, load, split_indices
+from genlab.data.registry import cache_key, get_spec
+from genlab.data.user import is_user
 from genlab.devices import cpu_model, has_native_bf16
-from genlab.errors import CheckpointError
+from genlab.errors import CheckpointError, DataError
 from genlab.report.figures import plt, save
 from genlab.sampling import ClassGaussians
 from genlab.train.checkpoint import CheckpointStore
@@ -78,6 +80,41 @@ def fitted_class_gaussians(dataset: str, train_limit: int, device: torch.device 
     return ClassGaussians(to_float(train.images[:limit]), train.labels[:limit], len(train.classes)).to(device)
 
 
+def uses_labels(experiment: Experiment, config: Any) -> bool:
+    """Whether a run of ``experiment`` with ``config`` needs labelled data: classifiers, JEM, the discrete VAE's
+    true-vs-pseudo comparison, and conditional or class-Gaussian-started EBMs and GANs."""
+    if experiment.family in ("classifier", "jem", "dvae"):
+        return True
+    conditional = any(getattr(getattr(config, section, None), "conditional", False) for section in ("data", "model"))
+    return conditional or getattr(getattr(config, "sampler", None), "start", "") == "gaussian"
+
+
+# the image side each family's networks are built for, where they are not size-free: the DCGAN networks make
+# 28x28 images; the discrete VAE's encoder halves the side twice
+_SIDES = {"gan": (lambda side: side == 28, "28"), "dvae": (lambda side: side % 4 == 0, "a multiple of 4")}
+
+
+def check_data(experiment: Experiment, config: Any) -> None:
+    """What a study asks of a user's dataset, checked before its run starts: labels of two classes at least
+    where it uses them, and square images of a side its networks are built for."""
+    name = config.data.dataset
+    if not is_user(name):
+        return
+    spec = get_spec(name)
+    if uses_labels(experiment, config) and len(spec.classes) < 2:
+        found = "has no labels (a flat folder, or an .npz file without 'labels')" if not spec.classes else \
+            f"has one class only ({spec.classes[0]})"
+        raise DataError(f"{experiment.name} with these settings needs labelled images of two classes at least; "
+                        f"{name} {found}", hint="put each class's images in its own sub-folder (or save labels in "
+                                                "the .npz file), or run an unconditional study (ebm-cifar10-buffer, "
+                                                "gan-hoda)")
+    rule = _SIDES.get(experiment.family)
+    _, h, w = spec.image_shape
+    if rule and (h != w or not rule[0](h)):
+        raise DataError(f"{experiment.name} needs square images of side {rule[1]}; {name} has {h}x{w}",
+                        hint=f"fit them in the dataset name, e.g. {name.partition('?')[0]}?size=28&fit=pad")
+
+
 def machine_info(device: torch.device) -> dict[str, Any]:
     """Where a run or a benchmark ran. The CPU model and the vector instructions torch uses are recorded
     because hosts of the same nominal size differ (AMX, AVX-512 BF16 without AMX, AVX2): what runs the sampler
@@ -120,8 +157,7 @@ class RunContext:
         data = load(name, split, self.data_dir, split_seed=split_seed)
         if data.note and data.note not in self.notes:
             self.notes.append(data.note)
-        if name == "hoda":
-            self._save_hoda_split(split_seed)
+        self._save_split(name, split_seed)
         return data.subset(torch.arange(min(limit, len(data)))) if limit else data
 
     def batches(self, data: ImageSet, batch_size: int, seed: int) -> Batches:
@@ -129,12 +165,15 @@ class RunContext:
         dist = distributed.current()
         return Batches(data, batch_size, seed, self.device, dist.rank, dist.world_size)
 
-    def _save_hoda_split(self, split_seed: int) -> None:
-        """Hoda's held-out images are chosen by a seeded split: keep the indices with the run."""
-        path = self.run.path / "splits" / f"hoda_seed{split_seed}.npz"
+    def _save_split(self, name: str, split_seed: int) -> None:
+        """Hoda's and a user dataset's held-out images are chosen by a seeded split: keep the indices with
+        the run (``splits/hoda_seed0.npz``, ``splits/user-<content hash>_seed0.npz``)."""
+        path = self.run.path / "splits" / f"{cache_key(name)}_seed{split_seed}.npz"
         if not path.exists():
-            path.parent.mkdir(exist_ok=True)
-            np.savez_compressed(path, **hoda_split_indices(self.data_dir, split_seed))
+            indices = split_indices(name, self.data_dir, split_seed)
+            if indices is not None:
+                path.parent.mkdir(exist_ok=True)
+                np.savez_compressed(path, **indices)
 
     def train(self, trainer: Trainer, total_steps: int, guard: DivergenceGuard, desc: str | None = None,
               time_budget_s: float = 0.0) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from genlab import judges
 from genlab.config import param, section
 from genlab.data.augment import AUGMENTATIONS
-from genlab.data.registry import get_spec
+from genlab.data.datasets import splits_of
+from genlab.data.registry import check_name, get_spec
 from genlab.eval.classification import evaluate_classifier
 from genlab.experiments.base import Experiment, RunContext
 from genlab.nets.classifiers import build_classifier
@@ -21,10 +22,14 @@ from genlab.train.loop import LogConfig
 
 @dataclass
 class ClassifierDataConfig:
-    dataset: Literal["mnist", "fashion_mnist", "cifar10", "hoda"] = param("mnist", "dataset to classify")
+    dataset: str = param("mnist", "dataset to classify: mnist, fashion_mnist, cifar10, hoda, or labelled "
+                                    "folder:PATH / npz:PATH")
     split_seed: int = param(0, "seed of Hoda's 85/10/5 split (fixed so every model sees the same held-out set)")
     train_limit: int = param(0, "use only the first N training images (0: all)", ge=0)
     eval_limit: int = param(0, "use only the first N evaluation images (0: all)", ge=0)
+
+    def check(self) -> None:
+        check_name(self.dataset, "data.dataset", ("mnist", "fashion_mnist", "cifar10", "hoda"))
 
 
 @dataclass
@@ -41,7 +46,7 @@ def run_classifier(ctx: RunContext) -> dict[str, Any]:
     cfg: ClassifierConfig = ctx.config
     spec = get_spec(cfg.data.dataset)
     ctx.classes = spec.classes
-    has_val = cfg.data.dataset == "hoda"
+    has_val = "val" in splits_of(cfg.data.dataset)
     load = lambda split, limit: ctx.load_data(cfg.data.dataset, split, limit, cfg.data.split_seed)  # noqa: E731
     train_set = load("train", cfg.data.train_limit)
     eval_set = load("val" if has_val else "test", cfg.data.eval_limit)

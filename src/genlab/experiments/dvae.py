@@ -30,7 +30,7 @@ from genlab.config import ConfigError, param, section
 from genlab.data.augment import AUGMENTATIONS
 from genlab.data.batches import to_float
 from genlab.data.datasets import ImageSet
-from genlab.data.registry import get_spec
+from genlab.data.registry import check_name, get_spec
 from genlab.eval.classification import evaluate_classifier
 from genlab.eval.code_clusters import (EmbeddingSpec, code_representation, embed, kmeans, kmeans_sweep,
                                        pixel_representation, pseudo_labels, silhouette_values, tsne)
@@ -53,9 +53,13 @@ from genlab.train.run_dir import RunDir
 
 @dataclass
 class DVAEDataConfig:
-    dataset: Literal["mnist", "fashion_mnist"] = param("mnist", "dataset of 28x28 grey images")
+    dataset: str = param("mnist", "labelled images whose side is a multiple of 4: mnist, fashion_mnist, or "
+                                     "folder:PATH / npz:PATH")
     train_limit: int = param(0, "use only the first N training images for everything (0: all)", ge=0)
     eval_limit: int = param(0, "use only the first N test images (0: all)", ge=0)
+
+    def check(self) -> None:
+        check_name(self.dataset, "data.dataset", ("mnist", "fashion_mnist"))
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch
 
 from genlab.config import param, section
 from genlab.data.batches import to_float
-from genlab.data.registry import get_spec
+from genlab.data.registry import check_name, get_spec
 from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.samples_io import save_sample_set, save_samples
@@ -35,9 +35,12 @@ from genlab.train.loop import LogConfig
 
 @dataclass
 class EBMDataConfig:
-    dataset: Literal["cifar10", "mnist", "fashion_mnist"] = param("cifar10", "training data")
+    dataset: str = param("cifar10", "training data: cifar10, mnist, fashion_mnist, or folder:PATH / npz:PATH")
     conditional: bool = param(False, "class-conditional energy E(x, y) (one output per class)")
     train_limit: int = param(0, "use only the first N training images (0: all)", ge=0)
+
+    def check(self) -> None:
+        check_name(self.dataset, "data.dataset", ("cifar10", "mnist", "fashion_mnist"))
 
 
 @dataclass

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
 from genlab.config import param, section
-from genlab.data.registry import get_spec
+from genlab.data.registry import check_name, get_spec
 from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
@@ -43,9 +43,13 @@ GRID_PANELS = 6  # grids shown side by side in figures/grids_over_training.png
 
 @dataclass
 class GanDataConfig:
-    dataset: Literal["hoda"] = param("hoda", "training data (Hoda Persian digits, 28x28 binary)")
+    dataset: str = param("hoda", "training data of 28x28 images: hoda (Persian digits, binary), or "
+                                   "folder:PATH?size=28 / npz:PATH?size=28")
     split_seed: int = param(0, "seed of Hoda's 85/10/5 split (fixed so every model is judged on the same images)")
     train_limit: int = param(0, "use only the first N training images (0: all)", ge=0)
+
+    def check(self) -> None:
+        check_name(self.dataset, "data.dataset", ("hoda",))
 
 
 @dataclass

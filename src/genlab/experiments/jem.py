@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from genlab.config import ConfigError, param, section, to_dict
 from genlab.data.batches import to_float
 from genlab.data.datasets import ImageSet
-from genlab.data.registry import get_spec
+from genlab.data.registry import check_name, get_spec
 from genlab.eval.calibration import expected_calibration_error, reliability_bins
 from genlab.eval.classification import predict_logits
 from genlab.eval.judge import Embedding, Judge
@@ -39,11 +39,14 @@ _SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_coverage
 
 @dataclass
 class JEMDataConfig:
-    dataset: Literal["mnist", "fashion_mnist", "cifar10"] = param("mnist", "training data")
+    dataset: str = param("mnist", "training data: mnist, fashion_mnist, cifar10, or labelled folder:PATH / npz:PATH")
     ood_dataset: Literal["mnist", "fashion_mnist", "cifar10", "hoda"] = param(
         "fashion_mnist", "out-of-distribution test set (resized/recoloured to the training images' shape)")
     train_limit: int = param(0, "use only the first N training images (0: all)", ge=0)
     test_limit: int = param(0, "use only the first N test images (0: all)", ge=0)
+
+    def check(self) -> None:
+        check_name(self.dataset, "data.dataset", ("mnist", "fashion_mnist", "cifar10"))
 
 
 @dataclass

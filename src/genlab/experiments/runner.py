@@ -6,7 +6,10 @@ import contextlib
 import os
 import random
 import shutil
+import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,9 +19,11 @@ import torch
 from genlab import __version__, distributed, judges
 from genlab.config import from_dict, to_dict
 from genlab.data import files
+from genlab.data.registry import get_spec
+from genlab.data.user import is_user
 from genlab.errors import ConfigError, GenlabError, RunError
 from genlab.eval.schema import warn_undeclared
-from genlab.experiments.base import RunContext
+from genlab.experiments.base import Experiment, RunContext, check_data
 from genlab.experiments.registry import get_experiment
 from genlab.train.run_dir import RunDir
 
@@ -31,9 +36,16 @@ def seed_everything(seed: int) -> None:
 
 def start_run(name: str, preset: str = "quick", sets: Mapping[str, Any] | None = None, seed: int | None = None,
               device: str = "auto", runs_dir: str | os.PathLike = "runs", run_dir: str | os.PathLike | None = None,
-              data_dir: str | os.PathLike | None = None, progress: bool = True) -> RunDir:
+              data_dir: str | os.PathLike | None = None, progress: bool = True, prerequisites: bool = True) -> RunDir:
+    """Run an experiment in a new run directory. With ``prerequisites``, the classifiers it needs (its judge,
+    JEM's pretrained start) that are not cached yet are trained first, each in its own run under
+    ``runs_dir`` (beside ``run_dir`` if that is given); without, a missing one stops the run with the command that trains it."""
     experiment = get_experiment(name)
     config = experiment.config(preset, sets, seed)
+    check_data(experiment, config)
+    if prerequisites and os.environ.get("WORLD_SIZE", "1") == "1":  # under torchrun the ranks would race
+        make_prerequisites(experiment, config, preset, device, Path(run_dir).parent if run_dir else runs_dir,
+                           data_dir, progress)
     dist, dev = distributed.setup(device)
     stored = {"experiment": name, "preset": preset, "genlab_version": __version__, "config": to_dict(config)}
     created = None
@@ -49,6 +61,68 @@ def start_run(name: str, preset: str = "quick", sets: Mapping[str, Any] | None =
     if created is None:
         raise RunError("rank 0 could not create the run directory (its message says why)")
     return _execute_worker(RunContext(experiment, config, RunDir(created), dev, _path(data_dir), progress), stored)
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """A classifier a run needs: the experiment and overrides that train it, and how to find it cached."""
+
+    role: str  # "judge" or "start_classifier"
+    experiment: str
+    seed: int
+    sets: dict[str, Any]
+    arch: dict[str, Any]
+
+
+def prerequisites(experiment: Experiment, config: Any) -> list[Prerequisite]:
+    """The classifiers a run of ``experiment`` with ``config`` loads, from the pipeline's stages (``Stage.needs``),
+    made to fit the run's own dataset and, for JEM's start, its classifier's architecture."""
+    from genlab.experiments.pipeline import STAGES  # the pipeline runs experiments through this module
+
+    stage = next((s for s in STAGES if s.experiment == experiment.name), None)
+    dataset = config.data.dataset
+    if stage is None or not get_spec(dataset).classes:  # unlabelled images are judged without a classifier
+        return []
+    needed = []
+    for need in stage.needs:
+        need_sets = next(s for s in STAGES if s.name == need).sets
+        sets = {k: v for k, v in need_sets.items() if k != "seed"}
+        seed = need_sets.get("seed", 0)
+        arch = {}
+        if seed != 0 and hasattr(config.model, "pretrained_seed"):  # the classifier JEM starts from
+            seed = config.model.pretrained_seed
+            arch = {"arch": config.model.arch, "width": config.model.width, "norm": config.model.norm}
+            sets.update({f"model.{k}": v for k, v in arch.items()})
+        if is_user(dataset):
+            sets["data.dataset"] = dataset
+        needed.append(Prerequisite("start_classifier" if arch else "judge", judges.classifier_experiment(dataset),
+                                   seed, sets, arch))
+    return needed
+
+
+def make_prerequisites(experiment: Experiment, config: Any, preset: str, device: str = "auto",
+                       runs_dir: str | os.PathLike = "runs", data_dir: str | os.PathLike | None = None,
+                       progress: bool = True) -> list[RunDir]:
+    """Train each classifier the run needs that no cached one fit for it provides (smoke runs get smoke
+    classifiers, others quick ones), saying so on stderr with its time. Returns the new runs."""
+    made = []
+    dataset = config.data.dataset
+    for need in prerequisites(experiment, config):
+        with judges.serving(preset):
+            try:
+                judges.find(dataset, seed=need.seed if need.arch else None, arch=need.arch or None, role=need.role)
+                continue
+            except GenlabError:
+                pass
+        classifier_preset = "smoke" if preset == judges.SMOKE else "quick"
+        what = "judge" if need.role == "judge" else "pretrained start"
+        print(f"genlab: {experiment.name} needs a {dataset} classifier as its {what} (seed {need.seed}); training "
+              f"it first: {need.experiment} --preset {classifier_preset}", file=sys.stderr)
+        started = time.perf_counter()
+        made.append(start_run(need.experiment, classifier_preset, need.sets, need.seed, device, runs_dir,
+                              data_dir=data_dir, progress=progress, prerequisites=False))
+        print(f"genlab: the {what} took {time.perf_counter() - started:.0f} s ({made[-1].path})", file=sys.stderr)
+    return made
 
 
 def resume_run(path: str | os.PathLike, device: str = "auto", data_dir: str | os.PathLike | None = None,

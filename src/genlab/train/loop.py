@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from genlab import distributed
 from genlab.config import param
