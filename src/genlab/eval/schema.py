@@ -48,8 +48,9 @@ _SAMPLE_SCORES = {
                 "(about 1: distributed as the data; above 1: crowding where the data is densest)", "score"),
     "coverage": ("coverage (Naeem et al. 2020, k = 5): share of reference images whose k-NN ball holds a sample",
                  "fraction"),
-    "intra_fid": ("mean over classes of the FID of each class's samples (by intended label, or the judge's label "
-                  "for unconditional samples) against that class's reference images", "score"),
+    "intra_fid": ("mean over classes of the FID of each class's samples against that class's reference images "
+                  "(classes: the intended and true labels, or for unconditional samples the judge's labels of both)",
+                  "score"),
     "intra_coverage": ("mean over classes of the coverage of each class's reference images by that class's "
                        "samples (0 for a class with no samples)", "fraction"),
     "randnet_fid": ("FID in the label-free features of a fixed-seed random convolutional network (eval.randnet)",

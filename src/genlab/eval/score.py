@@ -85,8 +85,10 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
 
 def score_embeddings(real: Embedding, fake: Embedding, labels: torch.Tensor | None = None,
                      real_labels: torch.Tensor | None = None) -> dict[str, Any]:
-    """The judge-space scores; with ``real_labels`` (the reference's true labels) also the per-class numbers,
-    grouping the samples by ``labels`` or, without them, by the judge's label."""
+    """The judge-space scores; with ``real_labels`` (the reference's true labels) also the per-class numbers:
+    samples with ``labels`` against the reference images of the same true label; samples without, grouped by
+    the judge's label, against the reference images the judge gives the same label (so that a judge's
+    mistakes fall alike on both sides)."""
     kid_mean, kid_std = kid(real.features, fake.features)
     is_mean, is_std = inception_score(fake.probs)
     precision, recall = precision_recall(real.features, fake.features)
@@ -97,8 +99,11 @@ def score_embeddings(real: Embedding, fake: Embedding, labels: torch.Tensor | No
     if labels is not None:
         scores["class_accuracy"], scores["per_class_accuracy"] = class_accuracy(fake.probs, labels.cpu())
     if real_labels is not None:
-        groups = labels.cpu() if labels is not None else fake.probs.argmax(1)
-        scores.update(per_class_scores(real.features, real_labels, fake.features, groups, real.probs.shape[1]))
+        if labels is not None:
+            real_groups, groups = real_labels, labels.cpu()
+        else:
+            real_groups, groups = real.probs.argmax(1), fake.probs.argmax(1)
+        scores.update(per_class_scores(real.features, real_groups, fake.features, groups, real.probs.shape[1]))
     return scores
 
 
