@@ -1,10 +1,12 @@
 """Density/coverage, per-class scores, the label-free feature space, memorisation and CAS on inputs with a
 known answer."""
 
+import json
 import math
 
 import pytest
 import torch
+from conftest import needs_data
 
 from genlab.eval.cas import classification_accuracy_score
 from genlab.eval.memorisation import memorisation, train_neighbours
@@ -104,3 +106,28 @@ def test_cas_is_high_for_informative_samples_and_chance_for_shuffled_labels():
     shuffled = labels[torch.randperm(600, generator=torch.Generator().manual_seed(0))]
     bad = classification_accuracy_score(_bars(labels, 2), shuffled, train, labels, test, labels[:300], 10, epochs=3)
     assert bad["cas"] < 0.3
+
+
+@needs_data("mnist")
+def test_eval_samples_flags_copies_not_test_images_and_writes_every_metric(tmp_path, capsys):
+    from genlab.cli import main
+    from genlab.data import load
+    from genlab.eval.memorisation import subset
+    from genlab.eval.samples_io import save_samples
+
+    assert main(["run", "classifier-mnist", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
+                 "--no-progress"]) == 0
+    train, test = load("mnist", "train"), load("mnist", "test")
+    searched = subset(len(train))[:300]  # copies of training images that memorisation searches
+    save_samples(tmp_path / "copies.npz", train.images[searched], train.labels[searched])
+    save_samples(tmp_path / "real.npz", test.images[-300:])  # not among the threshold's first 2,000
+    capsys.readouterr()
+    for name in ("copies", "real"):
+        assert main(["eval", "samples", str(tmp_path / f"{name}.npz"), "--dataset", "mnist"]) == 0
+    assert "memorised_share: 1\n" in capsys.readouterr().out
+    copies = json.loads((tmp_path / "copies_scores.json").read_text())
+    real = json.loads((tmp_path / "real_scores.json").read_text())
+    assert copies["memorised_share"] == 1.0 and copies["train_distance_ratio"] < 1e-3
+    assert real["memorised_share"] < 0.04 and 0.8 < real["train_distance_ratio"] < 1.2
+    assert {"density", "coverage", "intra_fid", "randnet_fid", "cas", "cas_real"} <= set(copies)
+    assert "cas" not in real and len(real["per_class_fid"]) == 10

@@ -6,12 +6,15 @@ images (a fixed random subset): the gap between the two is what the samples lack
 variety, artefacts the classifier learns instead of digits). CAS near the real baseline means the samples
 carry the class information of as many real images; near 1/classes means none.
 
-The classifier is genlab's SmallCNN (``nets.classifiers``; ResNet-9 for colour images) at width 8 (the width of the quick MNIST judge),
-trained with Adam (learning rate 3e-3, batch 64) for a fixed number of epochs, on the CPU in well under a
-minute for a few thousand 28x28 images and two or three epochs.
+The classifier is genlab's SmallCNN (``nets.classifiers``; ResNet-9 for colour images) at width 8 (the
+quick MNIST judge's), trained with Adam (learning rate 3e-3 decayed to 0 on a cosine, batch 32) for a fixed
+number of epochs: on MNIST, 2,000 real images and 3 epochs reach 0.86-0.90 test accuracy in about 6 s on
+one CPU thread (two random subsets), so differences of a few points between two CAS values are noise.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +23,7 @@ from genlab.eval.classification import predict_logits
 from genlab.nets.classifiers import build_classifier
 
 WIDTH = 8
-BATCH = 64
+BATCH = 32
 LR = 3e-3
 
 
@@ -31,6 +34,8 @@ def train_and_test(images: torch.Tensor, labels: torch.Tensor, test_images: torc
     arch = "cnn" if images.shape[1] == 1 else "resnet9"
     model = build_classifier(arch, images.shape[1], classes, WIDTH).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=LR)
+    steps = epochs * -(-len(images) // BATCH)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
     g = torch.Generator().manual_seed(seed)
     images, labels = images.float().cpu(), labels.long().cpu()
     model.train()
@@ -45,6 +50,7 @@ def train_and_test(images: torch.Tensor, labels: torch.Tensor, test_images: torc
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+                schedule.step()
     logits = predict_logits(model, _as_uint8(test_images), torch.device(device))
     return float((logits.argmax(1) == test_labels.cpu()).double().mean())
 
