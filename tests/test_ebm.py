@@ -131,8 +131,8 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     run = tmp_path / "ebm"
     assert main(["run", "ebm-mnist-cond", "--preset", "smoke", "--run-dir", str(run), "--no-progress"]) == 0
     summary = json.loads((run / "summary.json").read_text())["metrics"]
-    assert {"fid", "kid", "class_accuracy", "min_class_accuracy", "diversity", "grad_norm_spikes", "density", "intra_fid",
-            "randnet_fid", "memorised_share", "cas", "cas_real"} <= set(summary)
+    assert {"fid", "kid", "class_accuracy", "min_class_accuracy", "diversity", "grad_norm_spikes", "density",
+            "intra_fid", "randnet_fid", "memorised_share", "cas", "cas_real"} <= set(summary)
     assert len(summary["per_class_accuracy"]) == 10
     for key in ("per_class_energy_data", "per_class_energy_samples"):
         assert len(summary[key]) == 10 and all(np.isfinite(summary[key]))

@@ -14,6 +14,9 @@ def test_twin_line_says_whether_the_two_fids_rank_the_runs_alike():
     line = _twin_lines(crossed, "fid", "randnet_fid")[0]
     assert "disagree" in line and "judge a < b" in line and "label-free b < a" in line
     assert _twin_lines(_runs(a={"fid": 1.0, "randnet_fid": 3.0}), "fid", "randnet_fid") == []
+    # runs on different datasets are not ranked against each other
+    apart = _runs(**{"x-mnist": {"fid": 1.0, "randnet_fid": 30.0}, "x-cifar10": {"fid": 2.0, "randnet_fid": 20.0}})
+    assert _twin_lines(apart, "fid", "randnet_fid") == []
 
 
 def test_memorisation_line_flags_shares_above_five_percent():

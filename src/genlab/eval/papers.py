@@ -45,19 +45,3 @@ COMPARABLE = ("Directly comparable: test accuracy on CIFAR-10's test split. Not 
               "FID/IS against genlab's domain FID/IS (another feature space and scale, fewer samples), and the "
               "budgets (GPU days against CPU minutes).")
 
-
-def markdown_table(genlab: dict[str, dict[str, float | None]] | None = None) -> list[str]:
-    """The papers' rows as a markdown table; ``genlab`` adds rows of genlab's numbers by name, each with
-    ``accuracy``, ``domain_fid`` and (when computed) ``inception_fid``/``inception_score``."""
-    def cell(value: float | None, percent: bool = False) -> str:
-        return "-" if value is None else (f"{value:.1%}" if percent else f"{value:.4g}")
-
-    lines = ["| model | source | CIFAR-10 test accuracy | Inception score | Inception FID | domain FID | setting |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for p in PUBLISHED:
-        lines.append(f"| {p.model} | {p.paper}, {p.table} | {cell(p.accuracy, True)} | {cell(p.inception_score)} | "
-                     f"{cell(p.inception_fid)} | - | {p.setting} |")
-    for name, row in (genlab or {}).items():
-        lines.append(f"| {name} | genlab | {cell(row.get('accuracy'), True)} | {cell(row.get('inception_score'))} | "
-                     f"{cell(row.get('inception_fid'))} | {cell(row.get('domain_fid'))} | CPU quick preset |")
-    return lines

@@ -6,7 +6,8 @@ of each class's samples to the real images of that class (intra-class FID, as in
 and the coverage of each class's real images (Naeem et al. 2020) expose it.
 
 Samples are grouped by their intended label (conditional models; the real images by their true label)
-or, without one, by the judge's label (its argmax; the real images likewise). A class with fewer than two samples has no covariance: its FID is NaN and left out of the
+or, without one, by the judge's label (its argmax; the real images likewise). A class with fewer than two
+samples has no covariance: its FID is NaN and left out of the
 mean, and its coverage is 0 (nothing of that class was drawn).
 """
 

@@ -230,7 +230,8 @@ def _run_starts(cfg: EBMConfig, n: int, labels: torch.Tensor | None, device) -> 
 _SMOKE = {"eval.reference_images": 500, "model.width": 8, "model.blocks": "1,1", "sampler.steps": 5,
           "sampler.buffer_size": 256,
           "train.iterations": 12, "train.batch_size": 16, "data.train_limit": 512, "eval.samples": 64,
-          "eval.final_samples": 64, "eval.cas_epochs": 1, "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8}
+          "eval.final_samples": 64, "eval.cas_epochs": 1,
+          "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8}
 
 # Paper scale (IGEBM's released code for CIFAR-10): 60 SGLD steps of size 10 with noise 0.005, width 128.
 # genlab's images are in [-1, 1] rather than [0, 1]; the energy scale adapts, the step settings carry over.

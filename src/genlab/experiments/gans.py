@@ -251,7 +251,8 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
 _LOG = {"log.every": 25, "log.checkpoint_every": 250}
 _SMOKE = {"data.train_limit": 512, "train.steps": 6, "train.batch_size": 16, "model.g_width": 8,
           "model.d_width": 8, "model.z_dim": 16, "eval.samples": GRID, "eval.final_samples": GRID,
-          "eval.reference_limit": 300, "eval.cas_epochs": 1, "log.every": 2, "log.checkpoint_every": 4, "log.eval_every": 4}
+          "eval.reference_limit": 300, "eval.cas_epochs": 1,
+          "log.every": 2, "log.checkpoint_every": 4, "log.eval_every": 4}
 
 # DCGAN (Radford et al. 2016, section 4): Adam lr 2e-4, beta1 0.5, N(0, 0.02) init, batch norm, LeakyReLU 0.2
 # in D; the non-saturating loss of Goodfellow et al. 2014, section 3. Deviation: batch 64 (DCGAN: 128), as

@@ -166,7 +166,8 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
                                 train_images=train.images)
     uncond_scores = score_images(uncond, judge, reference)
     ctx.save_figure(memorisation_figure(uncond, reference.neighbours.pixels, uncond_scores["memorisation_pairs"],
-                                        reference.neighbours.threshold_pixels, f"{ctx.experiment.name}: buffer samples"),
+                                        reference.neighbours.threshold_pixels,
+                                        f"{ctx.experiment.name}: buffer samples"),
                     "memorisation")
     cond_scores = score_embeddings(reference.embedding, judge.embed(cond_x), cond_y, reference.labels)
     cas = {}
@@ -185,7 +186,8 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
             **{k: uncond_scores[k] for k in _SCORES},
             "conditional_accuracy": cond_scores["class_accuracy"],
             "conditional_fid": cond_scores["fid"],
-            "conditional_intra_fid": cond_scores["intra_fid"], "conditional_intra_coverage": cond_scores["intra_coverage"],
+            "conditional_intra_fid": cond_scores["intra_fid"],
+            "conditional_intra_coverage": cond_scores["intra_coverage"],
             **cas,
             "per_class_accuracy": cond_scores["per_class_accuracy"],
             "min_class_accuracy": min(cond_scores["per_class_accuracy"]),
@@ -245,7 +247,8 @@ _JEMPP = {"model.norm": "batch", "sampler.kind": "pyld", "sampler.start": "gauss
 _SMOKE = {"eval.reference_images": 500, "train.iterations": 12, "train.batch_size": 16, "train.warmup": 4,
           "data.train_limit": 1000,
           "data.test_limit": 200, "sampler.buffer_size": 128, "sampler.steps": 3, "eval.samples": 64,
-          "eval.test_images": 100, "eval.final_samples": 64, "eval.per_class": 4, "eval.cond_steps": 3, "eval.cas_epochs": 1,
+          "eval.test_images": 100, "eval.final_samples": 64, "eval.per_class": 4, "eval.cond_steps": 3,
+          "eval.cas_epochs": 1,
           "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8, "model.width": 8}
 # MNIST quick (JEM and JEM++ alike): the generative term weighted 0.015, not the papers' 1, whose gradient
 # swamps the cross-entropy's on a pretrained classifier, and the learning rate cosine-decayed over 2,000

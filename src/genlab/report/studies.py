@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from genlab.data.registry import DATASETS
 from genlab.eval import targets as t
 from genlab.eval.papers import COMPARABLE, PUBLISHED
 from genlab.eval.targets import verdict
@@ -85,7 +86,16 @@ def _discuss_classifiers(runs: Runs) -> list[str]:
 
 
 def _twin_lines(runs: Runs, judge_key: str, free_key: str) -> list[str]:
-    """Does the label-free FID (a fixed random network's features) rank the stages as the judge's FID does?"""
+    """Does the label-free FID (a fixed random network's features) rank the stages of each dataset as the
+    judge's FID does?"""
+    by_dataset: dict[str, Runs] = {}
+    for name, rs in runs.items():
+        dataset = next((part for part in name.split("-") if part in DATASETS), "")
+        by_dataset.setdefault(dataset, {})[name] = rs
+    return [line for group in by_dataset.values() for line in _twin_line(group, judge_key, free_key)]
+
+
+def _twin_line(runs: Runs, judge_key: str, free_key: str) -> list[str]:
     both = {name: (mean(rs, judge_key), mean(rs, free_key)) for name, rs in runs.items()}
     both = {name: pair for name, pair in both.items() if None not in pair}
     if len(both) < 2:
