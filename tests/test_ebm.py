@@ -137,13 +137,14 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     assert decision["chosen"] in decision["measured"] and decision["measured"]["fp32/channels_last"]["speedup"] == 1
     assert decision["description"] in (run / "report.html").read_text()
     summary = full_summary["metrics"]
-    assert {"fid", "kid", "class_accuracy", "min_class_accuracy", "diversity", "grad_norm_spikes"} <= set(summary)
+    assert {"fid", "kid", "class_accuracy", "min_class_accuracy", "diversity", "grad_norm_spikes", "density",
+            "intra_fid", "randnet_fid", "memorised_share", "cas", "cas_real"} <= set(summary)
     assert len(summary["per_class_accuracy"]) == 10
     for key in ("per_class_energy_data", "per_class_energy_samples"):
         assert len(summary[key]) == 10 and all(np.isfinite(summary[key]))
     for name in ("final.png", "final.npz", "samples_step0000008.png"):
         assert (run / "samples" / name).stat().st_size > 100
-    for figure in ("curves", "grids_over_training", "sampling"):
+    for figure in ("curves", "grids_over_training", "sampling", "memorisation"):
         assert (run / "figures" / f"{figure}.png").stat().st_size > 1000
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert len(evals[0]["chain_energy_trace"]) == 5 and "fid" in evals[0]

@@ -72,7 +72,9 @@ def test_genlab_sample_draws_from_the_best_generator_with_fixed_labels(hoda_judg
     with np.load(npz) as samples:
         assert samples["images"].shape == (12, 1, 28, 28) and set(samples["labels"].tolist()) == {3}
     assert npz.with_suffix(".png").exists()
-    best_step = json.loads((run / "summary.json").read_text())["metrics"]["best_step"]
+    metrics = json.loads((run / "summary.json").read_text())["metrics"]
+    assert {"cas", "cas_real", "test_intra_fid", "test_randnet_fid", "test_memorised_share"} <= set(metrics)
+    best_step = metrics["best_step"]
     assert json.loads(npz.with_suffix(".json").read_text())["generator_step"] == best_step
     assert main(["sample", str(run), "--label", "10"]) == 2
     assert "--label must be in 0..9; got 10" in capsys.readouterr().err

@@ -113,7 +113,8 @@ def test_smoke_runs_write_grids_and_summary(tmp_path, name, norm):
     assert main(["run", name, *common, "--run-dir", str(run)]) == 0
     metrics = json.loads((run / "summary.json").read_text())["metrics"]
     for key in ("test_accuracy", "ece", "ood_auroc_energy", "fid", "conditional_accuracy", "classifier_ece",
-                "seconds_per_1000_iterations", "divergence_events"):
+                "seconds_per_1000_iterations", "divergence_events", "randnet_fid", "memorised_share", "cas",
+                "conditional_intra_fid"):
         assert key in metrics
     assert len(metrics["per_class_accuracy"]) == 10
     for name_ in ("final.png", "conditional.png", "final.npz", "conditional.npz"):

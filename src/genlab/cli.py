@@ -194,6 +194,12 @@ def _cmd_eval_samples(args) -> int:
     if run is not None:
         record_scores(run, path.stem, scores)
         print(f"written to {run / 'summary.json'}")
+    else:
+        from genlab.io import write_json
+
+        out = path / "scores.json" if path.is_dir() else path.with_name(f"{path.stem}_scores.json")
+        write_json(out, scores)
+        print(f"written to {out}")
     return 0
 
 

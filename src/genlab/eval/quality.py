@@ -6,6 +6,10 @@
 * IS: exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), with the spread over 10 splits.
 * Precision/recall: the share of samples inside the real data's k-NN manifold and of real data inside
   the samples' (Kynkaanniemi et al. 2019), k = 3.
+* Density/coverage (Naeem et al. 2020), k = 5 as in the paper: density counts, per sample, the real
+  points' k-NN balls that hold it, divided by k and averaged (about 1 for samples distributed as the
+  data; above 1 when they crowd where the data is densest; unbounded); coverage is the share of real
+  points whose k-NN ball holds at least one sample (robust to outliers, unlike recall).
 * Class metrics: share of samples given their intended label (conditional samples); class coverage,
   the entropy of the predicted-class histogram as a fraction of log(classes); confident share, the
   share of samples whose top class probability exceeds 0.9.
@@ -74,12 +78,20 @@ def _kth_neighbour_radii(features: torch.Tensor, k: int, chunk: int = 1000) -> t
     return torch.cat(radii)
 
 
-def _inside_share(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1000) -> float:
-    inside = 0
+def _ball_hits(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor,
+               chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each point, how many balls (centre, radius) hold it; for each centre, whether its ball holds a point."""
+    counts, hit = [], torch.zeros(len(centres), dtype=torch.bool)
     for start in range(0, len(points), chunk):
-        d = torch.cdist(points[start:start + chunk], centres)
-        inside += int((d <= radii[None]).any(1).sum())
-    return inside / len(points)
+        inside = torch.cdist(points[start:start + chunk], centres) <= radii[None]
+        counts.append(inside.sum(1))
+        hit |= inside.any(0)
+    return torch.cat(counts), hit
+
+
+def _inside_share(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
+    counts, _ = _ball_hits(points, centres, radii)
+    return float((counts > 0).double().mean())
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
@@ -87,6 +99,20 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     precision = _inside_share(fake, real, _kth_neighbour_radii(real, k))
     recall = _inside_share(real, fake, _kth_neighbour_radii(fake, k))
     return precision, recall
+
+
+DENSITY_K = 5
+
+
+def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = DENSITY_K) -> tuple[float, float]:
+    """Density and coverage of ``fake`` against ``real`` (Naeem et al. 2020, k-NN balls of the real points)."""
+    real, fake = real.double(), fake.double()
+    if len(real) <= k:
+        return float("nan"), float("nan")
+    # In float64 with a relative margin of 1e-9: the two passes compute a distance in different orders, and a
+    # point on a ball's boundary (a real point among the samples) must count as inside.
+    counts, hit = _ball_hits(fake, real, _kth_neighbour_radii(real, k) * (1 + 1e-9))
+    return float(counts.double().mean() / k), float(hit.double().mean())
 
 
 def class_coverage(probs: torch.Tensor) -> float:

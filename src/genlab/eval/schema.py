@@ -29,7 +29,8 @@ class UndeclaredMetricWarning(UserWarning):
     results are kept; the schema (or the experiment) needs mending."""
 
 
-# The sample-quality scores of eval.score.score_embeddings, all in the feature space of the dataset's judge.
+# The sample-quality scores of eval.score.score_images: in the feature space of the dataset's judge, apart from
+# the label-free randnet_* twins and the pixel-space memorisation numbers.
 _SAMPLE_SCORES = {
     "fid": ("Frechet distance between the judge features of the samples and of the reference images (lower: "
             "closer to the data)", "score"),
@@ -43,6 +44,38 @@ _SAMPLE_SCORES = {
                        "equally often)", "fraction"),
     "confident_share": ("share of samples the judge gives one class with probability above 0.9", "fraction"),
     "class_accuracy": ("share of label-fixed samples the judge gives their intended label", "fraction"),
+    "density": ("density (Naeem et al. 2020, k = 5): real points' k-NN balls holding a sample, per sample, over k "
+                "(about 1: distributed as the data; above 1: crowding where the data is densest)", "score"),
+    "coverage": ("coverage (Naeem et al. 2020, k = 5): share of reference images whose k-NN ball holds a sample",
+                 "fraction"),
+    "intra_fid": ("mean over classes of the FID of each class's samples against that class's reference images "
+                  "(classes: the intended and true labels, or for unconditional samples the judge's labels of both)",
+                  "score"),
+    "intra_coverage": ("mean over classes of the coverage of each class's reference images by that class's "
+                       "samples (0 for a class with no samples)", "fraction"),
+    "randnet_fid": ("FID in the label-free features of a fixed-seed random convolutional network (eval.randnet)",
+                    "score"),
+    "randnet_precision": ("precision (k = 3) in the random network's features", "fraction"),
+    "randnet_recall": ("recall (k = 3) in the random network's features", "fraction"),
+    "memorised_share": ("share of samples nearer (pixels) to a training image than 99% of real test images are "
+                        "(about 0.01 for new images, 1 for copies)", "fraction"),
+    "memorised_share_features": ("the same rule in the judge's feature space", "fraction"),
+    "train_distance_ratio": ("median pixel distance of the samples to their nearest training image over that of "
+                             "real test images (about 1: as novel as real data; near 0: copies)", "score"),
+    "train_distance_ratio_features": ("the same ratio in the judge's feature space", "score"),
+    "memorisation_train_images": ("training images searched for nearest neighbours (a fixed subset of at most "
+                                  "10,000)", "count"),
+}
+_PER_CLASS_SCORES = {
+    "per_class_fid": "intra-class FID of each class (NaN: fewer than two samples)",
+    "per_class_coverage": "coverage of each class's reference images by that class's samples",
+}
+_CAS_SCORES = {  # eval.cas: classifiers trained on class-conditional samples, tested on real test images
+    "cas": ("Classification Accuracy Score: test accuracy of a fresh classifier trained on the class-conditional "
+            "samples only", "fraction"),
+    "cas_real": ("test accuracy of the same classifier trained on as many real training images", "fraction"),
+    "cas_images": ("samples (and real images) the CAS classifiers train on", "count"),
+    "cas_epochs": ("epochs of the CAS classifiers", "count"),
 }
 _CLUSTER_SCORES = {  # eval.clustering.clustering_report, K clusters of the training images against their labels
     "hungarian_accuracy": "accuracy after matching clusters to classes one-to-one (Hungarian)",
@@ -83,6 +116,13 @@ def _declarations() -> list[Metric]:
         m("is_std", f"final samples: {_SAMPLE_SCORES['is_std'][0]}", "score", ("ebm",)),
         m("class_accuracy", f"final samples of a conditional model: {_SAMPLE_SCORES['class_accuracy'][0]}",
           "fraction", ("ebm",)),
+        *(m(key, f"final samples: {meaning}", "fraction per class" if key == "per_class_coverage"
+            else "score per class", ("ebm", "jem")) for key, meaning in _PER_CLASS_SCORES.items()),
+        *(m(key, f"{meaning} (conditional models)", unit, ("ebm", "jem", "gan")) for key, (meaning, unit)
+          in _CAS_SCORES.items()),
+        m("conditional_intra_fid", f"class-conditional samples: {_SAMPLE_SCORES['intra_fid'][0]}", "score", ("jem",)),
+        m("conditional_intra_coverage", f"class-conditional samples: {_SAMPLE_SCORES['intra_coverage'][0]}",
+          "fraction", ("jem",)),
         m("diversity", "mean pairwise judge-feature distance of the samples over that of real images (1: as varied "
           "as the data, near 0: collapsed)", "score", ("ebm",)),
         m("samples", "final samples scored", "count", ("ebm",)),
@@ -157,6 +197,9 @@ def _declarations() -> list[Metric]:
         # GANs: the best generator's samples against the test split, and training
         *(m(f"test_{key}", f"the best generator's samples against the test split: {meaning}", unit, ("gan",))
           for key, (meaning, unit) in _SAMPLE_SCORES.items()),
+        *(m(f"test_{key}", f"the best generator's samples against the test split: {meaning}",
+            "fraction per class" if key == "per_class_coverage" else "score per class", ("gan",))
+          for key, meaning in _PER_CLASS_SCORES.items()),
         m("test_per_class_accuracy", "conditional models: share of the test samples of each label the judge gives "
           "that label", "fraction per class", ("gan",)),
         m("test_samples", "samples of the best generator scored against the test split", "count", ("gan",)),

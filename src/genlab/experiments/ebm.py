@@ -21,11 +21,12 @@ from genlab.data.registry import check_name, get_spec
 from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.samples_io import save_sample_set, save_samples
-from genlab.eval.score import reference_embedding, score_embeddings
+from genlab.eval.cas import classification_accuracy_score
+from genlab.eval.score import build_reference, reference_embedding, score_embeddings, score_images
 from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
-from genlab.report.figures import curves_figure, grids_figure, sampling_figure, spread_picks
+from genlab.report.figures import curves_figure, grids_figure, memorisation_figure, sampling_figure, spread_picks
 from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, run_chain, sampler_section, uniform_noise
 from genlab.sampling.precision import precision_summary
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig
@@ -52,6 +53,8 @@ class EBMEvalConfig:
         "training", "final samples: as in training (the buffer, or chains from noise), or fresh chains from "
                     "noise run for eval.final_steps (for a conditional model: 1/10 of them per label)")
     final_steps: int = param(0, "SGLD steps of fresh final chains (0: sampler.steps)", ge=0)
+    cas_epochs: int = param(2, "conditional models: epochs of the Classification Accuracy Score classifiers, "
+                               "trained on the final samples (0: no CAS)", ge=0)
 
 
 @dataclass
@@ -135,7 +138,12 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     save_samples(ctx.run.samples / "final.npz", x, labels)
     _grid(ctx, x, labels, "final")
     fake = judge.embed(x)
-    scores = score_embeddings(real, fake, labels)
+    reference = build_reference(judge, cfg.data.dataset, "test", ctx.data_dir, cfg.eval.reference_images,
+                                train_images=train.images)
+    scores = score_images(x, judge, reference, labels)
+    ctx.save_figure(memorisation_figure(x, reference.neighbours.pixels, scores["memorisation_pairs"],
+                                        reference.neighbours.threshold_pixels, f"{ctx.experiment.name}: final samples"),
+                    "memorisation")
     records = ctx.run.read_metrics()
     fig = curves_figure(records, ["loss", "energy_pos", "energy_neg", "gap", "grad_norm", "fid"])
     if fig is not None:
@@ -146,6 +154,7 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
                "samples": len(x), "reference_images": n_real, "iterations": cfg.train.iterations,
                "sgld_steps_per_iteration": cfg.sampler.steps,
                "parameters": sum(p.numel() for p in model.parameters()), **chain_statistics(records)}
+    metrics.update({k: scores[k] for k in ("per_class_fid", "per_class_coverage")})
     metrics["fid_curve"] = [[r["step"], r["wall_s"], r["fid"]] for r in records
                             if r.get("split") == "eval" and "fid" in r]
     if labels is not None:
@@ -154,6 +163,10 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
         test = ctx.load_data(cfg.data.dataset, "test", cfg.eval.reference_images)
         metrics["per_class_energy_data"] = energy_per_class(model, to_float(test.images), test.labels)
         metrics["per_class_energy_samples"] = energy_per_class(model, x, labels)
+        if cfg.eval.cas_epochs:
+            metrics.update(classification_accuracy_score(x, labels, train.images, train.labels, test.images,
+                                                         test.labels, len(spec.classes), cfg.eval.cas_epochs,
+                                                         cfg.seed, ctx.device))
     return metrics
 
 
@@ -222,7 +235,8 @@ def _run_starts(cfg: EBMConfig, n: int, labels: torch.Tensor | None, device) -> 
 _SMOKE = {"eval.reference_images": 500, "model.width": 8, "model.blocks": "1,1", "sampler.steps": 5,
           "sampler.buffer_size": 256,
           "train.iterations": 12, "train.batch_size": 16, "data.train_limit": 512, "eval.samples": 64,
-          "eval.final_samples": 64, "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8}
+          "eval.final_samples": 64, "eval.cas_epochs": 1,
+          "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8}
 
 # Paper scale (IGEBM's released code for CIFAR-10): 60 SGLD steps of size 10 with noise 0.005, width 128.
 # genlab's images are in [-1, 1] rather than [0, 1]; the energy scale adapts, the step settings carry over.

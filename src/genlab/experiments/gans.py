@@ -27,10 +27,11 @@ from genlab.errors import ConfigError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
 from genlab.eval.samples_io import save_sample_set, save_samples
-from genlab.eval.score import reference_embedding, score_embeddings
+from genlab.eval.cas import classification_accuracy_score
+from genlab.eval.score import build_reference, reference_embedding, score_images
 from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
-from genlab.report.figures import curves_figure, grids_figure, spread_picks
+from genlab.report.figures import curves_figure, grids_figure, memorisation_figure, spread_picks
 from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, layer_gradients_figure,
                                        wasserstein_fid_figure)
 from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer
@@ -58,6 +59,8 @@ class GanEvalConfig:
                          ge=GRID)
     final_samples: int = param(5000, "samples of the best generator scored once against the test split", ge=GRID)
     reference_limit: int = param(10000, "reference images of the val/test split (its first N)", ge=10)
+    cas_epochs: int = param(2, "conditional models: epochs of the Classification Accuracy Score classifiers, "
+                               "trained on the final samples (0: no CAS)", ge=0)
 
 
 @dataclass
@@ -177,9 +180,13 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     save_samples(ctx.run.samples / "final.npz", samples, labels)
     ctx.save_grid(samples[:GRID], "final", nrow=10)
     fake = judge.embed(samples)
-    real, n_test, _ = reference_embedding(judge, cfg.data.dataset, "test", ctx.data_dir, cfg.eval.reference_limit,
-                                          cfg.data.split_seed)
-    test = score_embeddings(real, fake, labels)
+    reference = build_reference(judge, cfg.data.dataset, "test", ctx.data_dir, cfg.eval.reference_limit,
+                                cfg.data.split_seed, train.images)
+    n_test = reference.count
+    test = score_images(samples, judge, reference, labels)
+    ctx.save_figure(memorisation_figure(samples, reference.neighbours.pixels, test["memorisation_pairs"],
+                                        reference.neighbours.threshold_pixels, f"{ctx.experiment.name}: final samples"),
+                    "memorisation")
     ctx.notes.append(f"test numbers: the best generator (step {trainer.best['step']}, lowest val FID) against "
                      f"{cfg.data.dataset}/test, {n_test:,} images; val FID over training against {n_val:,} val images")
     class_shares = (torch.bincount(fake.probs.argmax(1), minlength=len(spec.classes)).double()
@@ -191,13 +198,19 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     last_train = next((r for r in reversed(records) if r.get("split") == "train"), {})
     _figures(ctx, cfg, trainer, records, class_shares, critic_weights.numpy())
     metrics = {f"test_{k}": v for k, v in test.items()
-               if (isinstance(v, (int, float)) or k == "per_class_accuracy") and k != "samples"}
+               if (isinstance(v, (int, float)) or k in ("per_class_accuracy", "per_class_fid", "per_class_coverage"))
+               and k != "samples"}
     metrics.update({"best_val_fid": trainer.best["fid"], "best_step": trainer.best["step"],
                     "last_val_fid": evals[-1]["fid"] if evals else float("nan"),
                     "test_samples": len(samples), "train_images": len(train), "val_reference_images": n_val,
                     "generator_parameters": sum(p.numel() for p in generator.parameters()),
                     "critic_parameters": sum(p.numel() for p in critic.parameters()),
                     "critic_weight_std": float(critic_weights.std())})
+    if labels is not None and cfg.eval.cas_epochs:
+        test_set = ctx.load_data(cfg.data.dataset, "test", cfg.eval.reference_limit, cfg.data.split_seed)
+        metrics.update(classification_accuracy_score(samples, labels, train.images, train.labels, test_set.images,
+                                                     test_set.labels, len(spec.classes), cfg.eval.cas_epochs,
+                                                     cfg.seed, ctx.device))
     if cfg.train.objective != "gan":
         metrics["wasserstein_fid_spearman"] = wasserstein_fid_correlation(records)
         metrics["last_wasserstein"] = last_train.get("wasserstein", float("nan"))
@@ -242,7 +255,8 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
 _LOG = {"log.every": 25, "log.checkpoint_every": 250}
 _SMOKE = {"data.train_limit": 512, "train.steps": 6, "train.batch_size": 16, "model.g_width": 8,
           "model.d_width": 8, "model.z_dim": 16, "eval.samples": GRID, "eval.final_samples": GRID,
-          "eval.reference_limit": 300, "log.every": 2, "log.checkpoint_every": 4, "log.eval_every": 4}
+          "eval.reference_limit": 300, "eval.cas_epochs": 1,
+          "log.every": 2, "log.checkpoint_every": 4, "log.eval_every": 4}
 
 # DCGAN (Radford et al. 2016, section 4): Adam lr 2e-4, beta1 0.5, N(0, 0.02) init, batch norm, LeakyReLU 0.2
 # in D; the non-saturating loss of Goodfellow et al. 2014, section 3. Deviation: batch 64 (DCGAN: 128), as

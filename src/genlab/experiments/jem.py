@@ -23,18 +23,22 @@ from genlab.eval.classification import predict_logits
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.ood import auroc, max_softmax, negative_energy
 from genlab.eval.samples_io import save_sample_set, save_samples
-from genlab.eval.score import reference_embedding, score_embeddings
+from genlab.eval.cas import classification_accuracy_score
+from genlab.eval.score import build_reference, reference_embedding, score_embeddings, score_images
 from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
 from genlab.judges import load_classifier
 from genlab.nets.classifiers import build_classifier
-from genlab.report.figures import curves_figure, reliability_figure
+from genlab.report.figures import curves_figure, memorisation_figure, reliability_figure
 from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, sampler_section
 from genlab.sampling.precision import precision_summary
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.jem import JEM_SAMPLER, JEMTrainConfig, JEMTrainer
 from genlab.train.loop import LogConfig, divergence_events
 
-_SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_coverage", "confident_share")
+_SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_coverage", "confident_share", "density",
+           "coverage", "intra_fid", "intra_coverage", "per_class_fid", "per_class_coverage", "randnet_fid",
+           "randnet_precision", "randnet_recall", "memorised_share", "memorised_share_features",
+           "train_distance_ratio", "train_distance_ratio_features", "memorisation_train_images")
 
 
 @dataclass
@@ -65,6 +69,8 @@ class JEMEvalConfig:
     final_samples: int = param(1000, "unconditional samples (from the buffer) scored at the end", ge=10)
     per_class: int = param(50, "class-conditional samples per class at the end", ge=1)
     cond_steps: int = param(60, "sampler steps of the class-conditional chains at the end", ge=1)
+    cas_epochs: int = param(2, "epochs of the Classification Accuracy Score classifiers, trained on the "
+                               "class-conditional samples (0: no CAS)", ge=0)
 
 
 @dataclass
@@ -161,8 +167,18 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
     cond_x, cond_y = trainer.fresh_samples(per_class, cfg.eval.per_class, cfg.eval.cond_steps)
     save_samples(ctx.run.samples / "conditional.npz", cond_x, cond_y)
     ctx.save_grid(torch.cat([cond_x[cond_y == c][:10] for c in range(len(spec.classes))]), "conditional", nrow=10)
-    uncond_scores = score_embeddings(real, judge.embed(uncond))
-    cond_scores = score_embeddings(real, judge.embed(cond_x), cond_y)
+    reference = build_reference(judge, cfg.data.dataset, "test", ctx.data_dir, cfg.eval.reference_images,
+                                train_images=train.images)
+    uncond_scores = score_images(uncond, judge, reference)
+    ctx.save_figure(memorisation_figure(uncond, reference.neighbours.pixels, uncond_scores["memorisation_pairs"],
+                                        reference.neighbours.threshold_pixels,
+                                        f"{ctx.experiment.name}: buffer samples"),
+                    "memorisation")
+    cond_scores = score_embeddings(reference.embedding, judge.embed(cond_x), cond_y, reference.labels)
+    cas = {}
+    if cfg.eval.cas_epochs:
+        cas = classification_accuracy_score(cond_x, cond_y, train.images, train.labels, test.images, test.labels,
+                                            len(spec.classes), cfg.eval.cas_epochs, cfg.seed, ctx.device)
     fig = curves_figure(ctx.run.read_metrics(), ["loss", "ce", "gen", "acc", "test_acc", "fid"])
     if fig is not None:
         ctx.save_figure(fig, "curves")
@@ -175,6 +191,9 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
             **{k: uncond_scores[k] for k in _SCORES},
             "conditional_accuracy": cond_scores["class_accuracy"],
             "conditional_fid": cond_scores["fid"],
+            "conditional_intra_fid": cond_scores["intra_fid"],
+            "conditional_intra_coverage": cond_scores["intra_coverage"],
+            **cas,
             "per_class_accuracy": cond_scores["per_class_accuracy"],
             "min_class_accuracy": min(cond_scores["per_class_accuracy"]),
             "classifier_test_accuracy": baseline["test_accuracy"], "classifier_ece": baseline["ece"],
@@ -234,6 +253,7 @@ _SMOKE = {"eval.reference_images": 500, "train.iterations": 12, "train.batch_siz
           "data.train_limit": 1000,
           "data.test_limit": 200, "sampler.buffer_size": 128, "sampler.steps": 3, "eval.samples": 64,
           "eval.test_images": 100, "eval.final_samples": 64, "eval.per_class": 4, "eval.cond_steps": 3,
+          "eval.cas_epochs": 1,
           "log.every": 4, "log.checkpoint_every": 8, "log.eval_every": 8, "model.width": 8}
 # MNIST quick (JEM and JEM++ alike): the generative term weighted 0.015, not the papers' 1, whose gradient
 # swamps the cross-entropy's on a pretrained classifier, and the learning rate cosine-decayed over 2,000

@@ -140,3 +140,25 @@ def reliability_figure(bins: list[dict[str, float]], title: str) -> plt.Figure:
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def memorisation_figure(samples: Any, train: Any, pairs: Sequence[tuple[float, int, int]], threshold: float,
+                        title: str, count: int = 10) -> plt.Figure:
+    """The ``count`` samples closest to a training image (top row) above that training image (bottom row),
+    each with its pixel distance; red titles mark distances below the copy threshold (eval.memorisation).
+    ``samples`` and ``train`` are (N, C, H, W) tensors in [-1, 1]."""
+    pairs = list(pairs)[:count]
+    fig, axes = plt.subplots(2, max(len(pairs), 1), figsize=(1.3 * max(len(pairs), 1), 3.0), squeeze=False)
+    for col, (distance, i, j) in enumerate(pairs):
+        for row, image in enumerate((samples[i], train[j])):
+            picture = ((image.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+            axes[row, col].imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray",
+                                  vmin=0, vmax=1)
+            axes[row, col].axis("off")
+        axes[0, col].set_title(f"{distance:.2f}", fontsize=8, color="red" if distance < threshold else "black")
+    for ax in axes.flat[2 * len(pairs):]:
+        ax.axis("off")
+    fig.suptitle(f"{title}\ntop: sample, bottom: its nearest training image (pixel distance; copy threshold "
+                 f"{threshold:.2f})", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -11,7 +11,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from genlab.data.registry import DATASETS
 from genlab.eval import targets as t
+from genlab.eval.papers import COMPARABLE, PUBLISHED
 from genlab.eval.targets import verdict
 
 Runs = dict[str, list[dict[str, Any]]]  # stage name -> summaries of its complete runs (one per seed)
@@ -83,6 +85,66 @@ def _discuss_classifiers(runs: Runs) -> list[str]:
     return lines
 
 
+def _twin_lines(runs: Runs, judge_key: str, free_key: str) -> list[str]:
+    """Does the label-free FID (a fixed random network's features) rank the stages of each dataset as the
+    judge's FID does?"""
+    by_dataset: dict[str, Runs] = {}
+    for name, rs in runs.items():
+        dataset = next((part for part in name.split("-") if part in DATASETS), "")
+        by_dataset.setdefault(dataset, {})[name] = rs
+    return [line for group in by_dataset.values() for line in _twin_line(group, judge_key, free_key)]
+
+
+def _twin_line(runs: Runs, judge_key: str, free_key: str) -> list[str]:
+    both = {name: (mean(rs, judge_key), mean(rs, free_key)) for name, rs in runs.items()}
+    both = {name: pair for name, pair in both.items() if None not in pair}
+    if len(both) < 2:
+        return []
+    by_judge = sorted(both, key=lambda n: both[n][0])
+    by_free = sorted(both, key=lambda n: both[n][1])
+    pairs = ", ".join(f"{n} {both[n][0]:.3g} / {both[n][1]:.3g}" for n in by_judge)
+    if by_judge == by_free:
+        return [f"Judge FID and label-free FID (random-network features) rank the runs alike ({pairs})."]
+    return [f"Judge FID and label-free FID disagree on the order: judge {' < '.join(by_judge)}, label-free "
+            f"{' < '.join(by_free)} ({pairs}); the judge's features ignore what the label does not need, so read "
+            "both."]
+
+
+def _memorisation_lines(runs: Runs, key: str) -> list[str]:
+    """Stages whose samples sit closer to a training image than 99% of real test images do, more often than
+    the 1% base rate of new images (a share above 5% is flagged)."""
+    shares = {name: mean(rs, key) for name, rs in runs.items()}
+    shares = {name: v for name, v in shares.items() if v is not None}
+    if not shares:
+        return []
+    flagged = [name for name, v in shares.items() if v > 0.05]
+    return [f"Memorisation (share of samples nearer a training image than 99% of test images; about 0.01 for new "
+            f"images, 1 for copies): " + ", ".join(f"{n} {v:.3f}" for n, v in shares.items())
+            + (f"; above 0.05, look at figures/memorisation.png: {', '.join(flagged)}." if flagged else ".")]
+
+
+def _cas_lines(runs: Runs) -> list[str]:
+    """Classification Accuracy Score beside the same classifier trained on as many real images."""
+    parts = [f"{name} {spread(rs, 'cas')} (real images {spread(rs, 'cas_real')})"
+             for name, rs in runs.items() if values(rs, "cas")]
+    return ["Classification Accuracy Score (a fresh classifier trained on the conditional samples only, tested on "
+            "real test images): " + "; ".join(parts) + "."] if parts else []
+
+
+def _paper_lines(models: tuple[str, ...], genlab_accuracy: dict[str, float | None] | None = None) -> list[str]:
+    """The papers' CIFAR-10 numbers (eval.papers), and genlab's CIFAR-10 test accuracy where it has one."""
+    rows = []
+    for p in PUBLISHED:
+        if p.model.split(" ")[0] in models:
+            numbers = [f"{label} {value}" for label, value in (
+                ("accuracy", f"{p.accuracy:.1%}" if p.accuracy is not None else None),
+                ("Inception score", p.inception_score), ("Inception FID", p.inception_fid)) if value is not None]
+            rows.append(f"{p.model} ({p.paper}, {p.table}): {', '.join(numbers)}")
+    ours = [f"{name} {value:.1%}" for name, value in (genlab_accuracy or {}).items() if value is not None]
+    return ["Published CIFAR-10 numbers: " + "; ".join(rows) + "."
+            + (f" genlab's CIFAR-10 test accuracy: {', '.join(ours)}." if ours else "") + " " + COMPARABLE]
+
+
 def _discuss_ebm(runs: Runs) -> list[str]:
     lines = []
     noise, decay, buffer = (runs.get(f"ebm-cifar10-{v}", []) for v in ("noise", "buffer-decay", "buffer"))
@@ -117,7 +179,8 @@ def _discuss_ebm(runs: Runs) -> list[str]:
                      f"of training (within {within.threshold:g}: {verdict((within, wall))}; the time depends on the "
                      f"host and on the runs beside it).")
         lines += _energy_gap_lines(cond)
-    return lines
+    return lines + _twin_lines(runs, "fid", "randnet_fid") + _memorisation_lines(runs, "memorised_share") \
+        + _cas_lines(runs) + _paper_lines(("IGEBM",))
 
 
 def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:
@@ -199,7 +262,10 @@ def _discuss_jem(runs: Runs) -> list[str]:
                      + "; ".join(f"{k.removeprefix('jempp-mnist-')}: FID {spread(v, 'fid')}, conditional accuracy "
                                  f"{spread(v, 'conditional_accuracy')}, test accuracy {spread(v, 'test_accuracy', 4)}"
                                  for k, v in ablations.items()) + ".")
-    return lines
+    cifar = {name: mean(runs.get(stage, []), "test_accuracy") for name, stage in
+             (("JEM", "jem-cifar10"), ("JEM++", "jempp-cifar10"))}
+    return lines + _twin_lines(runs, "fid", "randnet_fid") + _memorisation_lines(runs, "memorised_share") \
+        + _cas_lines(runs) + _paper_lines(("JEM", "JEM++"), cifar)
 
 
 def _calibration_verdict(runs: list[dict[str, Any]]) -> str:
@@ -316,7 +382,8 @@ def _discuss_gan(runs: Runs) -> list[str]:
     if math.isfinite(threshold):
         lines.append(f"Convergence: time to a validation FID of {threshold:.3g} ({level:g}x the best model's final "
                      f"best): " + _times_to_fid(present, threshold, "val_fid_curve") + ".")
-    return lines
+    return lines + _twin_lines(present, "test_fid", "test_randnet_fid") \
+        + _memorisation_lines(present, "test_memorised_share") + _cas_lines(present)
 
 
 STUDIES: dict[str, Study] = {
@@ -333,8 +400,11 @@ STUDIES: dict[str, Study] = {
         (("fid", "domain FID"), ("kid", "KID"), ("is", "IS"), ("precision", "precision"), ("recall", "recall"),
          ("diversity", "diversity"), ("class_coverage", "class coverage"), ("class_accuracy", "class accuracy"),
          ("min_class_accuracy", "worst class"), ("grad_norm_spikes", "grad spikes"),
-         ("divergence_events", "divergences")),
-        ("samples/final.png", "figures/grids_over_training.png", "figures/sampling.png", "figures/curves.png"),
+         ("divergence_events", "divergences"), ("density", "density"), ("coverage", "coverage"),
+         ("intra_fid", "intra-class FID"), ("randnet_fid", "label-free FID"), ("memorised_share", "memorised"),
+         ("cas", "CAS"), ("cas_real", "CAS real")),
+        ("samples/final.png", "figures/grids_over_training.png", "figures/sampling.png", "figures/curves.png",
+         "figures/memorisation.png"),
         _discuss_ebm),
     "jem": Study(
         "JEM and JEM++",
@@ -343,8 +413,11 @@ STUDIES: dict[str, Study] = {
         (("test_accuracy", "test acc"), ("ece", "ECE"), ("fid", "domain FID"), ("is", "IS"),
          ("conditional_accuracy", "cond. sample acc"), ("ood_auroc_energy", "OOD AUROC (-E)"),
          ("ood_auroc_max_softmax", "OOD AUROC (max p)"), ("sgld_steps_per_iteration", "SGLD steps/it"),
-         ("seconds_per_1000_iterations", "s / 1000 it"), ("divergence_events", "divergences")),
-        ("samples/conditional.png", "figures/reliability.png", "figures/curves.png"), _discuss_jem),
+         ("seconds_per_1000_iterations", "s / 1000 it"), ("divergence_events", "divergences"),
+         ("coverage", "coverage"), ("randnet_fid", "label-free FID"), ("conditional_intra_fid", "cond. intra FID"),
+         ("memorised_share", "memorised"), ("cas", "CAS"), ("cas_real", "CAS real")),
+        ("samples/conditional.png", "figures/reliability.png", "figures/curves.png", "figures/memorisation.png"),
+        _discuss_jem),
     "dvae": Study(
         "Discrete VAE: pseudo-labels from its codes",
         "How good are pseudo-labels from clustering a discrete VAE's codes, compared with raw pixels and with "
@@ -364,9 +437,13 @@ STUDIES: dict[str, Study] = {
         (("test_fid", "test FID"), ("test_kid", "KID"), ("test_is", "IS"), ("test_class_coverage", "class coverage"),
          ("test_confident_share", "confident share"), ("test_precision", "precision"), ("test_recall", "recall"),
          ("best_val_fid", "best val FID"), ("wasserstein_fid_spearman", "W/FID Spearman"),
-         ("last_clipped_fraction", "clipped share"), ("critic_weight_std", "critic weight std")),
+         ("last_clipped_fraction", "clipped share"), ("critic_weight_std", "critic weight std"),
+         ("test_density", "density"), ("test_coverage", "coverage"), ("test_intra_fid", "intra-class FID"),
+         ("test_randnet_fid", "label-free FID"), ("test_memorised_share", "memorised"), ("cas", "CAS"),
+         ("cas_real", "CAS real")),
         ("figures/grids_over_training.png", "figures/curves.png", "figures/wasserstein_vs_fid.png",
-         "figures/critic_weights.png", "figures/critic_layer_gradients.png", "figures/class_histogram.png"),
+         "figures/critic_weights.png", "figures/critic_layer_gradients.png", "figures/class_histogram.png",
+         "figures/memorisation.png"),
         _discuss_gan),
 }
 
