@@ -104,6 +104,7 @@ def _discuss_ebm(runs: Runs) -> list[str]:
                      + ".")
     lines += _convergence_lines({k.removeprefix("ebm-cifar10-"): v for k, v in runs.items()
                                  if k.startswith("ebm-cifar10")})
+    lines += sampling_study_lines(runs.get("ebm-cifar10-sampling-study", []))
     cond = runs.get("ebm-mnist-cond", [])
     acc = mean(cond, "class_accuracy")
     if acc is not None:
@@ -118,6 +119,63 @@ def _discuss_ebm(runs: Runs) -> list[str]:
                      f"host and on the runs beside it).")
         lines += _energy_gap_lines(cond)
     return lines
+
+
+def _sampling_cells(runs: list[dict[str, Any]]) -> dict[tuple, tuple[float, float, float]]:
+    """The sampling study's cells (form, eps, T, schedule, start) -> (FID, energy minus the data's, seconds per
+    sample), each the mean over the seeds that ran the cell."""
+    found: dict[tuple, list[tuple[float, float, float]]] = {}
+    for summary in runs:
+        data = metric(summary, "sampling_energy_data")
+        for form, eps, steps, schedule, start, fid, energy, seconds in metric(summary, "sampling_cells") or []:
+            found.setdefault((form, eps, steps, schedule, start), []).append((fid, energy - data, seconds))
+    return {cell: tuple(statistics.mean(column) for column in zip(*got)) for cell, got in found.items()}
+
+
+def _cell_text(cell: tuple) -> str:
+    form, eps, steps, schedule, start = cell
+    return f"{form} {'eps' if form == 'coupled' else 'step'} {eps:g}, T={steps}, {schedule} schedule, {start} start"
+
+
+def sampling_study_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The sampling study: the best setting and what sets it apart (the other form, start and schedules at
+    their best, chain length along the best setting, the energy its samples reach), and the best cells."""
+    cells = _sampling_cells(runs)
+    if not cells:
+        return []
+    best = min(cells, key=lambda c: cells[c][0])
+    fid, gap, seconds = cells[best]
+
+    def best_where(position: int, value: Any) -> str:
+        pool = [c for c in cells if c[position] == value]
+        top = min(pool, key=lambda c: cells[c][0])
+        return f"{value} {cells[top][0]:.3g}"
+
+    forms, starts, schedules = ({c[i] for c in cells} for i in (0, 4, 3))
+    along = sorted((c for c in cells if (c[0], c[1], c[3], c[4]) == (best[0], best[1], best[3], best[4])),
+                   key=lambda c: c[2])
+    nearest = min(cells, key=lambda c: abs(cells[c][1]))
+    per_seed = runs[0].get("metrics", {}).get("sampling_samples_per_cell")
+    lines = [f"Sampling study ({len(cells)} settings of the sampler on the trained ebm-cifar10-buffer energy, "
+             f"{per_seed} chains each, {len(runs)} seed(s)): the best setting is <strong>{_cell_text(best)}</strong>, "
+             f"domain FID {fid:.3g}, its samples' mean energy {gap:+.3g} from the test images', "
+             f"{1000 * seconds:.3g} ms per sample. Best FID by form: "
+             + ", ".join(best_where(0, v) for v in sorted(forms)) + "; by start: "
+             + ", ".join(best_where(4, v) for v in sorted(starts)) + "; by schedule: "
+             + ", ".join(best_where(3, v) for v in sorted(schedules)) + "; along T at the best setting: "
+             + ", ".join(f"T={c[2]} {cells[c][0]:.3g}" for c in along) + "."]
+    if nearest == best:
+        why = "Why: it wins on FID and its samples also come closest to the data's energy"
+    else:
+        why = (f"Why: it wins on FID; the samples nearest the data's energy come from {_cell_text(nearest)} "
+               f"({cells[nearest][1]:+.3g}, FID {cells[nearest][0]:.3g}): reaching the data's energy level is not "
+               f"enough, the chains must also land in the data's modes")
+    lines.append(why + ". Heat maps below; the table has the ten best settings (all of them: each run's "
+                       "sampling_table.csv).")
+    head = "".join(f"<th>{h}</th>" for h in ("setting", "FID", "energy - data", "ms / sample"))
+    rows = "".join(f'<tr><td class="key">{_cell_text(c)}</td><td>{cells[c][0]:.3g}</td><td>{cells[c][1]:+.3g}</td>'
+                   f"<td>{1000 * cells[c][2]:.3g}</td></tr>" for c in sorted(cells, key=lambda c: cells[c][0])[:10])
+    return lines + [f"<table><tr>{head}</tr>{rows}</table>"]
 
 
 def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:
@@ -334,7 +392,8 @@ STUDIES: dict[str, Study] = {
          ("diversity", "diversity"), ("class_coverage", "class coverage"), ("class_accuracy", "class accuracy"),
          ("min_class_accuracy", "worst class"), ("grad_norm_spikes", "grad spikes"),
          ("divergence_events", "divergences")),
-        ("samples/final.png", "figures/grids_over_training.png", "figures/sampling.png", "figures/curves.png"),
+        ("samples/final.png", "figures/grids_over_training.png", "figures/sampling.png", "figures/curves.png",
+         "figures/sampling_fid.png", "figures/sampling_energy_gap.png", "figures/sampling_corners.png"),
         _discuss_ebm),
     "jem": Study(
         "JEM and JEM++",
