@@ -121,6 +121,10 @@ def _discuss_ebm(runs: Runs) -> list[str]:
     return lines
 
 
+def _fid(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _sampling_cells(runs: list[dict[str, Any]]) -> dict[tuple, tuple[float, float, float]]:
     """The sampling study's cells (form, eps, T, schedule, start) -> (FID, energy minus the data's, seconds per
     sample), each the mean over the seeds that ran the cell."""
@@ -149,7 +153,7 @@ def sampling_study_lines(runs: list[dict[str, Any]]) -> list[str]:
     def best_where(position: int, value: Any) -> str:
         pool = [c for c in cells if c[position] == value]
         top = min(pool, key=lambda c: cells[c][0])
-        return f"{value} {cells[top][0]:.3g}"
+        return f"{value} {_fid(cells[top][0])}"
 
     forms, starts, schedules = ({c[i] for c in cells} for i in (0, 4, 3))
     along = sorted((c for c in cells if (c[0], c[1], c[3], c[4]) == (best[0], best[1], best[3], best[4])),
@@ -158,24 +162,46 @@ def sampling_study_lines(runs: list[dict[str, Any]]) -> list[str]:
     per_seed = runs[0].get("metrics", {}).get("sampling_samples_per_cell")
     lines = [f"Sampling study ({len(cells)} settings of the sampler on the trained ebm-cifar10-buffer energy, "
              f"{per_seed} chains each, {len(runs)} seed(s)): the best setting is <strong>{_cell_text(best)}</strong>, "
-             f"domain FID {fid:.3g}, its samples' mean energy {gap:+.3g} from the test images', "
+             f"domain FID {_fid(fid)}, its samples' mean energy {gap:+.3g} from the test images', "
              f"{1000 * seconds:.3g} ms per sample. Best FID by form: "
              + ", ".join(best_where(0, v) for v in sorted(forms)) + "; by start: "
              + ", ".join(best_where(4, v) for v in sorted(starts)) + "; by schedule: "
              + ", ".join(best_where(3, v) for v in sorted(schedules)) + "; along T at the best setting: "
-             + ", ".join(f"T={c[2]} {cells[c][0]:.3g}" for c in along) + "."]
+             + ", ".join(f"T={c[2]} {_fid(cells[c][0])}" for c in along) + "."]
+    reasons = [_length_reason(along, cells)]
+    if len(forms) > 1:
+        rival = min((c for c in cells if c[0] != best[0]), key=lambda c: cells[c][0])
+        coupled = best if best[0] == "coupled" else rival
+        reasons.append(f"the best {rival[0]} setting ({_cell_text(rival)}) reaches only {_fid(cells[rival][0])}; the "
+                       f"coupled update at eps {coupled[1]:g} moves the chain {coupled[1] ** 2 / 2:.2g} per unit of "
+                       f"gradient under noise {coupled[1]:g} per step, the decoupled one sets its step and noise apart")
     if nearest == best:
-        why = "Why: it wins on FID and its samples also come closest to the data's energy"
+        reasons.append("its samples also come closest to the data's energy")
     else:
-        why = (f"Why: it wins on FID; the samples nearest the data's energy come from {_cell_text(nearest)} "
-               f"({cells[nearest][1]:+.3g}, FID {cells[nearest][0]:.3g}): reaching the data's energy level is not "
-               f"enough, the chains must also land in the data's modes")
+        reasons.append(f"the samples nearest the data's energy come from {_cell_text(nearest)} "
+                       f"({cells[nearest][1]:+.3g}, FID {_fid(cells[nearest][0])}): reaching the data's energy level is "
+                       f"not enough, the chains must also land in the data's modes")
+    why = "Why: " + "; ".join(reasons)
     lines.append(why + ". Heat maps below; the table has the ten best settings (all of them: each run's "
                        "sampling_table.csv).")
     head = "".join(f"<th>{h}</th>" for h in ("setting", "FID", "energy - data", "ms / sample"))
-    rows = "".join(f'<tr><td class="key">{_cell_text(c)}</td><td>{cells[c][0]:.3g}</td><td>{cells[c][1]:+.3g}</td>'
+    rows = "".join(f'<tr><td class="key">{_cell_text(c)}</td><td>{_fid(cells[c][0])}</td><td>{cells[c][1]:+.3g}</td>'
                    f"<td>{1000 * cells[c][2]:.3g}</td></tr>" for c in sorted(cells, key=lambda c: cells[c][0])[:10])
     return lines + [f"<table><tr>{head}</tr>{rows}</table>"]
+
+
+def _length_reason(along: list[tuple], cells: dict[tuple, tuple[float, float, float]]) -> str:
+    """What chain length does at the best setting, from its FID and energy gap along T."""
+    best = min(along, key=lambda c: cells[c][0])
+    if len(along) == 1:
+        return f"one chain length (T={best[2]}) was tried"
+    if best == along[-1]:
+        return (f"its FID still falls at the longest chains (T={best[2]}): longer chains would likely help, at "
+                f"{1000 * cells[best][2]:.3g} ms per sample")
+    last = along[-1]
+    return (f"its FID is lowest at T={best[2]} and {'rises' if cells[last][0] > cells[best][0] else 'stays'} to "
+            f"{_fid(cells[last][0])} at T={last[2]}, where the samples' energy sits {cells[last][1]:+.3g} from the data's "
+            f"(at T={best[2]}: {cells[best][1]:+.3g})")
 
 
 def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:
