@@ -37,7 +37,6 @@ from genlab.experiments.ebm import EBMConfig, build_model
 from genlab.io import read_json
 from genlab.report.figures import grids_figure, heatmap_figure
 from genlab.sampling import SamplerConfig, buffer_starts, run_chain, uniform_noise
-from genlab.train.loop import LogConfig
 
 SOURCE_EXPERIMENT = "ebm-cifar10-buffer"
 Form = Literal["coupled", "decoupled"]
@@ -80,6 +79,12 @@ class GridConfig:
 
 
 @dataclass
+class StudyLogConfig:
+    tensorboard: bool = param(False, "also write the cells' sample grids to TensorBoard (needs the tensorboard "
+                                     "package)")
+
+
+@dataclass
 class SamplingStudyConfig:
     seed: int = param(0, "seeds the chain starts and noise; also picks the pipeline's source run of that seed")
     source: SourceConfig = section(SourceConfig)
@@ -87,7 +92,7 @@ class SamplingStudyConfig:
     grid: GridConfig = section(GridConfig)
     reference_images: int = param(1000, "test images the samples are compared with (at most)", ge=2)
     corner_images: int = param(64, "samples shown in each corner's grid", ge=1)
-    log: LogConfig = section(LogConfig)
+    log: StudyLogConfig = section(StudyLogConfig)
 
 
 @dataclass(frozen=True)
