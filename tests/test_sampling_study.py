@@ -14,6 +14,7 @@ from genlab.experiments.registry import get_experiment
 from genlab.experiments.runner import prerequisites
 from genlab.experiments.sampling_study import (Cell, GridConfig, cells, corners, sample_steps, sampler_for,
                                                training_sets)
+from genlab.report.figures import heatmap_figure
 from genlab.report.studies import sampling_study_lines
 from genlab.sampling import SamplerConfig, run_chain
 from conftest import needs_data
@@ -57,7 +58,8 @@ def test_coupled_and_decoupled_forms_at_a_cell():
                                                             grid)).x
     decoupled = run_chain(lambda x: x.sum(1), x0, sampler_for(base, Cell("decoupled", 0.1, 1, "constant", "uniform"),
                                                               grid)).x
-    assert coupled.mean().item() == pytest.approx(-0.005, abs=0.002) and coupled.std().item() == pytest.approx(0.1, rel=0.03)
+    assert coupled.mean().item() == pytest.approx(-0.005, abs=0.002)
+    assert coupled.std().item() == pytest.approx(0.1, rel=0.03)
     assert decoupled.mean().item() == pytest.approx(-0.1, abs=1e-4)
     assert decoupled.std().item() == pytest.approx(0.005, rel=0.03)
 
@@ -79,6 +81,16 @@ def test_the_pipeline_runs_the_study_after_its_energy_and_trains_only_its_judge_
     experiment = get_experiment(STUDY)
     needed = prerequisites(experiment, experiment.config("smoke"))
     assert [(n.role, n.experiment) for n in needed] == [("judge", "classifier-cifar10")]
+
+
+def test_heat_maps_share_one_scale_centred_where_asked_and_leave_missing_cells_blank():
+    panels = [("a", ["eps 1", "eps 2"], ["T=1"], [[-1.0], [float("nan")]]), ("b", ["eps 1"], ["T=1"], [[3.0]])]
+    fig = heatmap_figure(panels, "gap", columns=3, cmap="coolwarm", centre=0.0)
+    first, second, spare = fig.axes[:3]
+    assert first.images[0].get_clim() == second.images[0].get_clim() == (-3.0, 3.0)
+    assert [t.get_text() for t in first.texts] == ["-1"] and [t.get_text() for t in second.texts] == ["3"]
+    assert not spare.axison  # the third column of the row has no panel
+    assert heatmap_figure(panels, "fid", columns=2).axes[0].images[0].get_clim() == (-1.0, 3.0)
 
 
 def test_report_lines_name_the_best_setting_over_seeds():

@@ -169,7 +169,8 @@ def heatmap_figure(panels: Sequence[Panel], label: str, columns: int, cmap: str 
         for (i, j), value in np.ndenumerate(data):
             if np.isfinite(value):
                 shade = (value - low) / ((high - low) or 1.0)
-                ax.text(j, i, f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}", ha="center", va="center", fontsize=6,
+                text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6,
                         color="white" if (shade > 0.5) == cmap.endswith("_r") else "black")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

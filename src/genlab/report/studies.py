@@ -179,8 +179,8 @@ def sampling_study_lines(runs: list[dict[str, Any]]) -> list[str]:
         reasons.append("its samples also come closest to the data's energy")
     else:
         reasons.append(f"the samples nearest the data's energy come from {_cell_text(nearest)} "
-                       f"({cells[nearest][1]:+.3g}, FID {_fid(cells[nearest][0])}): reaching the data's energy level is "
-                       f"not enough, the chains must also land in the data's modes")
+                       f"({cells[nearest][1]:+.3g}, FID {_fid(cells[nearest][0])}): reaching the data's energy "
+                       f"level is not enough, the chains must also land in the data's modes")
     why = "Why: " + "; ".join(reasons)
     lines.append(why + ". Heat maps below; the table has the ten best settings (all of them: each run's "
                        "sampling_table.csv).")
@@ -200,8 +200,8 @@ def _length_reason(along: list[tuple], cells: dict[tuple, tuple[float, float, fl
                 f"{1000 * cells[best][2]:.3g} ms per sample")
     last = along[-1]
     return (f"its FID is lowest at T={best[2]} and {'rises' if cells[last][0] > cells[best][0] else 'stays'} to "
-            f"{_fid(cells[last][0])} at T={last[2]}, where the samples' energy sits {cells[last][1]:+.3g} from the data's "
-            f"(at T={best[2]}: {cells[best][1]:+.3g})")
+            f"{_fid(cells[last][0])} at T={last[2]}, where the samples' energy sits {cells[last][1]:+.3g} from the "
+            f"data's (at T={best[2]}: {cells[best][1]:+.3g})")
 
 
 def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:

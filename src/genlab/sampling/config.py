@@ -61,8 +61,8 @@ class SamplerConfig:
     def settings(self) -> dict[str, Any]:
         """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""
         return {k: getattr(self, k) for k in ("kind", "steps", "form", "step_size", "step_size_end", "schedule",
-                                              "noise", "noise_follows_step", "grad_clip", "inner_steps", "inner_step", "bound",
-                                              "precision")}
+                                              "noise", "noise_follows_step", "grad_clip", "inner_steps", "inner_step",
+                                              "bound", "precision")}
 
     def with_settings(self, settings: dict[str, Any]) -> "SamplerConfig":
         """This config with a checkpoint's stored chain settings (older checkpoints store fewer keys)."""
