@@ -309,7 +309,7 @@ def _write_table(path: Path, rows: list[dict[str, Any]], energy_data: float) -> 
 
 def _figures(ctx: RunContext, grid: GridConfig, rows: list[dict[str, Any]], energy_data: float) -> dict[str, Any]:
     """Heat maps of FID and of the energy gap (one eps x T panel per form, schedule and start) and the sample
-    grids at the corners of the best panel of each form. Returns the best cell's row."""
+    grids at the corners of the best panel of each form (a row each), then the best cell's. Returns its row."""
     by_cell = {r["cell"]: r for r in rows}
     panels_fid, panels_gap = [], []
     for form, values in form_values(grid).items():
@@ -328,15 +328,16 @@ def _figures(ctx: RunContext, grid: GridConfig, rows: list[dict[str, Any]], ener
     ctx.save_figure(heatmap_figure(panels_gap, "mean energy of the samples minus the test images'", columns,
                                    "coolwarm", centre=0.0), "sampling_energy_gap")
     best = min(rows, key=lambda r: r["fid"])
-    picks, titles = [], []
+    shown = []  # (cell, title prefix): each form's corners, then the best cell
     for form in form_values(grid):
         top = min((r for r in rows if r["cell"].form == form), key=lambda r: r["fid"])["cell"]
-        for corner in corners(grid, form, top.schedule, top.start):
-            picks.append(ctx.run.samples / "cells" / f"{corner.name}.png")
-            titles.append(f"{corner.describe()}\nFID {by_cell[corner]['fid']:.0f}")
-    picks.append(ctx.run.samples / "cells" / f"{best['cell'].name}.png")
-    titles.append(f"best: {best['cell'].describe()}\nFID {best['fid']:.0f}")
-    ctx.save_figure(grids_figure(picks, [t.replace(", T=", "\nT=") for t in titles]), "sampling_corners")
+        shown += [(corner, "") for corner in corners(grid, form, top.schedule, top.start)]
+    per_row = len(corners(grid, best["cell"].form, best["cell"].schedule, best["cell"].start))
+    shown.append((best["cell"], "best: "))
+    picks = [ctx.run.samples / "cells" / f"{cell.name}.png" for cell, _ in shown]
+    titles = [f"{prefix}{cell.describe()}\nFID {by_cell[cell]['fid']:.0f}".replace(", T=", "\nT=")
+              for cell, prefix in shown]
+    ctx.save_figure(grids_figure(picks, titles, columns=per_row), "sampling_corners")
     return best
 
 

@@ -79,13 +79,17 @@ def curves_figure(records: list[dict[str, Any]], keys: Sequence[str] | None = No
     return fig
 
 
-def grids_figure(paths: Sequence[Path], titles: Sequence[str]) -> plt.Figure:
-    """Saved sample grids side by side (e.g. samples at several points of training)."""
-    fig, axes = plt.subplots(1, len(paths), figsize=(2.6 * len(paths), 2.9), squeeze=False)
-    for ax, path, title in zip(axes[0], paths, titles):
+def grids_figure(paths: Sequence[Path], titles: Sequence[str], columns: int | None = None) -> plt.Figure:
+    """Saved sample grids side by side (e.g. samples at several points of training), ``columns`` a row (default:
+    all in one row)."""
+    columns = columns or len(paths)
+    rows = -(-len(paths) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, path, title in zip(axes.flat, paths, titles):
         ax.imshow(mpimg.imread(path), cmap="gray")
         ax.set_title(title, fontsize=9)
-        ax.axis("off")
     fig.tight_layout()
     return fig
 
