@@ -203,6 +203,13 @@ class _Grid:
     def __init__(self, model: torch.nn.Module, base: SamplerConfig, grid: GridConfig, device: torch.device):
         self.model, self.base, self.grid, self.device = model, base, grid, device
 
+    def warm_up(self, x0: torch.Tensor) -> None:
+        """One step at each batch size the cells run, untimed: the sampler's precision for this network and
+        batch shape is decided (measured once, then cached) and memory allocated before any cell's clock runs."""
+        sizes = {min(self.grid.batch_size, len(x0)), len(x0) % self.grid.batch_size} - {0}
+        for size in sizes:
+            run_chain(self.model, x0[:size], dataclasses.replace(self.base, steps=1), freeze=self.model)
+
     def _clock(self) -> float:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -267,6 +274,7 @@ def run_sampling_study(ctx: RunContext) -> dict[str, Any]:
 
     began = time.perf_counter()
     runner, rows = _Grid(model, base, grid, ctx.device), []
+    runner.warm_up(fresh)
     grids_dir = ctx.run.samples / "cells"
     grids_dir.mkdir(exist_ok=True)
     for form, values in form_values(grid).items():
