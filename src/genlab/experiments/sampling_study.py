@@ -355,8 +355,8 @@ def _smoke_grid() -> dict[str, Any]:
 
 
 # The quick grid: 2 forms x 3 eps x T in {10, 20, 40, 80} x 3 schedules x 2 starts = 144 cells of 200 chains,
-# 912,000 sampler steps (sample_steps): about 8 minutes of the quick CIFAR-10 energy (width 16, stride-2
-# stem) on one core of a quiet 2-core host, 0.5 ms per image and step.
+# 912,000 sampler steps (sample_steps): the quick CIFAR-10 energy (width 16, stride-2 stem) takes 0.63 ms per
+# image and step in batches of 100 on one thread of a busy 2-core host, so about 10 minutes, and seconds to score.
 SAMPLING_EXPERIMENTS = (
     Experiment("ebm-cifar10-sampling-study", "ebm",
                f"sampler settings on a trained {SOURCE_EXPERIMENT} energy: form x step size x T x noise schedule x "
