@@ -246,13 +246,13 @@ def run_sampling_study(ctx: RunContext) -> dict[str, Any]:
     if ebm.data.conditional:
         raise ConfigError(f"{run.path} is a conditional energy; the sampling study samples unconditional ones",
                           hint=f"name a {SOURCE_EXPERIMENT} run with --set source.run_dir=PATH")
+    if ebm.data.dataset != cfg.data.dataset:
+        raise ConfigError(f"{run.path} was trained on {ebm.data.dataset}, not {cfg.data.dataset}",
+                          hint=f"--set data.dataset={ebm.data.dataset}")
     ctx.notes.append(f"sampled: {run.path} ({read_json(run.path / 'config.json').get('preset')} preset, seed "
                      f"{ebm.seed}); {grid.samples} chains per cell from the same starts; FID over "
                      f"{grid.samples} samples is biased upwards: compare cells with each other, not with runs that "
                      f"score more samples")
-    if ebm.data.dataset != cfg.data.dataset:
-        raise ConfigError(f"{run.path} was trained on {ebm.data.dataset}, not {cfg.data.dataset}",
-                          hint=f"--set data.dataset={ebm.data.dataset}")
     model = build_model(ebm).to(ctx.device)
     model.load_state_dict(state["trainer"]["model"])
     model.eval()
