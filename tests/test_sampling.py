@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from genlab.sampling import (ChainStarts, GeometricDecay, ReplayBuffer, SamplerConfig, balanced_labels, buffer_starts,
-                             fresh_chains, langevin, make_schedule, proximal_langevin)
+from genlab.sampling import (ChainStarts, CosineDecay, GeometricDecay, ReplayBuffer, SamplerConfig, balanced_labels, buffer_starts,
+                             fresh_chains, langevin, make_schedule, proximal_langevin, run_chain)
 
 MEAN = torch.tensor([1.0, -0.5])
 COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
@@ -108,6 +108,29 @@ def test_geometric_decay_endpoints():
     assert schedule(0, 20) == pytest.approx(10.0) and schedule(19, 20) == pytest.approx(0.1)
     assert schedule(10, 21) == pytest.approx(1.0)  # geometric midpoint
     assert make_schedule("constant", 3.0)(7, 20) == 3.0
+
+
+def test_cosine_decay_by_hand():
+    """start 10, end 1 over T = 5: 1 + 9 (1 + cos(pi t / 4)) / 2 = 10, 8.682, 5.5, 2.318, 1."""
+    schedule = make_schedule("cosine", 10.0, 1.0)
+    assert isinstance(schedule, CosineDecay)
+    assert [schedule(t, 5) for t in range(5)] == pytest.approx([10.0, 1 + 9 * (1 + 0.5 ** 0.5) / 2, 5.5,
+                                                                1 + 9 * (1 - 0.5 ** 0.5) / 2, 1.0])
+    assert schedule(0, 1) == 10.0  # a one-step chain takes the start value
+    assert make_schedule("decay", 10.0, 1.0)(1, 5) < schedule(1, 5)  # the geometric fall comes earlier
+
+
+def test_decoupled_noise_follows_the_step_only_when_asked():
+    """A flat energy (no drift) from zero: the end point is the sum of the noise, so its variance is the sum of
+    sigma_t^2: constant noise 0.1 over 3 steps gives 0.03; noise following a decay 1, 0.5, 0.25 of the
+    step gives 0.01 (1 + 0.25 + 0.0625)."""
+    flat = lambda x: (0 * x).sum(1)  # noqa: E731
+    x0 = torch.zeros(40000, 1)
+    base = SamplerConfig(steps=3, step_size=1.0, step_size_end=0.25, schedule="decay", noise=0.1, precision="fp32")
+    kept = run_chain(flat, x0, base).x
+    followed = run_chain(flat, x0, SamplerConfig(**{**base.__dict__, "noise_follows_step": True})).x
+    assert kept.var().item() == pytest.approx(0.03, rel=0.05)
+    assert followed.var().item() == pytest.approx(0.01 * 1.3125, rel=0.05)
 
 
 def test_buffer_reinitialises_five_percent():

@@ -175,7 +175,7 @@ def run_in_slurm(book: pipeline._Book, options: SlurmOptions, device: str, data_
                 book.end(job, {**record, "status": "complete"})
                 continue
             log = logs / f"{job.key.replace('/', '-')}.log"
-            after = [i for name in job.stage.needs for i in slurm_ids.get(name, [])]
+            after = [i for name in job.stage.waits_for for i in slurm_ids.get(name, [])]
             executor.update_parameters(**sbatch_parameters(job, options, after))
             command = job_command(pipeline._command(job, record, book.preset, device, data_dir), options.gpus_per_job)
             try:

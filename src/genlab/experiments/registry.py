@@ -9,8 +9,10 @@ from genlab.experiments.dvae import DVAE_EXPERIMENTS
 from genlab.experiments.ebm import EBM_EXPERIMENTS
 from genlab.experiments.gans import GAN_EXPERIMENTS
 from genlab.experiments.jem import JEM_EXPERIMENTS
+from genlab.experiments.sampling_study import SAMPLING_EXPERIMENTS
 
-_ALL = (*CLASSIFIER_EXPERIMENTS, *DVAE_EXPERIMENTS, *EBM_EXPERIMENTS, *GAN_EXPERIMENTS, *JEM_EXPERIMENTS)
+_ALL = (*CLASSIFIER_EXPERIMENTS, *DVAE_EXPERIMENTS, *EBM_EXPERIMENTS, *SAMPLING_EXPERIMENTS, *GAN_EXPERIMENTS,
+        *JEM_EXPERIMENTS)
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in _ALL}
 
 

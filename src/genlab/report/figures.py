@@ -79,13 +79,17 @@ def curves_figure(records: list[dict[str, Any]], keys: Sequence[str] | None = No
     return fig
 
 
-def grids_figure(paths: Sequence[Path], titles: Sequence[str]) -> plt.Figure:
-    """Saved sample grids side by side (e.g. samples at several points of training)."""
-    fig, axes = plt.subplots(1, len(paths), figsize=(2.6 * len(paths), 2.9), squeeze=False)
-    for ax, path, title in zip(axes[0], paths, titles):
+def grids_figure(paths: Sequence[Path], titles: Sequence[str], columns: int | None = None) -> plt.Figure:
+    """Saved sample grids side by side (e.g. samples at several points of training), ``columns`` a row (default:
+    all in one row)."""
+    columns = columns or len(paths)
+    rows = -(-len(paths) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, path, title in zip(axes.flat, paths, titles):
         ax.imshow(mpimg.imread(path), cmap="gray")
         ax.set_title(title, fontsize=9)
-        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -161,4 +165,42 @@ def memorisation_figure(samples: Any, train: Any, pairs: Sequence[tuple[float, i
     fig.suptitle(f"{title}\ntop: sample, bottom: its nearest training image (pixel distance; copy threshold "
                  f"{threshold:.2f})", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+Panel = tuple[str, Sequence[str], Sequence[str], Sequence[Sequence[float]]]  # title, row labels, column labels, values
+
+
+def heatmap_figure(panels: Sequence[Panel], label: str, columns: int, cmap: str = "viridis",
+                   centre: float | None = None) -> plt.Figure:
+    """Heat maps on one colour scale, ``columns`` panels a row, each value written in its cell (a grid study's
+    numbers, e.g. FID over step size x chain length). ``centre``: a diverging scale symmetric about it."""
+    values = np.array([v for _, _, _, m in panels for row in m for v in row], dtype=float)
+    finite = values[np.isfinite(values)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    if centre is not None:
+        reach = max(abs(low - centre), abs(high - centre)) or 1.0
+        low, high = centre - reach, centre + reach
+    rows = -(-len(panels) // columns)
+    width = max(len(p[2]) for p in panels)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.1 * width * columns + 1.5, 0.45 * max(len(p[1]) for p in panels)
+                                                      * rows + 1.0 * rows), squeeze=False)
+    image = None
+    for ax, (title, row_labels, col_labels, matrix) in zip(axes.flat, panels):
+        data = np.array(matrix, dtype=float)
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=low, vmax=high, aspect="auto")
+        ax.set_xticks(range(len(col_labels)), col_labels, fontsize=7)
+        ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
+        ax.set_title(title, fontsize=8)
+        for (i, j), value in np.ndenumerate(data):
+            if np.isfinite(value):
+                shade = (value - low) / ((high - low) or 1.0)
+                text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                        color="white" if (shade > 0.5) == cmap.endswith("_r") else "black")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, label=label)
     return fig

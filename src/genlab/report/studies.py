@@ -166,6 +166,7 @@ def _discuss_ebm(runs: Runs) -> list[str]:
                      + ".")
     lines += _convergence_lines({k.removeprefix("ebm-cifar10-"): v for k, v in runs.items()
                                  if k.startswith("ebm-cifar10")})
+    lines += sampling_study_lines(runs.get("ebm-cifar10-sampling-study", []))
     cond = runs.get("ebm-mnist-cond", [])
     acc = mean(cond, "class_accuracy")
     if acc is not None:
@@ -181,6 +182,89 @@ def _discuss_ebm(runs: Runs) -> list[str]:
         lines += _energy_gap_lines(cond)
     return lines + _twin_lines(runs, "fid", "randnet_fid") + _memorisation_lines(runs, "memorised_share") \
         + _cas_lines(runs) + _paper_lines(("IGEBM",))
+
+
+def _fid(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _sampling_cells(runs: list[dict[str, Any]]) -> dict[tuple, tuple[float, float, float]]:
+    """The sampling study's cells (form, eps, T, schedule, start) -> (FID, energy minus the data's, seconds per
+    sample), each the mean over the seeds that ran the cell."""
+    found: dict[tuple, list[tuple[float, float, float]]] = {}
+    for summary in runs:
+        data = metric(summary, "sampling_energy_data")
+        for form, eps, steps, schedule, start, fid, energy, seconds in metric(summary, "sampling_cells") or []:
+            found.setdefault((form, eps, steps, schedule, start), []).append((fid, energy - data, seconds))
+    return {cell: tuple(statistics.mean(column) for column in zip(*got)) for cell, got in found.items()}
+
+
+def _cell_text(cell: tuple) -> str:
+    form, eps, steps, schedule, start = cell
+    return f"{form} {'eps' if form == 'coupled' else 'step'} {eps:g}, T={steps}, {schedule} schedule, {start} start"
+
+
+def sampling_study_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The sampling study: the best setting and what sets it apart (the other form, start and schedules at
+    their best, chain length along the best setting, the energy its samples reach), and the best cells."""
+    cells = _sampling_cells(runs)
+    if not cells:
+        return []
+    best = min(cells, key=lambda c: cells[c][0])
+    fid, gap, seconds = cells[best]
+
+    def best_where(position: int, value: Any) -> str:
+        pool = [c for c in cells if c[position] == value]
+        top = min(pool, key=lambda c: cells[c][0])
+        return f"{value} {_fid(cells[top][0])}"
+
+    forms, starts, schedules = ({c[i] for c in cells} for i in (0, 4, 3))
+    along = sorted((c for c in cells if (c[0], c[1], c[3], c[4]) == (best[0], best[1], best[3], best[4])),
+                   key=lambda c: c[2])
+    nearest = min(cells, key=lambda c: abs(cells[c][1]))
+    per_seed = runs[0].get("metrics", {}).get("sampling_samples_per_cell")
+    lines = [f"Sampling study ({len(cells)} settings of the sampler on the trained ebm-cifar10-buffer energy, "
+             f"{per_seed} chains each, {len(runs)} seed(s)): the best setting is <strong>{_cell_text(best)}</strong>, "
+             f"domain FID {_fid(fid)}, its samples' mean energy {gap:+.3g} from the test images', "
+             f"{1000 * seconds:.3g} ms per sample. Best FID by form: "
+             + ", ".join(best_where(0, v) for v in sorted(forms)) + "; by start: "
+             + ", ".join(best_where(4, v) for v in sorted(starts)) + "; by schedule: "
+             + ", ".join(best_where(3, v) for v in sorted(schedules)) + "; along T at the best setting: "
+             + ", ".join(f"T={c[2]} {_fid(cells[c][0])}" for c in along) + "."]
+    reasons = [_length_reason(along, cells)]
+    if len(forms) > 1:
+        rival = min((c for c in cells if c[0] != best[0]), key=lambda c: cells[c][0])
+        coupled = best if best[0] == "coupled" else rival
+        reasons.append(f"the best {rival[0]} setting ({_cell_text(rival)}) reaches only {_fid(cells[rival][0])}; the "
+                       f"coupled update at eps {coupled[1]:g} moves the chain {coupled[1] ** 2 / 2:.2g} per unit of "
+                       f"gradient under noise {coupled[1]:g} per step, the decoupled one sets its step and noise apart")
+    if nearest == best:
+        reasons.append("its samples also come closest to the data's energy")
+    else:
+        reasons.append(f"the samples nearest the data's energy come from {_cell_text(nearest)} "
+                       f"({cells[nearest][1]:+.3g}, FID {_fid(cells[nearest][0])}): reaching the data's energy "
+                       f"level is not enough, the chains must also land in the data's modes")
+    why = "Why: " + "; ".join(reasons)
+    lines.append(why + ". Heat maps below; the table has the ten best settings (all of them: each run's "
+                       "sampling_table.csv).")
+    head = "".join(f"<th>{h}</th>" for h in ("setting", "FID", "energy - data", "ms / sample"))
+    rows = "".join(f'<tr><td class="key">{_cell_text(c)}</td><td>{_fid(cells[c][0])}</td><td>{cells[c][1]:+.3g}</td>'
+                   f"<td>{1000 * cells[c][2]:.3g}</td></tr>" for c in sorted(cells, key=lambda c: cells[c][0])[:10])
+    return lines + [f"<table><tr>{head}</tr>{rows}</table>"]
+
+
+def _length_reason(along: list[tuple], cells: dict[tuple, tuple[float, float, float]]) -> str:
+    """What chain length does at the best setting, from its FID and energy gap along T."""
+    best = min(along, key=lambda c: cells[c][0])
+    if len(along) == 1:
+        return f"one chain length (T={best[2]}) was tried"
+    if best == along[-1]:
+        return (f"its FID still falls at the longest chains (T={best[2]}): longer chains would likely help, at "
+                f"{1000 * cells[best][2]:.3g} ms per sample")
+    last = along[-1]
+    return (f"its FID is lowest at T={best[2]} and {'rises' if cells[last][0] > cells[best][0] else 'stays'} to "
+            f"{_fid(cells[last][0])} at T={last[2]}, where the samples' energy sits {cells[last][1]:+.3g} from the "
+            f"data's (at T={best[2]}: {cells[best][1]:+.3g})")
 
 
 def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:
@@ -404,7 +488,8 @@ STUDIES: dict[str, Study] = {
          ("intra_fid", "intra-class FID"), ("randnet_fid", "label-free FID"), ("memorised_share", "memorised"),
          ("cas", "CAS"), ("cas_real", "CAS real")),
         ("samples/final.png", "figures/grids_over_training.png", "figures/sampling.png", "figures/curves.png",
-         "figures/memorisation.png"),
+         "figures/memorisation.png", "figures/sampling_fid.png", "figures/sampling_energy_gap.png",
+         "figures/sampling_corners.png"),
         _discuss_ebm),
     "jem": Study(
         "JEM and JEM++",

@@ -10,8 +10,8 @@ from genlab.sampling.initializers import ClassGaussians
 from genlab.sampling.langevin import Chain, frozen, langevin
 from genlab.sampling.proximal import proximal_langevin
 from genlab.sampling.replay import ReplayBuffer, uniform_noise
-from genlab.sampling.schedules import Constant, GeometricDecay, make_schedule
+from genlab.sampling.schedules import Constant, CosineDecay, GeometricDecay, make_schedule
 
-__all__ = ["Chain", "ChainStarts", "ClassGaussians", "Constant", "GeometricDecay", "ReplayBuffer", "SamplerConfig",
-           "balanced_labels", "buffer_starts", "fresh_chains", "frozen", "langevin", "make_schedule",
+__all__ = ["Chain", "ChainStarts", "ClassGaussians", "Constant", "CosineDecay", "GeometricDecay", "ReplayBuffer",
+           "SamplerConfig", "balanced_labels", "buffer_starts", "fresh_chains", "frozen", "langevin", "make_schedule",
            "proximal_langevin", "run_chain", "sampler_section", "uniform_noise"]

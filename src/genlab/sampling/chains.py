@@ -18,7 +18,7 @@ from genlab.sampling.initializers import ClassGaussians
 from genlab.sampling.langevin import Chain, langevin
 from genlab.sampling.proximal import proximal_langevin
 from genlab.sampling.replay import ReplayBuffer, uniform_noise
-from genlab.sampling.schedules import make_schedule
+from genlab.sampling.schedules import Scaled, make_schedule
 
 LabelledEnergy = Callable[..., torch.Tensor]
 
@@ -62,7 +62,8 @@ def _run(fn: LabelledEnergy, x0: torch.Tensor, cfg: SamplerConfig, steps: int, c
                                       grad_clip=grad_clip)
         else:
             step = make_schedule(cfg.schedule, cfg.step_size, cfg.step_size_end)
-            chain = langevin(fn, start, steps, step, None if cfg.form == "coupled" else cfg.noise, form=cfg.form,
+            noise = Scaled(step, cfg.noise / cfg.step_size) if cfg.noise_follows_step else cfg.noise
+            chain = langevin(fn, start, steps, step, None if cfg.form == "coupled" else noise, form=cfg.form,
                              grad_clip=grad_clip, freeze=freeze, autocast=candidate.dtype)
     if switched:
         chain.x = chain.x.contiguous(memory_format=_layout_of(x0))

@@ -31,10 +31,14 @@ class SamplerConfig:
     form: Literal["coupled", "decoupled"] = param("decoupled", "coupled: x - eps^2/2 grad + eps noise; "
                                                   "decoupled: x - step grad + noise_scale noise")
     step_size: float = param(10.0, "SGLD step size (eps for the coupled form); the start value when decaying", gt=0)
-    step_size_end: float = param(1.0, "step size at the last step of a chain when schedule=decay", gt=0)
-    schedule: Literal["constant", "decay"] = param("constant", "decay: eps_t = start * (end/start)^(t/T)")
+    step_size_end: float = param(1.0, "step size at the last step of a chain when schedule=decay or cosine", gt=0)
+    schedule: Literal["constant", "decay", "cosine"] = param(
+        "constant", "the step's (and coupled: the noise's) schedule along a chain; decay: eps_t = start * "
+                    "(end/start)^(t/T); cosine: end + (start - end) (1 + cos(pi t/T)) / 2 (genlab.sampling.schedules)")
     noise: float = param(0.005, "noise standard deviation of the decoupled form (pyld: added once per outer "
                                 "step)", ge=0)
+    noise_follows_step: bool = param(False, "decoupled sgld: the noise decays with the step along a chain "
+                                            "(noise * step_t / step_size) instead of staying at `noise`")
     grad_clip: float = param(0.0, "clamp each input-gradient entry to [-c, c] (0: off)", ge=0)
     inner_steps: int = param(3, "pyld: cheap first-layer steps N after each outer step", ge=0)
     inner_step: float = param(0.01, "pyld: inner step size", gt=0)
@@ -57,8 +61,8 @@ class SamplerConfig:
     def settings(self) -> dict[str, Any]:
         """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""
         return {k: getattr(self, k) for k in ("kind", "steps", "form", "step_size", "step_size_end", "schedule",
-                                              "noise", "grad_clip", "inner_steps", "inner_step", "bound",
-                                              "precision")}
+                                              "noise", "noise_follows_step", "grad_clip", "inner_steps", "inner_step",
+                                              "bound", "precision")}
 
     def with_settings(self, settings: dict[str, Any]) -> "SamplerConfig":
         """This config with a checkpoint's stored chain settings (older checkpoints store fewer keys)."""

@@ -1,0 +1,134 @@
+"""The sampling study of a trained CIFAR-10 energy: its grid, the two forms at a cell, a smoke run end to end
+with its figures, table and report lines, and its place in the pipeline."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from genlab.cli import main
+from genlab.errors import ConfigError
+from genlab.experiments.pipeline import STAGES, plan
+from genlab.experiments.registry import get_experiment
+from genlab.experiments.runner import prerequisites
+from genlab.experiments.sampling_study import (Cell, GridConfig, cells, corners, sample_steps, sampler_for,
+                                               training_sets)
+from genlab.report.figures import heatmap_figure
+from genlab.report.studies import sampling_study_lines
+from genlab.sampling import SamplerConfig, run_chain
+from conftest import needs_data
+
+STUDY = "ebm-cifar10-sampling-study"
+
+
+def test_grid_cells_corners_and_cost_by_hand():
+    grid = GridConfig(coupled=(0.01, 0.1), decoupled=(10.0,), steps=(10, 20, 40), schedules=("constant", "decay"),
+                      starts=("uniform", "buffer"), samples=50)
+    found = cells(grid)
+    assert len(found) == 3 * 3 * 2 * 2 == len(set(found))
+    assert Cell("coupled", 0.1, 40, "decay", "buffer") in found
+    assert corners(grid, "coupled", "decay", "uniform") == [
+        Cell("coupled", 0.01, 10, "decay", "uniform"), Cell("coupled", 0.01, 40, "decay", "uniform"),
+        Cell("coupled", 0.1, 10, "decay", "uniform"), Cell("coupled", 0.1, 40, "decay", "uniform")]
+    assert len(corners(grid, "decoupled", "constant", "buffer")) == 2  # one step size: two corners
+    # per (form, eps, start): constant runs T=40 once, decay runs 10 + 20 + 40; 3 step sizes, 2 starts, 50 chains
+    assert sample_steps(grid) == (40 + 70) * 3 * 2 * 50
+    assert len(cells(GridConfig(coupled=()))) == 3 * 4 * 3 * 2  # a form without step sizes has no cells
+
+
+def test_quick_grid_is_the_counted_one():
+    grid = get_experiment(STUDY).config("quick").grid
+    assert len(cells(grid)) == 144 and sample_steps(grid) == (80 + 2 * 150) * 6 * 2 * 200
+
+
+def test_empty_grid_is_refused():
+    with pytest.raises(ConfigError, match="no step sizes"):
+        get_experiment(STUDY).config("quick", {"grid.coupled": "", "grid.decoupled": ""})
+
+
+def test_coupled_and_decoupled_forms_at_a_cell():
+    """E(x) = sum(x) has gradient 1: one coupled step of eps 0.1 from 0 moves by -eps^2/2 = -0.005 with noise 0.1;
+    one decoupled step of 0.1 moves by -0.1 with noise 0.005 (the grid's noise at the first step)."""
+    grid = GridConfig(noise=0.005)
+    base = SamplerConfig(precision="fp32")
+    x0 = torch.zeros(40000, 1)
+    torch.manual_seed(0)
+    coupled = run_chain(lambda x: x.sum(1), x0, sampler_for(base, Cell("coupled", 0.1, 1, "constant", "uniform"),
+                                                            grid)).x
+    decoupled = run_chain(lambda x: x.sum(1), x0, sampler_for(base, Cell("decoupled", 0.1, 1, "constant", "uniform"),
+                                                              grid)).x
+    assert coupled.mean().item() == pytest.approx(-0.005, abs=0.002)
+    assert coupled.std().item() == pytest.approx(0.1, rel=0.03)
+    assert decoupled.mean().item() == pytest.approx(-0.1, abs=1e-4)
+    assert decoupled.std().item() == pytest.approx(0.005, rel=0.03)
+
+
+def test_a_cell_trains_with_its_own_sampler_settings():
+    grid = GridConfig(end_ratio=0.1, noise=0.01)
+    sets = training_sets(Cell("decoupled", 10.0, 40, "cosine", "uniform"), grid)
+    cfg = get_experiment("ebm-cifar10-buffer").config("smoke", sets)
+    assert (cfg.sampler.init, cfg.sampler.steps, cfg.sampler.schedule) == ("noise", 40, "cosine")
+    assert cfg.sampler.step_size_end == pytest.approx(1.0) and cfg.sampler.noise_follows_step
+
+
+def test_the_pipeline_runs_the_study_after_its_energy_and_trains_only_its_judge_first():
+    keys = [job.key for job in plan(2, only=[STUDY])]
+    assert keys == ["classifier-cifar10", "ebm-cifar10-buffer/seed0", "ebm-cifar10-buffer/seed1",
+                    f"{STUDY}/seed0", f"{STUDY}/seed1"]
+    stage = next(s for s in STAGES if s.name == STUDY)
+    assert stage.waits_for == ("classifier-cifar10", "ebm-cifar10-buffer")
+    experiment = get_experiment(STUDY)
+    needed = prerequisites(experiment, experiment.config("smoke"))
+    assert [(n.role, n.experiment) for n in needed] == [("judge", "classifier-cifar10")]
+
+
+def test_heat_maps_share_one_scale_centred_where_asked_and_leave_missing_cells_blank():
+    panels = [("a", ["eps 1", "eps 2"], ["T=1"], [[-1.0], [float("nan")]]), ("b", ["eps 1"], ["T=1"], [[3.0]])]
+    fig = heatmap_figure(panels, "gap", columns=3, cmap="coolwarm", centre=0.0)
+    first, second, spare = fig.axes[:3]
+    assert first.images[0].get_clim() == second.images[0].get_clim() == (-3.0, 3.0)
+    assert [t.get_text() for t in first.texts] == ["-1"] and [t.get_text() for t in second.texts] == ["3"]
+    assert not spare.axison  # the third column of the row has no panel
+    assert heatmap_figure(panels, "fid", columns=2).axes[0].images[0].get_clim() == (-1.0, 3.0)
+
+
+def test_report_lines_name_the_best_setting_over_seeds():
+    def summary(seed, fids):
+        rows = [["decoupled", 10.0, t, "constant", s, fid, 1.0 + t / 10, 0.01 * t]
+                for (t, s), fid in zip([(10, "uniform"), (20, "uniform"), (10, "buffer"), (20, "buffer")], fids)]
+        return {"seed": seed, "metrics": {"sampling_cells": rows, "sampling_energy_data": 1.0,
+                                          "sampling_samples_per_cell": 200}}
+
+    lines = sampling_study_lines([summary(0, [90, 80, 70, 100]), summary(1, [90, 80, 90, 100])])
+    # mean FID over seeds: uniform T=10 90, T=20 80, buffer T=10 80, T=20 100; the first of the tied 80s wins
+    assert "decoupled step 10, T=20, constant schedule, uniform start</strong>, domain FID 80" in lines[0]
+    assert "by start: buffer 80, uniform 80" in lines[0] and "along T at the best setting: T=10 90, T=20 80" in lines[0]
+    assert "+2" in lines[0] and "200 ms per sample" in lines[0]  # energy 1 + 20/10 against the data's 1; 0.2 s
+    assert lines[-1].startswith("<table>") and lines[-1].count("<tr>") == 5
+    assert sampling_study_lines([]) == []
+
+
+@needs_data("cifar10")
+def test_smoke_study_end_to_end(tmp_path, one_thread):
+    assert main(["run", "classifier-cifar10", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
+                 "--no-progress"]) == 0
+    assert main(["run", STUDY, "--preset", "smoke", "--runs-dir", str(tmp_path), "--no-progress"]) == 2  # no energy
+    assert main(["run", "ebm-cifar10-buffer", "--preset", "smoke", "--runs-dir", str(tmp_path), "--no-progress"]) == 0
+    assert main(["run", STUDY, "--preset", "smoke", "--runs-dir", str(tmp_path), "--run-dir",
+                 str(tmp_path / "study"), "--no-progress"]) == 0
+    run = tmp_path / "study"
+    summary = json.loads((run / "summary.json").read_text())
+    metrics = summary["metrics"]
+    grid = get_experiment(STUDY).config("smoke").grid
+    assert len(metrics["sampling_cells"]) == len(cells(grid)) == 2 * 2 * 3 * 2
+    assert metrics["sampling_steps"] == sample_steps(grid) and metrics["sampling_samples_per_cell"] == grid.samples
+    assert metrics["fid"] == min(row[5] for row in metrics["sampling_cells"])
+    assert any(str(tmp_path / "ebm-cifar10-buffer") in note for note in summary["notes"])
+    with open(run / "sampling_table.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(cells(grid)) and float(table[0]["fid"]) == metrics["fid"]
+    for name in ("sampling_fid", "sampling_energy_gap", "sampling_corners"):
+        assert (run / "figures" / f"{name}.png").stat().st_size > 1000
+    assert len(list((run / "samples" / "cells").glob("*.png"))) == len(cells(grid))
+    assert "the best setting is" in sampling_study_lines([summary])[0]
