@@ -9,6 +9,11 @@ against the test split (5%) and saved to ``samples/final.npz`` (`genlab eval run
 ``--set model.conditional=true`` gives each model its class-conditional variant: the generator and the
 critic see the label, samples are drawn for labels 0..9 in turn (column c of each grid is class c), and
 the judge's agreement with the intended label is reported as class accuracy.
+
+Hoda's images are binary, so ``--set model.output=binary`` thresholds the generator's tanh output at 0
+for every sample that is evaluated, kept or saved. Both readings are scored at each evaluation and at
+the end: the headline one (``fid``, ``test_fid``, ...) is that of ``model.output``, the other carries a
+prefix (``raw_``/``binary_`` in training, ``test_raw_``/``test_binary_`` in the summary).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.report.figures import curves_figure, grids_figure, spread_picks
 from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, layer_gradients_figure,
                                        wasserstein_fid_figure)
-from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer
+from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer, binarise
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
 
@@ -71,6 +76,13 @@ class GanConfig:
             raise ConfigError("model.d_norm=batch cannot be used with train.objective=wgan-gp: the gradient "
                               "penalty is taken per sample and batch norm makes each score depend on the batch",
                               hint="set model.d_norm=layer or model.d_norm=none")
+        if self.train.objective == "wgan" and self.model.d_spectral_norm:
+            raise ConfigError("model.d_spectral_norm=true cannot be used with train.objective=wgan: weight clipping "
+                              "is the WGAN's way of keeping its critic Lipschitz, the point of the comparison",
+                              hint="use wgan-gp or gan for a spectrally normalised critic")
+        if self.train.objective != "gan" and self.train.gan_loss != "nonsaturating":
+            raise ConfigError(f"train.gan_loss={self.train.gan_loss} applies to train.objective=gan only, not "
+                              f"{self.train.objective}", hint="leave train.gan_loss at nonsaturating")
         if self.data.train_limit and self.data.train_limit < self.train.batch_size:
             raise ConfigError(f"data.train_limit ({self.data.train_limit}) is smaller than one batch "
                               f"(train.batch_size={self.train.batch_size})", hint="raise data.train_limit or set 0")
@@ -80,26 +92,39 @@ def build_networks(cfg: GanConfig) -> tuple[Generator, Discriminator]:
     spec = get_spec(cfg.data.dataset)
     classes = len(spec.classes) if cfg.model.conditional else 0
     generator = Generator(cfg.model.z_dim, cfg.model.g_width, spec.image_shape[0], classes)
-    critic = Discriminator(cfg.model.d_width, cfg.model.d_norm, spec.image_shape[0], classes)
+    critic = Discriminator(cfg.model.d_width, cfg.model.d_norm, spec.image_shape[0], classes,
+                           cfg.model.d_spectral_norm)
     init_dcgan(generator)
     init_dcgan(critic)
     return generator, critic
 
 
+def readings(samples: torch.Tensor, output: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The headline samples of ``model.output``, the other reading, and that other reading's name."""
+    binary = binarise(samples)
+    return (binary, samples, "raw") if output == "binary" else (samples, binary, "binary")
+
+
 class ValidationScorer:
-    """Domain metrics of samples against the validation split's embedding; saves a grid of the first 100."""
+    """Domain metrics of samples against the validation split's embedding, for the headline reading of
+    ``output`` and (prefixed) for the other; saves a grid of the first 100 headline samples."""
 
-    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding):
-        self.ctx, self.judge, self.real = ctx, judge, real
+    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding, output: str = "tanh"):
+        self.ctx, self.judge, self.real, self.output = ctx, judge, real, output
 
-    def __call__(self, samples: torch.Tensor, labels: torch.Tensor | None, step: int) -> dict[str, float]:
+    def scores(self, samples: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         fake = self.judge.embed(samples)
         scores = {"fid": fid(self.real.features, fake.features), "is": inception_score(fake.probs)[0],
                   "class_coverage": class_coverage(fake.probs), "confident_share": confident_share(fake.probs)}
         if labels is not None:
             scores["class_accuracy"] = class_accuracy(fake.probs, labels.cpu())[0]
-        self.ctx.save_grid(samples[:GRID], f"grid_step{step:07d}", nrow=10, step=step)
         return scores
+
+    def __call__(self, samples: torch.Tensor, labels: torch.Tensor | None, step: int) -> dict[str, float]:
+        headline, other, name = readings(samples, self.output)
+        self.ctx.save_grid(headline[:GRID], f"grid_step{step:07d}", nrow=10, step=step)
+        return {**self.scores(headline, labels),
+                **{f"{name}_{k}": v for k, v in self.scores(other, labels).items()}}
 
 
 def _guard(cfg: GanConfig) -> DivergenceGuard:
@@ -163,19 +188,21 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     noise = torch.Generator().manual_seed(cfg.seed)  # fixed evaluation noise, apart from the training noise
     eval_noise = torch.randn(cfg.eval.samples, cfg.model.z_dim, generator=noise)
     trainer = GanTrainer(generator, critic, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train,
-                         eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val))
+                         eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val, cfg.model.output))
     ctx.train(trainer, cfg.train.steps, _guard(cfg), time_budget_s=cfg.train.time_budget_s)
 
     final_noise = torch.randn(cfg.eval.final_samples, cfg.model.z_dim, generator=noise).to(ctx.device)
     labels = (torch.arange(cfg.eval.final_samples, device=ctx.device) % len(spec.classes)
               if cfg.model.conditional else None)
-    samples = trainer.sample(final_noise, labels, trainer.best_generator())
+    samples, other, other_name = readings(trainer.sample(final_noise, labels, trainer.best_generator()),
+                                          cfg.model.output)
     save_samples(ctx.run.samples / "final.npz", samples, labels)
     ctx.save_grid(samples[:GRID], "final", nrow=10)
     fake = judge.embed(samples)
     real, n_test, _ = reference_embedding(judge, cfg.data.dataset, "test", ctx.data_dir, cfg.eval.reference_limit,
                                           cfg.data.split_seed)
     test = score_embeddings(real, fake, labels)
+    test_other = score_embeddings(real, judge.embed(other), labels)
     ctx.notes.append(f"test numbers: the best generator (step {trainer.best['step']}, lowest val FID) against "
                      f"{cfg.data.dataset}/test, {n_test:,} images; val FID over training against {n_val:,} val images")
     class_shares = (torch.bincount(fake.probs.argmax(1), minlength=len(spec.classes)).double()
@@ -188,6 +215,7 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     _figures(ctx, cfg, trainer, records, class_shares, critic_weights.numpy())
     metrics = {f"test_{k}": v for k, v in test.items()
                if (isinstance(v, (int, float)) or k == "per_class_accuracy") and k != "samples"}
+    metrics.update({f"test_{other_name}_{k}": v for k, v in test_other.items() if isinstance(v, (int, float))})
     metrics.update({"best_val_fid": trainer.best["fid"], "best_step": trainer.best["step"],
                     "last_val_fid": evals[-1]["fid"] if evals else float("nan"),
                     "test_samples": len(samples), "train_images": len(train), "val_reference_images": n_val,
@@ -218,15 +246,16 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     if label is not None and not 0 <= label < classes:
         raise ConfigError(f"--label must be in 0..{classes - 1}; got {label}")
     generator, _ = build_networks(cfg)
-    best = state["trainer"]["best"]
-    generator.load_state_dict(best["generator"] if best["generator"] is not None else state["trainer"]["generator"])
+    best, trainer = state["trainer"]["best"], state["trainer"]
+    generator.load_state_dict(best["generator"] if best["generator"] is not None
+                              else trainer.get("ema", trainer["generator"]))
     generator.to(device).eval()
     labels = None
     if cfg.model.conditional:
         labels = (torch.full((n,), label, device=device) if label is not None
                   else torch.arange(n, device=device) % classes)
     with torch.no_grad():
-        images = generator(torch.randn(n, cfg.model.z_dim, device=device), labels)
+        images = readings(generator(torch.randn(n, cfg.model.z_dim, device=device), labels), cfg.model.output)[0]
     tag = "best_generator" + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, images, labels,
                            {"n": n, "label": label, "generator_step": best["step"], "generator_val_fid": best["fid"]})
