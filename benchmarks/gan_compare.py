@@ -11,8 +11,7 @@ Every run is a normal genlab run under --runs-dir (its report, grids and samples
 share (the conditional target: >= 0.9, with class coverage >= 0.95); the unconditional targets judge the
 best of GAN, WGAN and WGAN-GP (>= 0.85 and >= 0.95) and WGAN-GP (>= 0.80) by their means over seeds. Prints
 Markdown tables (mean and sample std over seeds, test split, the Hoda classifier as judge) and writes them as
-JSON with the
-per-run numbers, the machine and its load average (timings from a shared machine are inflated).
+JSON with the per-run numbers, the machine and its load average (timings from a shared machine are inflated).
 Needs the cached Hoda judge: `genlab run classifier-hoda --preset quick`.
 """
 

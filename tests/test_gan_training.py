@@ -131,8 +131,11 @@ def test_trainer_with_a_moving_average_samples_evaluates_and_keeps_the_average()
     with torch.no_grad():
         expected = trainer.ema.eval()(noise)
     assert torch.equal(trainer.sample(noise), expected)
-    trainer.scorer = lambda samples, labels, step: {"fid": 1.0}
-    trainer.evaluate(1)
+    seen = []
+    trainer.scorer = lambda samples, labels, step: (seen.append(samples), {"fid": 1.0 + len(seen)})[1]
+    assert trainer.evaluate(1) == {"fid": 3.0, "live_fid": 2.0, "best_fid": 3.0}  # the live generator first
+    assert torch.equal(seen[0], trainer.sample(trainer.eval_noise, generator=trainer.generator))
+    assert torch.equal(seen[1], trainer.sample(trainer.eval_noise))
     best = trainer.best_generator().state_dict()
     assert all(torch.equal(best[k], v) for k, v in trainer.ema.state_dict().items())
     assert all(not p.requires_grad for p in trainer.ema.parameters())

@@ -184,7 +184,8 @@ class GanTrainer(ModelTrainer):
     ``scorer(samples, labels, step)`` judges the samples of the fixed evaluation noise at each evaluation
     and returns metrics including ``"fid"``; the generator with the lowest one is kept (model selection on
     the validation split). Without a scorer, evaluation returns nothing. With ``ema_decay`` the moving
-    average (``self.ema``) is the generator that samples, is evaluated and is kept.
+    average (``self.ema``) is the generator that samples, is evaluated and is kept; the generator itself is
+    scored beside it (``live_`` metrics), the scorer's last call being the average's.
 
     Under torchrun the backpropagated passes go through DistributedDataParallel wrappers
     (``loss_network``), except that the generator's step runs the bare critic, whose weights it must not
@@ -298,11 +299,14 @@ class GanTrainer(ModelTrainer):
     def evaluate(self, step: int) -> dict[str, float]:
         if self.scorer is None:
             return {}
+        live = {}
+        if self.ema is not None:  # the generator itself too, to show what the average adds
+            live = self.scorer(self.sample(self.eval_noise, self.eval_labels, self.generator), self.eval_labels, step)
         scores = self.scorer(self.sample(self.eval_noise, self.eval_labels), self.eval_labels, step)
         if scores["fid"] < self.best["fid"]:
             self.best = {"fid": scores["fid"], "step": step,
                          "generator": {k: v.detach().clone() for k, v in self.sampling_generator.state_dict().items()}}
-        return {**scores, "best_fid": self.best["fid"]}
+        return {**scores, **{f"live_{k}": v for k, v in live.items()}, "best_fid": self.best["fid"]}
 
     # -- divergence and checkpoints -------------------------------------------------------------------
 
