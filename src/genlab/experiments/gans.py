@@ -272,8 +272,12 @@ _SMOKE = {"data.train_limit": 512, "train.steps": 6, "train.batch_size": 16, "mo
 # DCGAN (Radford et al. 2016, section 4): Adam lr 2e-4, beta1 0.5, N(0, 0.02) init, batch norm, LeakyReLU 0.2
 # in D; the non-saturating loss of Goodfellow et al. 2014, section 3. Deviation: batch 64 (DCGAN: 128), as
 # for the WGANs, so the three see the same data per critic update.
+# The recipe on top (measured step-matched in benchmarks/README.md, GAN section): spectral norm in the
+# discriminator instead of batch norm (Miyato et al. 2018, its SN-DCGAN), samples from a moving average
+# of the generator's weights (Yazici et al. 2019) and thresholded to binary images like Hoda's.
 GAN_BASE = {"train.objective": "gan", "train.optimizer": "adam", "train.lr_g": 2e-4, "train.lr_d": 2e-4,
-            "train.beta1": 0.5, "train.beta2": 0.999, "train.n_critic": 1, "model.d_norm": "batch"}
+            "train.beta1": 0.5, "train.beta2": 0.999, "train.n_critic": 1, "model.d_norm": "none",
+            "model.d_spectral_norm": True, "train.ema_decay": 0.999, "model.output": "binary"}
 # WGAN (Arjovsky et al. 2017, Algorithm 1): RMSprop lr 5e-5, c = 0.01, n_critic = 5, batch 64, a DCGAN critic
 # with batch norm. Deviation: no burst of 100 critic updates in the first 25 and every 500th generator
 # steps (the authors' code has it; Algorithm 1 does not).
