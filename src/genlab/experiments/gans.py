@@ -152,7 +152,8 @@ def _figures(ctx: RunContext, cfg: GanConfig, trainer: GanTrainer, records: list
              class_shares: list[float], critic_weights: np.ndarray) -> None:
     name = ctx.experiment.name
     keys = ["d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp", "interp_grad_norm", "clipped_fraction",
-            "d_grad_norm", "g_grad_norm", "fid", "class_coverage", "confident_share", "is"]
+            "d_grad_norm", "g_grad_norm", "fid", "class_coverage", "confident_share", "is", "raw_fid", "binary_fid",
+            "live_fid", "raw_confident_share", "binary_confident_share", "live_confident_share"]
     curves = curves_figure(records, keys)
     if curves is not None:
         ctx.save_figure(curves, "curves")
@@ -272,23 +273,26 @@ _SMOKE = {"data.train_limit": 512, "train.steps": 6, "train.batch_size": 16, "mo
 # DCGAN (Radford et al. 2016, section 4): Adam lr 2e-4, beta1 0.5, N(0, 0.02) init, batch norm, LeakyReLU 0.2
 # in D; the non-saturating loss of Goodfellow et al. 2014, section 3. Deviation: batch 64 (DCGAN: 128), as
 # for the WGANs, so the three see the same data per critic update.
-# The recipe on top (measured step-matched in benchmarks/README.md, GAN section): spectral norm in the
-# discriminator instead of batch norm (Miyato et al. 2018, its SN-DCGAN), samples from a moving average
-# of the generator's weights (Yazici et al. 2019) and thresholded to binary images like Hoda's.
+# All three sample alike, from a moving average of the generator's weights (Yazici et al. 2019, decay
+# 0.999 after a warm-up) thresholded to binary images like Hoda's, so that their comparison isolates the
+# objective; neither touches the critic (WGAN's weight clipping stays its own constraint). Measured
+# step-matched in benchmarks/README.md, GAN section.
+_SAMPLING = {"train.ema_decay": 0.999, "model.output": "binary"}
+# On top for the GAN: spectral norm in the discriminator instead of batch norm (Miyato et al. 2018, SN-DCGAN).
 GAN_BASE = {"train.objective": "gan", "train.optimizer": "adam", "train.lr_g": 2e-4, "train.lr_d": 2e-4,
             "train.beta1": 0.5, "train.beta2": 0.999, "train.n_critic": 1, "model.d_norm": "none",
-            "model.d_spectral_norm": True, "train.ema_decay": 0.999, "model.output": "binary"}
+            "model.d_spectral_norm": True, **_SAMPLING}
 # WGAN (Arjovsky et al. 2017, Algorithm 1): RMSprop lr 5e-5, c = 0.01, n_critic = 5, batch 64, a DCGAN critic
 # with batch norm. Deviation: no burst of 100 critic updates in the first 25 and every 500th generator
 # steps (the authors' code has it; Algorithm 1 does not).
 WGAN_BASE = {"train.objective": "wgan", "train.optimizer": "rmsprop", "train.lr_g": 5e-5, "train.lr_d": 5e-5,
-             "train.clip": 0.01, "train.n_critic": 5, "model.d_norm": "batch"}
+             "train.clip": 0.01, "train.n_critic": 5, "model.d_norm": "batch", **_SAMPLING}
 # WGAN-GP (Gulrajani et al. 2017, Algorithm 1): lambda = 10, n_critic = 5, Adam lr 1e-4, betas (0, 0.9),
 # batch 64; no batch norm in the critic (section 4 suggests layer norm). Deviation: layer norm is
 # GroupNorm(1, C) (per-channel scale and shift).
 WGANGP_BASE = {"train.objective": "wgan-gp", "train.optimizer": "adam", "train.lr_g": 1e-4, "train.lr_d": 1e-4,
                "train.beta1": 0.0, "train.beta2": 0.9, "train.gp_weight": 10.0, "train.n_critic": 5,
-               "model.d_norm": "layer"}
+               "model.d_norm": "layer", **_SAMPLING}
 
 # Quick: about 10 minutes of training per model on an idle 2-core CPU (measured steps: GAN 0.054 s, WGAN
 # 0.157 s, WGAN-GP 0.31 s), so the three quick runs also compare at a roughly equal wall-clock budget.
