@@ -31,13 +31,14 @@ def _images(n=64, seed=0):
     return ImageSet("hoda", "train", images, torch.arange(n) % 10, tuple(str(i) for i in range(10)))
 
 
-def _trainer(objective, conditional=False, seed=0, spectral_norm=False, **train):
+def _trainer(objective, conditional=False, seed=0, spectral_norm=None, **train):
     """A tiny trainer of ``objective`` with the preset's settings, ``train`` fields overridden."""
     cfg = override(GanConfig(), {**BASES[objective], "model.d_width": 4, "train.batch_size": 8})
     torch.manual_seed(seed)
     classes = 10 if conditional else 0
     generator = Generator(8, 4, num_classes=classes)
-    critic = Discriminator(4, cfg.model.d_norm, num_classes=classes, spectral_norm=spectral_norm)
+    critic = Discriminator(4, cfg.model.d_norm, num_classes=classes,
+                           spectral_norm=cfg.model.d_spectral_norm if spectral_norm is None else spectral_norm)
     init_dcgan(generator)
     init_dcgan(critic)
     return GanTrainer(generator, critic, Batches(_images(), 8, seed=0), dataclasses.replace(cfg.train, **train),
@@ -238,7 +239,7 @@ def test_networks_shapes_and_per_sample_critic_without_batch_norm():
 
 
 @pytest.mark.parametrize("objective, recipe", [("gan", {}), ("wgan", {}), ("wgan-gp", {}),
-                                               ("gan", {"ema_decay": 0.99, "spectral_norm": True})])
+                                               ("gan", {"ema_decay": 0.0, "spectral_norm": False})])
 def test_state_dict_resumes_exactly(objective, recipe):
     reference = _trainer(objective, **recipe)
     for step in range(3):
@@ -256,7 +257,7 @@ def test_state_dict_resumes_exactly(objective, recipe):
         assert torch.equal(a, b)
     for a, b in zip(reference.critic.parameters(), resumed.critic.parameters()):
         assert torch.equal(a, b)
-    if recipe:
+    if reference.ema is not None:
         for a, b in zip(reference.ema.state_dict().values(), resumed.ema.state_dict().values()):
             assert torch.equal(a, b)
 
@@ -273,7 +274,7 @@ def test_soften_halves_both_learning_rates_and_survives_a_round_trip():
 
 
 def test_evaluation_keeps_the_generator_with_the_lowest_fid():
-    trainer = _trainer("gan")
+    trainer = _trainer("gan", ema_decay=0.0)
     fids = {10: 5.0, 20: 3.0, 30: 4.0}
     trainer.scorer = lambda samples, labels, step: {"fid": fids[step]}
     for step in fids:
