@@ -10,8 +10,8 @@ against the test split (5%) and saved to ``samples/final.npz`` (`genlab eval run
 critic see the label, samples are drawn for labels 0..9 in turn (column c of each grid is class c), and
 the judge's agreement with the intended label is reported as class accuracy.
 
-Hoda's images are binary, so ``--set model.output=binary`` thresholds the generator's tanh output at 0
-for every sample that is evaluated, kept or saved. Both readings are scored at each evaluation and at
+Hoda's images are binary, so the presets set ``model.output=binary``: the generator's tanh output is
+thresholded at 0 for every sample that is evaluated, kept or saved (``model.output=tanh`` keeps it raw). Both readings are scored at each evaluation and at
 the end: the headline one (``fid``, ``test_fid``, ...) is that of ``model.output``, the other carries a
 prefix (``raw_``/``binary_`` in training, ``test_raw_``/``test_binary_`` in the summary).
 """
@@ -295,7 +295,9 @@ WGANGP_BASE = {"train.objective": "wgan-gp", "train.optimizer": "adam", "train.l
                "model.d_norm": "layer", **_SAMPLING}
 
 # Quick: about 10 minutes of training per model on an idle 2-core CPU (measured steps: GAN 0.054 s, WGAN
-# 0.157 s, WGAN-GP 0.31 s), so the three quick runs also compare at a roughly equal wall-clock budget.
+# 0.157 s, WGAN-GP 0.31 s; the spectrally normalised discriminator without batch norm costs what the batch-norm
+# one did), so the three quick runs also compare at a roughly equal wall-clock budget. Each evaluation scores
+# four sets of 2,000 samples (the average and the generator itself, binary and raw).
 # Best quality there: --set model.conditional=true (see benchmarks/gan_compare.py).
 _QUICK_NETS = {"model.z_dim": 64, "model.g_width": 32, "model.d_width": 32, "eval.samples": 2000,
                "eval.final_samples": 5000}
