@@ -11,9 +11,10 @@ critic see the label, samples are drawn for labels 0..9 in turn (column c of eac
 the judge's agreement with the intended label is reported as class accuracy.
 
 Hoda's images are binary, so the presets set ``model.output=binary``: the generator's tanh output is
-thresholded at 0 for every sample that is evaluated, kept or saved (``model.output=tanh`` keeps it raw). Both readings are scored at each evaluation and at
-the end: the headline one (``fid``, ``test_fid``, ...) is that of ``model.output``, the other carries a
-prefix (``raw_``/``binary_`` in training, ``test_raw_``/``test_binary_`` in the summary).
+thresholded at 0 for every sample that is evaluated, kept or saved (``model.output=tanh`` keeps it raw).
+Both readings are scored at each evaluation and at the end: the headline one (``fid``, ``test_fid``, ...)
+is that of ``model.output``, the other carries a prefix (``raw_``/``binary_`` in training,
+``test_raw_``/``test_binary_`` in the summary). Training always uses the tanh output.
 """
 
 from __future__ import annotations
