@@ -8,9 +8,10 @@ Every run is a normal genlab run under --runs-dir (its report, grids and samples
 --budget B > 0 each run trains until B seconds of its loop (training and evaluations) are spent; with
 --budget 0 the presets run as they are (to check the quick presets' wall times). The models named by
 --conditional also run class-conditionally. "The best of them" is the run with the highest confident
-share (the issue's target: >= 0.9, with class coverage >= 0.95). Prints Markdown tables
-(mean and sample std over seeds, test split, the Hoda classifier as judge) and writes them as JSON with the
-per-run numbers, the machine and its load average (timings from a shared machine are inflated).
+share (the conditional target: >= 0.9, with class coverage >= 0.95); the unconditional targets judge the
+best of GAN, WGAN and WGAN-GP (>= 0.85 and >= 0.95) and WGAN-GP (>= 0.80) by their means over seeds. Prints
+Markdown tables (mean and sample std over seeds, test split, the Hoda classifier as judge) and writes them as
+JSON with the per-run numbers, the machine and its load average (timings from a shared machine are inflated).
 Needs the cached Hoda judge: `genlab run classifier-hoda --preset quick`.
 """
 
@@ -26,7 +27,8 @@ from typing import Any
 
 from genlab.config import parse_assignments
 from genlab.devices import resolve_device
-from genlab.eval.targets import GAN_CLASS_COVERAGE, GAN_CONFIDENT_SHARE
+from genlab.eval.targets import (GAN_CLASS_COVERAGE, GAN_CONFIDENT_SHARE, GAN_UNCONDITIONAL_CLASS_COVERAGE,
+                                 GAN_UNCONDITIONAL_CONFIDENT_SHARE, WGANGP_CONFIDENT_SHARE)
 from genlab.experiments.base import machine_info
 from genlab.experiments.runner import start_run
 
@@ -119,6 +121,24 @@ def clip_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def unconditional_targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The unconditional targets, each model judged by its mean over seeds: the best of GAN, WGAN and WGAN-GP
+    by confident share against GAN_UNCONDITIONAL_*, and WGAN-GP against WGANGP_CONFIDENT_SHARE."""
+    means = {model: {key: statistics.mean(r[key] for r in rows if r["tag"] == model)
+                     for key in ("test_confident_share", "test_class_coverage")}
+             for model in MODELS if any(r["tag"] == model for r in rows)}
+    if not means:
+        return {}
+    best = max(means, key=lambda m: means[m]["test_confident_share"])
+    out = {"unconditional_best_model": best, "unconditional_best_mean": means[best],
+           "unconditional_best_meets_quality":
+               GAN_UNCONDITIONAL_CONFIDENT_SHARE.met_by(means[best]["test_confident_share"])
+               and GAN_UNCONDITIONAL_CLASS_COVERAGE.met_by(means[best]["test_class_coverage"])}
+    if "wgangp-hoda" in means:
+        out["wgangp_meets_quality"] = WGANGP_CONFIDENT_SHARE.met_by(means["wgangp-hoda"]["test_confident_share"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=600.0, help="seconds of training per run (0: the preset's steps)")
@@ -159,6 +179,7 @@ def main() -> None:
                "best_meets_quality": GAN_CONFIDENT_SHARE.met_by(best["test_confident_share"])
                and GAN_CLASS_COVERAGE.met_by(best["test_class_coverage"]),
                "wgangp_below_wgan_every_seed": gp_wins,
+               **unconditional_targets(rows),
                "max_train_wall_s": max(r["train_wall_s"] for r in rows)}
 
     print(f"\n## Equal budget: {budget}, preset {args.preset}, seeds {args.seeds}\n\n{tables['comparison']}")

@@ -52,7 +52,11 @@ def test_smoke_run_writes_grids_curves_samples_and_summary(experiment, hoda_judg
         assert metrics["last_clipped_fraction"] > 0
     assert [r["step"] for r in train] == [2, 4, 6]
     assert {"d_loss", "g_loss", "d_grad_norm", "g_grad_norm", "d_grad_layer1"} | OBJECTIVE_KEYS[objective] <= set(train[0])
-    assert [r["step"] for r in records if r.get("split") == "eval"] == [4, 6]
+    evals = [r for r in records if r.get("split") == "eval"]
+    assert [r["step"] for r in evals] == [4, 6]
+    # the presets sample from the moving average, binary: the generator itself and the raw reading scored beside
+    assert {"fid", "raw_fid", "live_fid", "live_raw_fid"} <= set(evals[0])
+    assert isinstance(metrics["test_raw_fid"], float) and isinstance(metrics["test_raw_confident_share"], float)
 
     assert {p.name for p in (run / "samples").glob("*.png")} == {"grid_step0000004.png", "grid_step0000006.png",
                                                                   "final.png"}
@@ -61,6 +65,7 @@ def test_smoke_run_writes_grids_curves_samples_and_summary(experiment, hoda_judg
     assert ("wasserstein_vs_fid" in figures) == (objective != "gan")
     with np.load(run / "samples" / "final.npz") as samples:
         assert samples["images"].shape == (100, 1, 28, 28) and samples["images"].dtype == np.uint8
+        assert set(np.unique(samples["images"]).tolist()) <= {0, 255}  # thresholded at 0, like Hoda's images
     assert "<table>" in (run / "report.html").read_text()
 
 

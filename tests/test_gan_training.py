@@ -15,8 +15,9 @@ from genlab.experiments.gans import GAN_BASE, WGAN_BASE, WGANGP_BASE, GanConfig,
 from genlab.config import override
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.train.checkpoint import capture_rng, restore_rng
-from genlab.train.gan import (GanTrainer, bce_discriminator_loss, clip_weights_, gradient_penalty,
-                              nonsaturating_generator_loss, wasserstein_critic_loss, wasserstein_generator_loss)
+from genlab.train.gan import (GanTrainer, bce_discriminator_loss, binarise, clip_weights_, ema_decay_at,
+                              gradient_penalty, hinge_discriminator_loss, layer_weights, nonsaturating_generator_loss,
+                              update_ema_, wasserstein_critic_loss, wasserstein_generator_loss)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,12 +31,14 @@ def _images(n=64, seed=0):
     return ImageSet("hoda", "train", images, torch.arange(n) % 10, tuple(str(i) for i in range(10)))
 
 
-def _trainer(objective, conditional=False, seed=0, **train):
+def _trainer(objective, conditional=False, seed=0, spectral_norm=None, **train):
     """A tiny trainer of ``objective`` with the preset's settings, ``train`` fields overridden."""
     cfg = override(GanConfig(), {**BASES[objective], "model.d_width": 4, "train.batch_size": 8})
     torch.manual_seed(seed)
     classes = 10 if conditional else 0
-    generator, critic = Generator(8, 4, num_classes=classes), Discriminator(4, cfg.model.d_norm, num_classes=classes)
+    generator = Generator(8, 4, num_classes=classes)
+    critic = Discriminator(4, cfg.model.d_norm, num_classes=classes,
+                           spectral_norm=cfg.model.d_spectral_norm if spectral_norm is None else spectral_norm)
     init_dcgan(generator)
     init_dcgan(critic)
     return GanTrainer(generator, critic, Batches(_images(), 8, seed=0), dataclasses.replace(cfg.train, **train),
@@ -75,6 +78,90 @@ def test_losses_at_known_points():
     real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
     assert wasserstein_critic_loss(real, fake).item() == pytest.approx(-2.5)  # minus the estimate 2 - (-0.5)
     assert wasserstein_generator_loss(fake).item() == pytest.approx(0.5)
+    # hinge: real (2, 0) -> max(0, 1 - D) = (0, 1); fake (-2, 0.5) -> max(0, 1 + D) = (0, 1.5)
+    assert hinge_discriminator_loss(torch.tensor([2.0, 0.0]), torch.tensor([-2.0, 0.5])).item() == pytest.approx(1.25)
+
+
+class ConstantCritic(nn.Module):
+    """Scores every image 0.5: the losses of the step are then known numbers."""
+
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x, y=None):
+        return self.score + 0.0 * x.flatten(1).mean(1)  # the generator's gradient flows (as zeros)
+
+
+@pytest.mark.parametrize("gan_loss, d_loss, g_loss", [
+    ("hinge", 0.5 + 1.5, -0.5),  # max(0, 1 - 0.5) + max(0, 1 + 0.5); -D(G(z))
+    ("nonsaturating", 2 * math.log1p(math.exp(-0.5)) + 0.5, math.log1p(math.exp(-0.5))),  # softplus(-.5) + softplus(.5)
+])
+def test_the_gan_step_uses_the_chosen_losses(gan_loss, d_loss, g_loss):
+    cfg = override(GanConfig(), {**GAN_BASE, "train.batch_size": 8, "train.gan_loss": gan_loss, "train.lr_d": 1e-9})
+    trainer = GanTrainer(Generator(8, 4), ConstantCritic(), Batches(_images(), 8, seed=0), cfg.train,
+                         torch.randn(4, 8), torch.device("cpu"))
+    metrics = trainer.train_step(0)
+    assert metrics["d_loss"].item() == pytest.approx(d_loss, abs=1e-6)
+    assert metrics["g_loss"].item() == pytest.approx(g_loss, abs=1e-6)
+
+
+def test_moving_average_decay_warms_up_and_updates_by_hand():
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    assert ema_decay_at(90, 0.999) == pytest.approx(0.91)  # 91 / 100
+    assert ema_decay_at(100_000, 0.999) == 0.999
+    model, average = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        average.weight.fill_(0.0)
+        model.running_mean.fill_(3.0)
+    update_ema_(average, model, 0.9)
+    assert torch.allclose(average.weight, torch.full((2,), 0.1))  # 0.9 * 0 + 0.1 * 1
+    assert torch.equal(average.running_mean, model.running_mean)  # buffers copied
+
+
+def test_trainer_with_a_moving_average_samples_evaluates_and_keeps_the_average():
+    trainer = _trainer("gan", ema_decay=0.999)
+    first = [p.detach().clone() for p in trainer.ema.parameters()]
+    live_before = [p.detach().clone() for p in trainer.generator.parameters()]
+    trainer.train_step(0)  # decay 0.1 at step 0: average = 0.1 * before + 0.9 * after
+    for a, a0, g in zip(trainer.ema.parameters(), first, trainer.generator.parameters()):
+        assert torch.allclose(a, 0.1 * a0 + 0.9 * g, atol=1e-6)
+    assert any(not torch.equal(a, g) for a, g in zip(first, live_before)) is False  # it started as the generator
+    noise = torch.randn(4, 8)
+    with torch.no_grad():
+        expected = trainer.ema.eval()(noise)
+    assert torch.equal(trainer.sample(noise), expected)
+    seen = []
+    trainer.scorer = lambda samples, labels, step: (seen.append(samples), {"fid": 1.0 + len(seen)})[1]
+    assert trainer.evaluate(1) == {"fid": 3.0, "live_fid": 2.0, "best_fid": 3.0}  # the live generator first
+    assert torch.equal(seen[0], trainer.sample(trainer.eval_noise, generator=trainer.generator))
+    assert torch.equal(seen[1], trainer.sample(trainer.eval_noise))
+    best = trainer.best_generator().state_dict()
+    assert all(torch.equal(best[k], v) for k, v in trainer.ema.state_dict().items())
+    assert all(not p.requires_grad for p in trainer.ema.parameters())
+
+
+def test_binarise_thresholds_at_zero():
+    x = torch.tensor([-1.0, -0.3, 0.0, 1e-4, 0.9])
+    assert binarise(x).tolist() == [-1.0, -1.0, -1.0, 1.0, 1.0]
+
+
+def test_spectral_norm_makes_every_critic_layer_1_lipschitz():
+    torch.manual_seed(0)
+    critic = Discriminator(8, "none", spectral_norm=True)
+    init_dcgan(critic)
+    assert len(layer_weights(critic)) == 4  # the raw weights of three convolutions and the head
+    x = torch.rand(16, 1, 28, 28) * 2 - 1
+    for _ in range(30):  # training-mode passes run the power iteration
+        critic(x)
+    critic.eval()
+    for module in critic.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            sigma = torch.linalg.matrix_norm(module.weight.detach().flatten(1), ord=2)
+            assert sigma.item() == pytest.approx(1.0, abs=0.02)
+    raw = critic.body[0].parametrizations.weight.original
+    assert raw.std().item() == pytest.approx(0.02, rel=0.3)  # DCGAN's initialisation reached the raw weight
 
 
 def test_clipping_keeps_every_weight_in_bounds_and_counts_those_at_the_bound():
@@ -151,16 +238,17 @@ def test_networks_shapes_and_per_sample_critic_without_batch_norm():
     assert not torch.allclose(d(x)[:1], d(x[:1]), atol=1e-6)
 
 
-@pytest.mark.parametrize("objective", ["gan", "wgan", "wgan-gp"])
-def test_state_dict_resumes_exactly(objective):
-    reference = _trainer(objective)
+@pytest.mark.parametrize("objective, recipe", [("gan", {}), ("wgan", {}), ("wgan-gp", {}),
+                                               ("gan", {"ema_decay": 0.0, "spectral_norm": True})])
+def test_state_dict_resumes_exactly(objective, recipe):
+    reference = _trainer(objective, **recipe)
     for step in range(3):
         reference.train_step(step)
     state, rng = copy.deepcopy(reference.state_dict()), capture_rng()
     for step in range(3, 6):
         reference.train_step(step)
 
-    resumed = _trainer(objective, seed=1)  # other initial weights: everything must come from the state
+    resumed = _trainer(objective, seed=1, **recipe)  # other initial weights: everything must come from the state
     resumed.load_state_dict(state)
     restore_rng(rng)
     for step in range(3, 6):
@@ -169,6 +257,9 @@ def test_state_dict_resumes_exactly(objective):
         assert torch.equal(a, b)
     for a, b in zip(reference.critic.parameters(), resumed.critic.parameters()):
         assert torch.equal(a, b)
+    if reference.ema is not None:
+        for a, b in zip(reference.ema.state_dict().values(), resumed.ema.state_dict().values()):
+            assert torch.equal(a, b)
 
 
 def test_soften_halves_both_learning_rates_and_survives_a_round_trip():
@@ -183,7 +274,7 @@ def test_soften_halves_both_learning_rates_and_survives_a_round_trip():
 
 
 def test_evaluation_keeps_the_generator_with_the_lowest_fid():
-    trainer = _trainer("gan")
+    trainer = _trainer("gan", ema_decay=0.0)
     fids = {10: 5.0, 20: 3.0, 30: 4.0}
     trainer.scorer = lambda samples, labels, step: {"fid": fids[step]}
     for step in fids:
@@ -201,6 +292,10 @@ def test_evaluation_keeps_the_generator_with_the_lowest_fid():
     ({"train.n_critic": 0}, "train.n_critic"),
     ({"train.clip": -0.01}, "train.clip"),
     ({"train.objective": "lsgan"}, "train.objective"),
+    ({**WGAN_BASE, "model.d_spectral_norm": True}, "model.d_spectral_norm"),
+    ({**WGANGP_BASE, "train.gan_loss": "hinge"}, "train.gan_loss"),
+    ({"train.ema_decay": 1.0}, "train.ema_decay"),
+    ({"model.output": "sigmoid"}, "model.output"),
     ({"data.train_limit": 10, "train.batch_size": 64}, "data.train_limit"),
 ])
 def test_bad_config_values_name_the_key(sets, key):

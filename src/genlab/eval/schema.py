@@ -212,6 +212,10 @@ def _declarations() -> list[Metric]:
         *(m(f"test_{key}", f"the best generator's samples against the test split: {meaning}",
             "fraction per class" if key == "per_class_coverage" else "score per class", ("gan",))
           for key, meaning in _PER_CLASS_SCORES.items()),
+        *(m(f"test_{reading}_{key}", f"the best generator's test samples read {how}: {meaning}", unit, ("gan",))
+          for reading, how in (("raw", "as the tanh output (model.output=binary's other reading)"),
+                               ("binary", "thresholded at 0 (model.output=tanh's other reading)"))
+          for key, (meaning, unit) in _SAMPLE_SCORES.items()),
         m("test_per_class_accuracy", "conditional models: share of the test samples of each label the judge gives "
           "that label", "fraction per class", ("gan",)),
         m("test_samples", "samples of the best generator scored against the test split", "count", ("gan",)),

@@ -79,6 +79,14 @@ GAN_CONFIDENT_SHARE = Target("gan", "the best model's share of test samples the 
 GAN_CLASS_COVERAGE = Target("gan", "the best model's class coverage of its test samples", ("test_class_coverage",),
                             ">=", 0.95, "fraction")
 
+GAN_UNCONDITIONAL_CONFIDENT_SHARE = Target(
+    "gan", "the best unconditional model's share of test samples the Hoda judge is over 90% sure of (quick preset)",
+    ("test_confident_share",), ">=", 0.85, "fraction")
+GAN_UNCONDITIONAL_CLASS_COVERAGE = Target("gan", "the best unconditional model's class coverage of its test samples",
+                                          ("test_class_coverage",), ">=", 0.95, "fraction")
+WGANGP_CONFIDENT_SHARE = Target("gan", "WGAN-GP's share of test samples the Hoda judge is over 90% sure of (quick "
+                                "preset)", ("test_confident_share",), ">=", 0.80, "fraction")
+
 PIPELINE_HOURS = Target("pipeline", "hours of the quick pipeline, one seed, on the project's 2-core CPU", (), "<", 3,
                         "h")
 
@@ -86,7 +94,8 @@ TARGETS: tuple[Target, ...] = (
     *CLASSIFIER_ACCURACY.values(), *JEM_START_ACCURACY.values(), EBM_FID_REDUCTION, EBM_COND_ACCURACY,
     EBM_COND_WORST_DIGIT, EBM_COND_MINUTES, JEM_CALIBRATION, JEMPP_ACCURACY, JEMPP_CONDITIONAL, JEMPP_MINUTES,
     JEMPP_FID_OVER_JEM, JEMPP_STEP_SHARE, JEMPP_DIVERGENCES_OVER_JEM, DVAE_CODES_OVER_PIXELS, DVAE_CODES_USED,
-    DVAE_MINUTES, DVAE_MNIST_CLUSTERING, DVAE_MNIST_PSNR, GAN_CONFIDENT_SHARE, GAN_CLASS_COVERAGE, PIPELINE_HOURS,
+    DVAE_MINUTES, DVAE_MNIST_CLUSTERING, DVAE_MNIST_PSNR, GAN_CONFIDENT_SHARE, GAN_CLASS_COVERAGE,
+    GAN_UNCONDITIONAL_CONFIDENT_SHARE, GAN_UNCONDITIONAL_CLASS_COVERAGE, WGANGP_CONFIDENT_SHARE, PIPELINE_HOURS,
 )
 
 # Convergence speed is timed to one FID level every model of a study can be held to: a multiple of the best FID

@@ -9,6 +9,12 @@ against the test split (5%) and saved to ``samples/final.npz`` (`genlab eval run
 ``--set model.conditional=true`` gives each model its class-conditional variant: the generator and the
 critic see the label, samples are drawn for labels 0..9 in turn (column c of each grid is class c), and
 the judge's agreement with the intended label is reported as class accuracy.
+
+Hoda's images are binary, so the presets set ``model.output=binary``: the generator's tanh output is
+thresholded at 0 for every sample that is evaluated, kept or saved (``model.output=tanh`` keeps it raw).
+Both readings are scored at each evaluation and at the end: the headline one (``fid``, ``test_fid``, ...)
+is that of ``model.output``, the other carries a prefix (``raw_``/``binary_`` in training,
+``test_raw_``/``test_binary_`` in the summary). Training always uses the tanh output.
 """
 
 from __future__ import annotations
@@ -28,13 +34,13 @@ from genlab.eval.judge import Embedding, Judge
 from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.cas import classification_accuracy_score
-from genlab.eval.score import build_reference, reference_embedding, score_images
+from genlab.eval.score import build_reference, reference_embedding, score_embeddings, score_images
 from genlab.experiments.base import Experiment, RunContext, trained_state
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.report.figures import curves_figure, grids_figure, memorisation_figure, spread_picks
 from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, layer_gradients_figure,
                                        wasserstein_fid_figure)
-from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer
+from genlab.train.gan import GanModelConfig, GanTrainConfig, GanTrainer, binarise
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig
 
@@ -78,6 +84,13 @@ class GanConfig:
             raise ConfigError("model.d_norm=batch cannot be used with train.objective=wgan-gp: the gradient "
                               "penalty is taken per sample and batch norm makes each score depend on the batch",
                               hint="set model.d_norm=layer or model.d_norm=none")
+        if self.train.objective == "wgan" and self.model.d_spectral_norm:
+            raise ConfigError("model.d_spectral_norm=true cannot be used with train.objective=wgan: weight clipping "
+                              "is the WGAN's way of keeping its critic Lipschitz, the point of the comparison",
+                              hint="use wgan-gp or gan for a spectrally normalised critic")
+        if self.train.objective != "gan" and self.train.gan_loss != "nonsaturating":
+            raise ConfigError(f"train.gan_loss={self.train.gan_loss} applies to train.objective=gan only, not "
+                              f"{self.train.objective}", hint="leave train.gan_loss at nonsaturating")
         if self.data.train_limit and self.data.train_limit < self.train.batch_size:
             raise ConfigError(f"data.train_limit ({self.data.train_limit}) is smaller than one batch "
                               f"(train.batch_size={self.train.batch_size})", hint="raise data.train_limit or set 0")
@@ -87,26 +100,39 @@ def build_networks(cfg: GanConfig) -> tuple[Generator, Discriminator]:
     spec = get_spec(cfg.data.dataset)
     classes = len(spec.classes) if cfg.model.conditional else 0
     generator = Generator(cfg.model.z_dim, cfg.model.g_width, spec.image_shape[0], classes)
-    critic = Discriminator(cfg.model.d_width, cfg.model.d_norm, spec.image_shape[0], classes)
+    critic = Discriminator(cfg.model.d_width, cfg.model.d_norm, spec.image_shape[0], classes,
+                           cfg.model.d_spectral_norm)
     init_dcgan(generator)
     init_dcgan(critic)
     return generator, critic
 
 
+def readings(samples: torch.Tensor, output: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The headline samples of ``model.output``, the other reading, and that other reading's name."""
+    binary = binarise(samples)
+    return (binary, samples, "raw") if output == "binary" else (samples, binary, "binary")
+
+
 class ValidationScorer:
-    """Domain metrics of samples against the validation split's embedding; saves a grid of the first 100."""
+    """Domain metrics of samples against the validation split's embedding, for the headline reading of
+    ``output`` and (prefixed) for the other; saves a grid of the first 100 headline samples."""
 
-    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding):
-        self.ctx, self.judge, self.real = ctx, judge, real
+    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding, output: str = "tanh"):
+        self.ctx, self.judge, self.real, self.output = ctx, judge, real, output
 
-    def __call__(self, samples: torch.Tensor, labels: torch.Tensor | None, step: int) -> dict[str, float]:
+    def scores(self, samples: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         fake = self.judge.embed(samples)
         scores = {"fid": fid(self.real.features, fake.features), "is": inception_score(fake.probs)[0],
                   "class_coverage": class_coverage(fake.probs), "confident_share": confident_share(fake.probs)}
         if labels is not None:
             scores["class_accuracy"] = class_accuracy(fake.probs, labels.cpu())[0]
-        self.ctx.save_grid(samples[:GRID], f"grid_step{step:07d}", nrow=10, step=step)
         return scores
+
+    def __call__(self, samples: torch.Tensor, labels: torch.Tensor | None, step: int) -> dict[str, float]:
+        headline, other, name = readings(samples, self.output)
+        self.ctx.save_grid(headline[:GRID], f"grid_step{step:07d}", nrow=10, step=step)
+        return {**self.scores(headline, labels),
+                **{f"{name}_{k}": v for k, v in self.scores(other, labels).items()}}
 
 
 def _guard(cfg: GanConfig) -> DivergenceGuard:
@@ -134,7 +160,8 @@ def _figures(ctx: RunContext, cfg: GanConfig, trainer: GanTrainer, records: list
              class_shares: list[float], critic_weights: np.ndarray) -> None:
     name = ctx.experiment.name
     keys = ["d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp", "interp_grad_norm", "clipped_fraction",
-            "d_grad_norm", "g_grad_norm", "fid", "class_coverage", "confident_share", "is"]
+            "d_grad_norm", "g_grad_norm", "fid", "class_coverage", "confident_share", "is", "raw_fid", "binary_fid",
+            "live_fid", "raw_confident_share", "binary_confident_share", "live_confident_share"]
     curves = curves_figure(records, keys)
     if curves is not None:
         ctx.save_figure(curves, "curves")
@@ -170,13 +197,14 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     noise = torch.Generator().manual_seed(cfg.seed)  # fixed evaluation noise, apart from the training noise
     eval_noise = torch.randn(cfg.eval.samples, cfg.model.z_dim, generator=noise)
     trainer = GanTrainer(generator, critic, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train,
-                         eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val))
+                         eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val, cfg.model.output))
     ctx.train(trainer, cfg.train.steps, _guard(cfg), time_budget_s=cfg.train.time_budget_s)
 
     final_noise = torch.randn(cfg.eval.final_samples, cfg.model.z_dim, generator=noise).to(ctx.device)
     labels = (torch.arange(cfg.eval.final_samples, device=ctx.device) % len(spec.classes)
               if cfg.model.conditional else None)
-    samples = trainer.sample(final_noise, labels, trainer.best_generator())
+    samples, other, other_name = readings(trainer.sample(final_noise, labels, trainer.best_generator()),
+                                          cfg.model.output)
     save_samples(ctx.run.samples / "final.npz", samples, labels)
     ctx.save_grid(samples[:GRID], "final", nrow=10)
     fake = judge.embed(samples)
@@ -184,6 +212,7 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
                                 cfg.data.split_seed, train.images)
     n_test = reference.count
     test = score_images(samples, judge, reference, labels)
+    test_other = score_embeddings(reference.embedding, judge.embed(other), labels)
     ctx.save_figure(memorisation_figure(samples, reference.neighbours.pixels, test["memorisation_pairs"],
                                         reference.neighbours.threshold_pixels, f"{ctx.experiment.name}: final samples"),
                     "memorisation")
@@ -200,6 +229,7 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     metrics = {f"test_{k}": v for k, v in test.items()
                if (isinstance(v, (int, float)) or k in ("per_class_accuracy", "per_class_fid", "per_class_coverage"))
                and k != "samples"}
+    metrics.update({f"test_{other_name}_{k}": v for k, v in test_other.items() if isinstance(v, (int, float))})
     metrics.update({"best_val_fid": trainer.best["fid"], "best_step": trainer.best["step"],
                     "last_val_fid": evals[-1]["fid"] if evals else float("nan"),
                     "test_samples": len(samples), "train_images": len(train), "val_reference_images": n_val,
@@ -235,15 +265,16 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     if label is not None and not 0 <= label < classes:
         raise ConfigError(f"--label must be in 0..{classes - 1}; got {label}")
     generator, _ = build_networks(cfg)
-    best = state["trainer"]["best"]
-    generator.load_state_dict(best["generator"] if best["generator"] is not None else state["trainer"]["generator"])
+    best, trainer = state["trainer"]["best"], state["trainer"]
+    generator.load_state_dict(best["generator"] if best["generator"] is not None
+                              else trainer.get("ema", trainer["generator"]))
     generator.to(device).eval()
     labels = None
     if cfg.model.conditional:
         labels = (torch.full((n,), label, device=device) if label is not None
                   else torch.arange(n, device=device) % classes)
     with torch.no_grad():
-        images = generator(torch.randn(n, cfg.model.z_dim, device=device), labels)
+        images = readings(generator(torch.randn(n, cfg.model.z_dim, device=device), labels), cfg.model.output)[0]
     tag = "best_generator" + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, images, labels,
                            {"n": n, "label": label, "generator_step": best["step"], "generator_val_fid": best["fid"]})
@@ -261,22 +292,30 @@ _SMOKE = {"data.train_limit": 512, "train.steps": 6, "train.batch_size": 16, "mo
 # DCGAN (Radford et al. 2016, section 4): Adam lr 2e-4, beta1 0.5, N(0, 0.02) init, batch norm, LeakyReLU 0.2
 # in D; the non-saturating loss of Goodfellow et al. 2014, section 3. Deviation: batch 64 (DCGAN: 128), as
 # for the WGANs, so the three see the same data per critic update.
+# All three sample alike, from a moving average of the generator's weights (Yazici et al. 2019, decay
+# 0.999 after a warm-up) thresholded to binary images like Hoda's, so that their comparison isolates the
+# objective; neither touches the critic (WGAN's weight clipping stays its own constraint). Measured
+# step-matched in benchmarks/README.md, GAN section.
+_SAMPLING = {"train.ema_decay": 0.999, "model.output": "binary"}
+# The GAN keeps DCGAN's batch-norm discriminator: a spectrally normalised one without batch norm (Miyato et
+# al. 2018, ``model.d_spectral_norm=true model.d_norm=none``) learnt more slowly at equal steps here.
 GAN_BASE = {"train.objective": "gan", "train.optimizer": "adam", "train.lr_g": 2e-4, "train.lr_d": 2e-4,
-            "train.beta1": 0.5, "train.beta2": 0.999, "train.n_critic": 1, "model.d_norm": "batch"}
+            "train.beta1": 0.5, "train.beta2": 0.999, "train.n_critic": 1, "model.d_norm": "batch", **_SAMPLING}
 # WGAN (Arjovsky et al. 2017, Algorithm 1): RMSprop lr 5e-5, c = 0.01, n_critic = 5, batch 64, a DCGAN critic
 # with batch norm. Deviation: no burst of 100 critic updates in the first 25 and every 500th generator
 # steps (the authors' code has it; Algorithm 1 does not).
 WGAN_BASE = {"train.objective": "wgan", "train.optimizer": "rmsprop", "train.lr_g": 5e-5, "train.lr_d": 5e-5,
-             "train.clip": 0.01, "train.n_critic": 5, "model.d_norm": "batch"}
+             "train.clip": 0.01, "train.n_critic": 5, "model.d_norm": "batch", **_SAMPLING}
 # WGAN-GP (Gulrajani et al. 2017, Algorithm 1): lambda = 10, n_critic = 5, Adam lr 1e-4, betas (0, 0.9),
 # batch 64; no batch norm in the critic (section 4 suggests layer norm). Deviation: layer norm is
 # GroupNorm(1, C) (per-channel scale and shift).
 WGANGP_BASE = {"train.objective": "wgan-gp", "train.optimizer": "adam", "train.lr_g": 1e-4, "train.lr_d": 1e-4,
                "train.beta1": 0.0, "train.beta2": 0.9, "train.gp_weight": 10.0, "train.n_critic": 5,
-               "model.d_norm": "layer"}
+               "model.d_norm": "layer", **_SAMPLING}
 
 # Quick: about 10 minutes of training per model on an idle 2-core CPU (measured steps: GAN 0.054 s, WGAN
-# 0.157 s, WGAN-GP 0.31 s), so the three quick runs also compare at a roughly equal wall-clock budget.
+# 0.157 s, WGAN-GP 0.31 s), so the three quick runs also compare at a roughly equal wall-clock budget. Each
+# evaluation scores four sets of 2,000 samples (the average and the generator itself, binary and raw).
 # Best quality there: --set model.conditional=true (see benchmarks/gan_compare.py).
 _QUICK_NETS = {"model.z_dim": 64, "model.g_width": 32, "model.d_width": 32, "eval.samples": 2000,
                "eval.final_samples": 5000}

@@ -10,6 +10,9 @@ Three stride-2 convolutions (28 -> 14 -> 7 -> 4) with LeakyReLU(0.2), then a lin
 normalisation after the second and third convolutions is a choice, because the gradient penalty of
 WGAN-GP is a per-sample quantity that batch norm breaks by mixing samples (Gulrajani et al. 2017,
 section 4): ``"batch"`` (DCGAN, WGAN), ``"layer"`` (per-sample over C, H, W: WGAN-GP) or ``"none"``.
+``spectral_norm=True`` divides every convolution and linear weight of the discriminator by its largest
+singular value, estimated by one power iteration per training forward pass (Miyato et al. 2018): each
+layer is then 1-Lipschitz, which steadies the GAN's discriminator and the WGAN-GP's critic alike.
 
 Conditional variants: the generator concatenates a learnt label embedding to z; the discriminator adds
 the projection term <embed(y), h(x)> to its output (Miyato & Koyama 2018).
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 IMAGE_SIZE = 28
 NORMS = ("batch", "layer", "none")
@@ -57,7 +62,8 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """One score per image: a GAN's logit or a WGAN's critic value."""
 
-    def __init__(self, width: int = 32, norm: str = "batch", channels: int = 1, num_classes: int = 0):
+    def __init__(self, width: int = 32, norm: str = "batch", channels: int = 1, num_classes: int = 0,
+                 spectral_norm: bool = False):
         super().__init__()
         w = width
         self.body = nn.Sequential(
@@ -69,6 +75,10 @@ class Discriminator(nn.Module):
         features = 4 * w * 4 * 4
         self.head = nn.Linear(features, 1)
         self.label_embedding = nn.Embedding(num_classes, features) if num_classes else None
+        if spectral_norm:
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    _spectral_norm(m)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.body(x)
@@ -79,10 +89,12 @@ class Discriminator(nn.Module):
 
 
 def init_dcgan(module: nn.Module) -> None:
-    """DCGAN's initialisation: weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
+    """DCGAN's initialisation: weights N(0, 0.02), norm scales N(1, 0.02), biases 0 (a spectrally normalised
+    layer's raw weight, before its normalisation)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+            nn.init.normal_(weight, 0.0, 0.02)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):

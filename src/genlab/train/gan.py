@@ -11,6 +11,14 @@ Objectives (D is the discriminator's logit or the critic's score, G the generato
 * ``wgan-gp`` (Gulrajani et al. 2017): as ``wgan`` without clipping; the critic's loss adds
   lambda * E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates x_hat = eps x + (1 - eps) G(z).
 
+``train.gan_loss=hinge`` replaces the GAN's losses by the hinge form (Lim & Ye 2017; Miyato et al. 2018):
+D minimises E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))], G minimises -E[D(G(z))].
+
+``train.ema_decay`` keeps an exponential moving average of the generator's weights (Yazici et al. 2019),
+which samples and is evaluated in place of the generator itself: the average smooths the generator's
+oscillation around the game's equilibrium. Its decay at step t is min(decay, (1 + t) / (10 + t)), so
+the early average is not dominated by the random initial weights.
+
 One training step is one generator update preceded by ``n_critic`` critic updates, each on a fresh
 real batch (batch ``step * n_critic + i`` of the shuffled training set, so the data order depends on
 the step alone). Logged per step (means over the critic updates): the losses, the critic's scores of
@@ -46,6 +54,11 @@ class GanModelConfig:
     d_norm: Literal["batch", "layer", "none"] = param(
         "batch", "normalisation in the discriminator/critic: batch (DCGAN, WGAN), layer or none (WGAN-GP: the "
                  "penalty is per sample, batch norm mixes samples)")
+    d_spectral_norm: bool = param(False, "spectral norm on every weight of the discriminator/critic (Miyato et al. "
+                                         "2018; gan and wgan-gp: weight clipping is WGAN's own constraint)")
+    output: Literal["tanh", "binary"] = param(
+        "tanh", "the samples evaluated and kept: the generator's tanh output, or it thresholded at 0 to {-1, 1} "
+                "(binary data's samples are binary; training always uses the tanh output)")
     conditional: bool = param(False, "class-conditional: the label goes to the generator (embedding) and the "
                                      "critic (projection)")
 
@@ -66,6 +79,10 @@ class GanTrainConfig:
     beta2: float = param(0.999, "Adam beta2", ge=0, lt=1)
     clip: float = param(0.01, "wgan only: critic weights are clipped to [-clip, clip] after each update", gt=0)
     gp_weight: float = param(10.0, "wgan-gp only: weight lambda of the gradient penalty", ge=0)
+    gan_loss: Literal["nonsaturating", "hinge"] = param(
+        "nonsaturating", "gan only: the non-saturating BCE losses or the hinge losses (Lim & Ye 2017)")
+    ema_decay: float = param(0.0, "decay of the moving average of the generator's weights that samples and is "
+                                  "evaluated (0: none, the generator itself; Yazici et al. 2019)", ge=0, lt=1)
 
 
 def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -76,6 +93,11 @@ def bce_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor)
 def nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """-log sigmoid(D(G(z)))."""
     return F.softplus(-fake_logits).mean()
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
 
 def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -102,6 +124,26 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     return ((norms - 1) ** 2).mean(), norms.detach()
 
 
+def ema_decay_at(step: int, decay: float) -> float:
+    """The moving average's decay at step ``step``: ``decay``, lowered early on to (1 + t) / (10 + t)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema_(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * model for every parameter; buffers (batch norm's running
+    statistics) are copied, since they are averages already."""
+    for a, p in zip(average.parameters(), model.parameters()):
+        a.lerp_(p, 1 - decay)
+    for a, b in zip(average.buffers(), model.buffers()):
+        a.copy_(b)
+
+
+def binarise(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] thresholded at 0 to {-1, 1}: a tanh output read as a binary image."""
+    return torch.where(images > 0, 1.0, -1.0).to(images.dtype)
+
+
 @torch.no_grad()
 def clip_weights_(module: nn.Module, clip: float) -> torch.Tensor:
     """Clamp every parameter of ``module`` to [-clip, clip] in place, as the WGAN paper's code does
@@ -115,9 +157,10 @@ def clip_weights_(module: nn.Module, clip: float) -> torch.Tensor:
 
 
 def layer_weights(module: nn.Module) -> list[nn.Parameter]:
-    """The weight matrices and kernels (not biases or normalisation scales), input side first."""
-    return [p for name, p in module.named_parameters() if name.endswith("weight") and p.dim() > 1
-            and "label_embedding" not in name]
+    """The weight matrices and kernels (not biases or normalisation scales), input side first; a spectrally
+    normalised layer's raw weight."""
+    return [p for name, p in module.named_parameters() if name.endswith(("weight", "weight.original"))
+            and p.dim() > 1 and "label_embedding" not in name]
 
 
 def grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
@@ -140,7 +183,9 @@ class GanTrainer(ModelTrainer):
 
     ``scorer(samples, labels, step)`` judges the samples of the fixed evaluation noise at each evaluation
     and returns metrics including ``"fid"``; the generator with the lowest one is kept (model selection on
-    the validation split). Without a scorer, evaluation returns nothing.
+    the validation split). Without a scorer, evaluation returns nothing. With ``ema_decay`` the moving
+    average (``self.ema``) is the generator that samples, is evaluated and is kept; the generator itself is
+    scored beside it (``live_`` metrics), the scorer's last call being the average's.
 
     Under torchrun the backpropagated passes go through DistributedDataParallel wrappers
     (``loss_network``), except that the generator's step runs the bare critic, whose weights it must not
@@ -159,6 +204,7 @@ class GanTrainer(ModelTrainer):
         self.g_optimizer = build_optimizer(generator.parameters(), cfg, cfg.lr_g)
         self.d_optimizer = build_optimizer(critic.parameters(), cfg, cfg.lr_d)
         self.critic_layers = layer_weights(critic)
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema_decay else None
         self.best: dict[str, Any] = {"fid": float("inf"), "step": -1, "generator": None}
 
     def networks(self) -> dict[str, nn.Module]:
@@ -181,7 +227,8 @@ class GanTrainer(ModelTrainer):
         real_scores, fake_scores = critic(real, y), critic(fake, y)
         metrics = {"d_real": real_scores.mean().detach(), "d_fake": fake_scores.mean().detach()}
         if self.cfg.objective == "gan":
-            loss = bce_discriminator_loss(real_scores, fake_scores)
+            loss = (hinge_discriminator_loss if self.cfg.gan_loss == "hinge" else bce_discriminator_loss)(
+                real_scores, fake_scores)
         else:
             loss = wasserstein_critic_loss(real_scores, fake_scores)
             metrics["wasserstein"] = -loss.detach()
@@ -205,8 +252,8 @@ class GanTrainer(ModelTrainer):
         y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
         with frozen(self.critic):  # the generator's step needs gradients through D, not of D
             scores = self.critic(self.loss_network("generator")(self.noise(n), y), y)
-        loss = nonsaturating_generator_loss(scores) if self.cfg.objective == "gan" else \
-            wasserstein_generator_loss(scores)
+        nonsaturating = self.cfg.objective == "gan" and self.cfg.gan_loss == "nonsaturating"
+        loss = nonsaturating_generator_loss(scores) if nonsaturating else wasserstein_generator_loss(scores)
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = grad_norm(list(self.generator.parameters()))
@@ -220,23 +267,31 @@ class GanTrainer(ModelTrainer):
             for key, value in self.critic_step(real, labels).items():
                 sums[key] = sums[key] + value if key in sums else value
         metrics = {key: value / self.cfg.n_critic for key, value in sums.items()}
-        return {**metrics, **self.generator_step(len(real))}
+        metrics.update(self.generator_step(len(real)))
+        if self.ema is not None:
+            update_ema_(self.ema, self.generator, ema_decay_at(step, self.cfg.ema_decay))
+        return metrics
 
     # -- sampling and evaluation ----------------------------------------------------------------------
 
     @torch.no_grad()
     def sample(self, noise: torch.Tensor, labels: torch.Tensor | None = None,
                generator: Generator | None = None) -> torch.Tensor:
-        """Images in [-1, 1] for the given noise (and labels), with the generator in eval mode."""
-        generator = generator or self.generator
+        """Images in [-1, 1] for the given noise (and labels), with the sampling generator (the moving
+        average if kept, else the generator) in eval mode."""
+        generator = generator or self.sampling_generator
         with evaluating(generator):
             return torch.cat([generator(noise[i:i + self.eval_batch],
                                         None if labels is None else labels[i:i + self.eval_batch])
                               for i in range(0, len(noise), self.eval_batch)])
 
+    @property
+    def sampling_generator(self) -> Generator:
+        return self.ema if self.ema is not None else self.generator
+
     def best_generator(self) -> Generator:
-        """A copy of the generator with the weights of the best evaluation (the current ones if none)."""
-        model = copy.deepcopy(self.generator)
+        """A copy of the sampling generator with the weights of the best evaluation (the current ones if none)."""
+        model = copy.deepcopy(self.sampling_generator)
         if self.best["generator"] is not None:
             model.load_state_dict(self.best["generator"])
         return model
@@ -244,11 +299,14 @@ class GanTrainer(ModelTrainer):
     def evaluate(self, step: int) -> dict[str, float]:
         if self.scorer is None:
             return {}
+        live = {}
+        if self.ema is not None:  # the generator itself too, to show what the average adds
+            live = self.scorer(self.sample(self.eval_noise, self.eval_labels, self.generator), self.eval_labels, step)
         scores = self.scorer(self.sample(self.eval_noise, self.eval_labels), self.eval_labels, step)
         if scores["fid"] < self.best["fid"]:
             self.best = {"fid": scores["fid"], "step": step,
-                         "generator": {k: v.detach().clone() for k, v in self.generator.state_dict().items()}}
-        return {**scores, "best_fid": self.best["fid"]}
+                         "generator": {k: v.detach().clone() for k, v in self.sampling_generator.state_dict().items()}}
+        return {**scores, **{f"live_{k}": v for k, v in live.items()}, "best_fid": self.best["fid"]}
 
     # -- divergence and checkpoints -------------------------------------------------------------------
 
@@ -257,9 +315,12 @@ class GanTrainer(ModelTrainer):
         return f"both learning rates scaled by {self.lr_scale:g}"
 
     def extra_state(self) -> dict[str, Any]:
-        return {"eval_noise": self.eval_noise, "best": self.best}
+        return {"eval_noise": self.eval_noise, "best": self.best,
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.eval_noise = state["eval_noise"].to(self.device)
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.best = {**state["best"], "generator": None if state["best"]["generator"] is None else
                      {k: v.to(self.device) for k, v in state["best"]["generator"].items()}}
