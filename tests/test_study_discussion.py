@@ -31,11 +31,16 @@ def test_gan_discussion_counts_seeds_where_the_gradient_penalty_wins_and_checks_
                         summary(1, test_fid=25.0, critic_weight_std=0.05, wasserstein_fid_spearman=0.8)],
     }
     text = " ".join(study("gan").discuss(runs))
-    assert "Best model by confident share: GAN (93.0%" in text and "targets 90% and 0.95: met" in text
+    assert "Best unconditional model by confident share: GAN (93.0%" in text and "targets 85% and 0.95: met" in text
     assert "test FID below WGAN's on 1 of 2 seeds" in text
     assert "WGAN-GP 0.85" in text
     runs["gan-hoda-conditional"] = [summary(0, test_fid=1.0, test_confident_share=0.95, test_class_coverage=1.0)]
-    assert "Best model by confident share: conditional GAN (95.0%" in " ".join(study("gan").discuss(runs))
+    runs["wgangp-hoda"][0]["metrics"]["test_confident_share"] = 0.7
+    text_with_conditional = " ".join(study("gan").discuss(runs))
+    assert "The conditional GAN by confident share: conditional GAN (95.0%" in text_with_conditional
+    assert "targets 90% and 0.95: met" in text_with_conditional
+    assert "Best unconditional model by confident share: GAN (93.0%" in text_with_conditional
+    assert "WGAN-GP: 70.0% of samples confidently classified (target 80%: not met)" in text_with_conditional
     assert "time to a validation FID of 10 (2x the best model's final best): GAN 2.0 min (2/2 seeds)" in text
 
 

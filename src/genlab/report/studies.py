@@ -440,13 +440,25 @@ def _discuss_gan(runs: Runs) -> list[str]:
                  + ", ".join(f"{n} {w:.1f} min" for n, w in walls.items()) + "): "
                  + "; ".join(f"{n}: FID {spread(rs, 'test_fid')}, confident share {spread(rs, 'test_confident_share')}, "
                              f"class coverage {spread(rs, 'test_class_coverage')}" for n, rs in present.items()) + ".")
-    best = max(present, key=lambda n: mean(present[n], "test_confident_share") or 0.0)
-    share, coverage = mean(present[best], "test_confident_share"), mean(present[best], "test_class_coverage")
-    if share is not None and coverage is not None:
-        confident, covered = t.GAN_CONFIDENT_SHARE, t.GAN_CLASS_COVERAGE
-        lines.append(f"Best model by confident share: {best} ({share:.1%} of samples with judge probability above "
-                     f"0.9, class coverage {coverage:.3f}; targets {confident.threshold:.0%} and "
-                     f"{covered.threshold:g}: {verdict((confident, share), (covered, coverage))}).")
+    unconditional = {n: rs for n, rs in present.items() if n != "conditional GAN"}
+    targets = (("Best unconditional model", unconditional, t.GAN_UNCONDITIONAL_CONFIDENT_SHARE,
+                t.GAN_UNCONDITIONAL_CLASS_COVERAGE),
+               ("The conditional GAN", {k: v for k, v in present.items() if k == "conditional GAN"},
+                t.GAN_CONFIDENT_SHARE, t.GAN_CLASS_COVERAGE))
+    for title, group, confident, covered in targets:
+        if not group:
+            continue
+        best = max(group, key=lambda n: mean(group[n], "test_confident_share") or 0.0)
+        share, coverage = mean(group[best], "test_confident_share"), mean(group[best], "test_class_coverage")
+        if share is not None and coverage is not None:
+            lines.append(f"{title} by confident share: {best} ({share:.1%} of samples with judge probability above "
+                         f"0.9, class coverage {coverage:.3f}; targets {confident.threshold:.0%} and "
+                         f"{covered.threshold:g}: {verdict((confident, share), (covered, coverage))}).")
+    gp_share = mean(present.get("WGAN-GP", []), "test_confident_share")
+    if gp_share is not None:
+        target = t.WGANGP_CONFIDENT_SHARE
+        lines.append(f"WGAN-GP: {gp_share:.1%} of samples confidently classified (target {target.threshold:.0%}: "
+                     f"{verdict((target, gp_share))}).")
     wgan, gp = present.get("WGAN (clip)", []), present.get("WGAN-GP", [])
     if wgan and gp:
         pairs = {r.get("seed"): metric(r, "test_fid") for r in wgan}
