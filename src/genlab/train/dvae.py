@@ -34,6 +34,8 @@ class DVAEModelConfig:
     res_blocks: int = param(2, "residual blocks in the encoder and in the decoder", ge=0)
     code_dim: int = param(32, "dimension D of a codebook vector", ge=1)
     num_codes: int = param(128, "codebook size K", ge=2)
+    downsamples: int = param(2, "stride-2 stages of the encoder: 2 gives a 7x7 code grid on 28x28 images, 3 a 4x4 "
+                             "grid (fewer, coarser codes per image)", ge=2, le=4)
     beta: float = param(0.25, "vq: commitment loss weight", ge=0)
     decay: float = param(0.99, "vq: EMA decay of the codebook (also of the code-usage average of both forms)",
                          gt=0, lt=1)
@@ -65,9 +67,13 @@ class DVAETrainConfig:
                               "the temperature is annealed downwards", hint="e.g. --set train.tau_end=0.1")
 
 
-def dvae_from_config(cfg: DVAEModelConfig, in_channels: int) -> DiscreteVAE:
-    return build_dvae(cfg.quantizer, in_channels, cfg.width, cfg.code_dim, cfg.num_codes, cfg.res_blocks,
-                      cfg.beta, cfg.decay, cfg.dead_threshold, cfg.kl_weight, cfg.straight_through)
+def dvae_from_config(cfg: DVAEModelConfig, in_channels: int, side: int = 28,
+                     quantizer: str | None = None) -> DiscreteVAE:
+    """The configured model; ``quantizer="none"`` builds the same network without quantisation (the
+    continuous autoencoder baseline)."""
+    return build_dvae(quantizer or cfg.quantizer, in_channels, cfg.width, cfg.code_dim, cfg.num_codes,
+                      cfg.res_blocks, cfg.beta, cfg.decay, cfg.dead_threshold, cfg.kl_weight, cfg.straight_through,
+                      cfg.downsamples, side)
 
 
 def psnr(mse: torch.Tensor | float) -> torch.Tensor | float:
@@ -149,3 +155,11 @@ def encode_dataset(model: DiscreteVAE, data: ImageSet, device: torch.device, bat
     """The code indices (N, H, W) of every image of ``data``, in order, on the CPU."""
     with evaluating(model):
         return torch.cat([model.encode(x).cpu() for x, _ in iterate(data, batch_size, device)])
+
+
+@torch.no_grad()
+def encode_latents(model: DiscreteVAE, data: ImageSet, device: torch.device, batch_size: int = 500) -> torch.Tensor:
+    """What the decoder reads for every image of ``data`` (N, D, H, W), in order, on the CPU: the codes'
+    vectors of a discrete VAE, the continuous vectors of an autoencoder."""
+    with evaluating(model):
+        return torch.cat([model.latents(x).cpu() for x, _ in iterate(data, batch_size, device)])
