@@ -43,7 +43,9 @@ def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_p
     assert (run_dir / "samples" / "reconstructions.png").exists() and "<table>" in (run_dir / "report.html").read_text()
     for key in ("test_psnr", "test_perplexity", "test_codes_used", "cluster_hungarian_accuracy", "cluster_nmi",
                 "cluster_ari", "pixels_plain_hungarian_accuracy", "codes_plain_hungarian_accuracy",
-                "true_label_classifier_accuracy", "pseudo_label_classifier_accuracy"):
+                "true_label_classifier_accuracy", "pseudo_label_classifier_accuracy", "cluster_gmm_hungarian_accuracy",
+                "pixels_embedded_hungarian_accuracy", "pixels_embedded_gmm_hungarian_accuracy",
+                "ae_embedded_hungarian_accuracy", "ae_embedded_gmm_hungarian_accuracy", "autoencoder_test_psnr"):
         assert isinstance(metrics[key], (int, float)), key
     assert len(metrics["sweep_silhouette"]) == len(metrics["sweep_k"]) == 8
     assert sum(map(sum, metrics["cluster_label_distribution"])) == metrics["train_images"]
@@ -52,7 +54,7 @@ def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_p
     assert len((run_dir / "study" / "cluster_labels.csv").read_text().splitlines()) == 11  # header + 10 clusters
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"recon_mse", "psnr", "perplexity", "dead_codes"} <= set(records[0])
-    for phase in ("classifier_true_labels", "classifier_pseudo_labels"):
+    for phase in ("autoencoder", "classifier_true_labels", "classifier_pseudo_labels"):
         assert (run_dir / phase / "metrics.jsonl").exists() and CheckpointStore(run_dir / phase / "checkpoints").paths()
 
 
