@@ -102,7 +102,7 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
         data = load(cfg.data.dataset, "train")
         data = data.subset(torch.arange(min(cfg.data.train_limit or len(data), len(data))))
         model = dvae_from_config(cfg.model, data.shape[0], data.shape[-1])
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["trainer"]["model"])
         codes = encode_dataset(model, data, torch.device("cpu")).numpy()
         codebook = model.quantizer.codebook.detach().numpy()
         labels, c = data.labels.numpy(), cfg.cluster

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from genlab.cli import main
+from genlab.data.augment import random_affine
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.nets.vq import build_dvae
@@ -58,29 +59,49 @@ def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_p
         assert (run_dir / phase / "metrics.jsonl").exists() and CheckpointStore(run_dir / phase / "checkpoints").paths()
 
 
-def _tiny_trainer(quantizer):
+def _tiny_trainer(quantizer, invariance_weight=0.0):
     g = torch.Generator().manual_seed(0)
     data = ImageSet("toy", "train", torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8),
                     torch.zeros(64, dtype=torch.long), tuple("0123456789"))
     torch.manual_seed(0)
     model = build_dvae(quantizer, width=8, code_dim=4, num_codes=16, res_blocks=1)
-    return DVAETrainer(model, Batches(data, 16, 0), data, DVAETrainConfig(), 20, torch.device("cpu"))
+    return DVAETrainer(model, Batches(data, 16, 0), data, DVAETrainConfig(invariance_weight=invariance_weight), 20,
+                       torch.device("cpu"))
 
 
-@pytest.mark.parametrize("quantizer", ["vq", "gumbel"])
-def test_trainer_state_makes_the_next_steps_repeat_exactly(quantizer):
-    """Weights, Adam moments, the EMA codebook and its counts are all in the state (the RNG is the loop's)."""
-    trainer = _tiny_trainer(quantizer)
+@pytest.mark.parametrize("quantizer, invariance_weight", [("vq", 0.0), ("gumbel", 0.0), ("vq", 0.5)])
+def test_trainer_state_makes_the_next_steps_repeat_exactly(quantizer, invariance_weight):
+    """Weights, Adam moments, the EMA codebook and its counts are all in the state (the RNG, which also draws
+    the invariance loss's augmentations, is the loop's)."""
+    trainer = _tiny_trainer(quantizer, invariance_weight)
     for step in range(3):
         trainer.train_step(step)
     state, rng = copy.deepcopy(trainer.state_dict()), torch.get_rng_state()
     first = [trainer.train_step(step) for step in range(3, 6)]
-    resumed = _tiny_trainer(quantizer)
+    resumed = _tiny_trainer(quantizer, invariance_weight)
     resumed.load_state_dict(state)
     torch.set_rng_state(rng)
     again = [resumed.train_step(step) for step in range(3, 6)]
     for a, b in zip(first, again):
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_invariance_loss_is_added_with_its_weight():
+    trainer = _tiny_trainer("vq", invariance_weight=0.5)
+    metrics = trainer.train_step(0)
+    assert metrics["invariance"] > 0
+    assert metrics["loss"].item() == pytest.approx((metrics["recon_mse"] + metrics["quant_loss"]
+                                                    + 0.5 * metrics["invariance"]).item(), rel=1e-5)
+    assert "invariance" not in _tiny_trainer("vq").train_step(0)
+
+
+def test_affine_augmentation_without_range_is_the_identity_and_keeps_the_background():
+    x = torch.full((2, 1, 28, 28), -1.0)
+    x[:, :, 10:18, 10:18] = 1.0
+    assert torch.allclose(random_affine(x, degrees=0, scale=0, shift=0), x, atol=1e-5)
+    moved = random_affine(x)
+    assert moved.shape == x.shape and moved.min() >= -1 - 1e-6 and moved.max() <= 1 + 1e-6
+    assert torch.allclose(moved[:, :, :3, :3], torch.full((2, 1, 3, 3), -1.0))  # corners stay background
 
 
 def test_schedules_run_from_their_start_to_their_end_values():
