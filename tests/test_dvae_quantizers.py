@@ -172,3 +172,15 @@ def test_stride_two_stages_set_the_code_grid_and_the_decoder_restores_the_image_
     model = build_dvae("vq", width=8, code_dim=4, num_codes=16, res_blocks=1, downsamples=downsamples, side=side)
     recon, q = model(torch.randn(2, 1, side, side))
     assert q.indices.shape == (2, grid, grid) and recon.shape == (2, 1, side, side)
+
+
+def test_consistency_is_the_distance_to_the_other_views_codes():
+    vq = VectorQuantizerEMA(4, 2)
+    vq.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0]]))
+    z = torch.zeros(1, 2, 1, 2)  # two positions at the origin
+    assert vq.consistency(z, torch.tensor([[[1, 2]]])).item() == pytest.approx((1 + 4) / 4)  # mean over 2 x 2 numbers
+    gumbel = GumbelQuantizer(3, 2, 2)
+    z = torch.randn(1, 2, 1, 2)
+    logits = gumbel.to_logits(z)[0].reshape(3, 2).T  # (positions, codes)
+    expected = -(logits.log_softmax(1)[[0, 1], [2, 0]]).mean()
+    assert gumbel.consistency(z, torch.tensor([[[2, 0]]])).item() == pytest.approx(expected.item(), rel=1e-5)

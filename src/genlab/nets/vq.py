@@ -179,6 +179,11 @@ class VectorQuantizerEMA(nn.Module):
         return Quantized(_unflatten_grid(straight_through, z), indices.reshape(z.shape[0], *z.shape[2:]),
                          commitment, perplexity(code_counts(indices, self.num_codes)), dead)
 
+    def consistency(self, z: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """How far encoder outputs ``z`` (B, D, H, W) lie from the codes ``indices`` (B, H, W) of another view
+        of the same images: the commitment term with those codes (held fixed) in place of the nearest ones."""
+        return F.mse_loss(_flatten_grid(z), F.embedding(indices.flatten(), self.codebook).detach())
+
     @torch.no_grad()
     def ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Move each code toward the mean of the vectors assigned to it; restart dead codes. Returns their count."""
@@ -277,6 +282,11 @@ class GumbelQuantizer(nn.Module):
         kl = (log_q.exp() * (log_q + math.log(self.num_codes))).sum(1).mean()
         return Quantized(quantized, indices, self.kl_weight * kl, perplexity(code_counts(indices, self.num_codes)),
                          dead)
+
+    def consistency(self, z: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the code distributions of encoder outputs ``z`` with the codes ``indices`` of
+        another view of the same images (held fixed)."""
+        return F.cross_entropy(self.to_logits(z), indices)
 
     @torch.no_grad()
     def _track_usage(self, indices: torch.Tensor) -> torch.Tensor:

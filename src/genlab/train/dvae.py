@@ -3,8 +3,11 @@
 The loss per batch is ``mse(decoder(quantise(encoder(x))), x) + quantiser loss``, where the quantiser loss
 is the commitment term (VQ; its codebook learns by EMA, outside the optimiser) or the weighted KL to the
 uniform prior (Gumbel; its codebook learns by gradient). With ``invariance_weight`` > 0 a third term pulls
-the quantised vectors of an augmented view of each image onto those of the image (held fixed): two poses of
-one digit should get the same codes, so that distances between codes follow the content. This is the
+the encoder outputs of an augmented view of each image onto the image's codes (held fixed; VQ: squared
+distance, as the commitment term; Gumbel: cross-entropy): two poses of one digit should get the same codes,
+so that distances between codes follow the content. (Comparing the view's straight-through quantised
+vectors instead pushes the encoder by a code difference that does not shrink as it moves: on MNIST its
+outputs drifted and the codebook fell to 5 effective codes.) This is the
 consistency idea of augmentation-based clustering (IIC, Ji et al. 2019, https://arxiv.org/abs/1807.06653;
 SCAN, Van Gansbeke et al. 2020, https://arxiv.org/abs/2005.12320) applied to the code grid. Images are in [-1, 1], so PSNR is
 ``10 log10(2^2 / mse)``: the same number as on [0, 1] images with peak 1.
@@ -63,9 +66,9 @@ class DVAETrainConfig:
     batch_size: int = param(128, "images per step", ge=1)
     lr: float = param(2e-3, "Adam learning rate at the start of the cosine decay", gt=0)
     lr_final: float = param(0.05, "learning rate at the end, as a fraction of lr", ge=0, le=1)
-    invariance_weight: float = param(0.0, "weight of the augmentation-invariance loss: the quantised vectors of an "
-                                     "augmented view pulled onto the (fixed) quantised vectors of the image, so that "
-                                     "codes follow the content more than the pose (0: off)", ge=0)
+    invariance_weight: float = param(0.0, "weight of the augmentation-invariance loss: an augmented view's encoder "
+                                     "outputs pulled onto the image's codes (held fixed), so that codes follow the "
+                                     "content more than the pose (0: off)", ge=0)
     invariance_augment: Literal["shift", "affine"] = param("affine", "the augmented view of the invariance loss: "
                                                            "shift = up to 2 pixels, affine = rotation, scale, shift")
     tau_start: float = param(1.0, "gumbel: temperature at step 0", gt=0)
@@ -133,8 +136,8 @@ class DVAETrainer(ModelTrainer):
         mse = F.mse_loss(recon, x)
         loss = mse + q.loss
         if self.cfg.invariance_weight > 0:
-            _, q_view = self.loss_model(AUGMENTATIONS[self.cfg.invariance_augment](x))
-            invariance = F.mse_loss(q_view.quantized, q.quantized.detach())
+            view = self.model.encoder(AUGMENTATIONS[self.cfg.invariance_augment](x))
+            invariance = self.model.quantizer.consistency(view, q.indices.detach())
             loss = loss + self.cfg.invariance_weight * invariance
             metrics["invariance"] = invariance.detach()
         self.optimizer.zero_grad(set_to_none=True)
