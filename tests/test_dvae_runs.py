@@ -31,12 +31,12 @@ def _smoke(dataset, run_dir, *sets):
     return json.loads((run_dir / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("dataset, quantizer", [("mnist", "vq"), ("fashion_mnist", "gumbel")])
-def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_path):
+@pytest.mark.parametrize("dataset, quantizer, invariance", [("mnist", "vq", 0.0), ("fashion_mnist", "gumbel", 0.5)])
+def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, invariance, tmp_path):
     if not have_dataset(dataset):
         pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")
     run_dir = tmp_path / "run"
-    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}")
+    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.invariance_weight={invariance}")
     metrics = summary["metrics"]
     assert summary["status"] == "complete" and metrics["quantizer"] == quantizer
     assert {p.stem for p in (run_dir / "figures").glob("*.png")} == FIGURES

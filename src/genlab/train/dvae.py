@@ -7,10 +7,12 @@ the encoder outputs of an augmented view of each image onto the image's codes (h
 distance, as the commitment term; Gumbel: cross-entropy): two poses of one digit should get the same codes,
 so that distances between codes follow the content. (Comparing the view's straight-through quantised
 vectors instead pushes the encoder by a code difference that does not shrink as it moves: on MNIST its
-outputs drifted and the codebook fell to 5 effective codes.) This is the
-consistency idea of augmentation-based clustering (IIC, Ji et al. 2019, https://arxiv.org/abs/1807.06653;
-SCAN, Van Gansbeke et al. 2020, https://arxiv.org/abs/2005.12320) applied to the code grid. Images are in [-1, 1], so PSNR is
-``10 log10(2^2 / mse)``: the same number as on [0, 1] images with peak 1.
+outputs drifted and the codebook fell to 5 effective codes.) This is the consistency idea of
+augmentation-based clustering (IIC, Ji et al. 2019, https://arxiv.org/abs/1807.06653; SCAN, Van Gansbeke
+et al. 2020, https://arxiv.org/abs/2005.12320) applied to the code grid. The augmented view goes through
+the encoder alone, outside the distributed wrapper, so the term is for single-process runs.
+
+Images are in [-1, 1], so PSNR is ``10 log10(2^2 / mse)``: the same number as on [0, 1] images with peak 1.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class DVAETrainer(ModelTrainer):
 
     def distribute(self, device: torch.device) -> None:
         """Under torchrun, also the EMA codebook learns from the global batch (the sum of every rank's)."""
+        if self.cfg.invariance_weight > 0 and distributed.current().world_size > 1:
+            raise ConfigError("train.invariance_weight runs the augmented view outside the distributed wrapper, "
+                              "so it is for single-process runs", hint="run without torchrun, or set it to 0")
         super().distribute(device)
         if isinstance(self.model.quantizer, VectorQuantizerEMA):
             self.model.quantizer.sum_over_ranks = distributed.sum_over_ranks
