@@ -178,8 +178,8 @@ def main() -> None:
             rows = [r for r in results if r["dataset"] == dataset and r["quantizer"] == quantizer]
             lines += ["", f"### {dataset}, {quantizer} ({args.preset} preset, {len(rows)} seed(s): "
                           f"mean +- sd (min-max))", "", "| metric | value |", "| --- | --- |"]
-            lines += [f"| {heading} | {spread([r[key] for r in rows])} |" for key, heading in COLUMNS.items()
-                      if all(r[key] is not None for r in rows)]
+            lines += [f"| {heading} | {spread([r[key] for r in rows], 0 if key == 'best_silhouette_k' else 3)} |"
+                      for key, heading in COLUMNS.items() if all(r[key] is not None for r in rows)]
             lines += [f"| minutes per run | {spread([r['minutes'] for r in rows], 1)} |", ""]
             if args.preset == "quick" and not sets:
                 lines += [f"- {check}" for check in targets(dataset, rows)]
