@@ -7,8 +7,8 @@ from sklearn.datasets import make_blobs
 
 from genlab.errors import ConfigError
 from genlab.eval.clustering import clustering_report
-from genlab.eval.code_clusters import (EmbeddingSpec, code_representation, embed, kmeans, kmeans_sweep,
-                                       laplacian_eigenmap, pixel_representation, pseudo_labels,
+from genlab.eval.code_clusters import (EmbeddingSpec, code_representation, embed, gaussian_mixture, kmeans,
+                                       kmeans_sweep, laplacian_eigenmap, pixel_representation, pseudo_labels,
                                        silhouette_values)
 from genlab.experiments.registry import get_experiment
 
@@ -25,6 +25,13 @@ def test_histogram_representation_is_each_images_share_of_every_code():
     indices = np.array([[[0, 2], [2, 2]], [[1, 1], [1, 1]]])
     features = code_representation(indices, np.zeros((4, 5)), "histogram")
     assert features.tolist() == [[0.25, 0.0, 0.75, 0.0], [0.0, 1.0, 0.0, 0.0]]
+
+
+def test_onehot_representation_marks_each_positions_code():
+    indices = np.array([[[0, 2], [1, 1]]])  # 4 positions, 3 codes: 12 indicators
+    features = code_representation(indices, np.zeros((3, 5)), "onehot")
+    assert sparse.issparse(features) and features.shape == (1, 12)
+    assert features.toarray()[0].tolist() == [1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0]
 
 
 def test_pixel_representation_is_in_the_unit_interval():
@@ -75,6 +82,29 @@ def test_embeddings_keep_the_requested_dimensions():
     assert embed(points, EmbeddingSpec("none"), seed=0) is points
 
 
+def test_sparse_features_are_reduced_by_truncated_svd():
+    indices = np.random.default_rng(0).integers(0, 6, size=(50, 3, 3))
+    features = code_representation(indices, np.zeros((6, 2)), "onehot")
+    assert embed(features, EmbeddingSpec("pca", dim=5), seed=0).shape == (50, 5)
+
+
+@pytest.mark.slow
+def test_umap_embedding_separates_blobs_and_repeats_for_a_seed():
+    points, blobs = make_blobs(300, n_features=20, centers=3, cluster_std=1.0, random_state=0)
+    spec = EmbeddingSpec("umap", dim=2, pca_dim=10, neighbors=15)
+    first, again = embed(points, spec, seed=0), embed(points, spec, seed=0)
+    assert first.shape == (300, 2) and np.array_equal(first, again)
+    assert clustering_report(blobs, kmeans(first, 3, seed=0))["hungarian_accuracy"] == 1.0
+
+
+def test_gaussian_mixture_fits_a_wide_and_a_tight_cluster_where_kmeans_cuts_halfway():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0, 1], 300)
+    points = np.where(groups[:, None] == 0, rng.normal(0, 3, (600, 2)), rng.normal(0, 0.3, (600, 2)) + [5, 0])
+    assert clustering_report(groups, gaussian_mixture(points, 2, seed=0))["hungarian_accuracy"] >= 0.97
+    assert clustering_report(groups, kmeans(points, 2, seed=0))["hungarian_accuracy"] < 0.9
+
+
 def test_kmeans_sweep_finds_the_number_of_blobs_by_silhouette():
     points, blobs = make_blobs(400, centers=4, cluster_std=0.5, random_state=0)
     sweep = kmeans_sweep(points, blobs, [2, 3, 4, 5, 6], seed=0, silhouette_sample=300)
@@ -91,7 +121,9 @@ def test_kmeans_is_deterministic_for_a_seed():
 
 @pytest.mark.parametrize("sets, key", [({"cluster.k": 25}, "cluster.k"), ({"cluster.k_min": 1}, "cluster.k_min"),
                                        ({"model.width": 31}, "model.width"), ({"train.tau_end": 2.0}, "train.tau_end"),
-                                       ({"model.quantizer": "kmeans"}, "model.quantizer")])
+                                       ({"model.quantizer": "kmeans"}, "model.quantizer"),
+                                       ({"model.downsamples": 5}, "model.downsamples"),
+                                       ({"cluster.embedding": "tsne"}, "cluster.embedding")])
 def test_bad_config_values_name_their_key(sets, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         get_experiment("dvae-mnist").config("quick", sets)

@@ -156,3 +156,31 @@ def test_perplexity_counts_effectively_used_codes():
     assert perplexity(code_counts(torch.arange(8).repeat(5), 8)).item() == pytest.approx(8.0)
     assert perplexity(code_counts(torch.zeros(40, dtype=torch.long), 8)).item() == pytest.approx(1.0)
     assert perplexity(code_counts(torch.tensor([0, 0, 1, 1]), 8)).item() == pytest.approx(2.0)
+
+
+def test_continuous_bottleneck_passes_the_encoders_vectors_through_without_loss():
+    model = build_dvae("none", width=8, code_dim=4, res_blocks=1)
+    x = torch.randn(2, 1, 28, 28)
+    z = model.encoder(x)
+    q = model.quantizer(z)
+    assert torch.equal(q.quantized, z) and q.loss.item() == 0.0 and q.indices.shape == (2, 7, 7)
+    assert torch.equal(model.latents(x), z)
+
+
+@pytest.mark.parametrize("side, downsamples, grid", [(28, 2, 7), (28, 3, 4), (32, 3, 4), (28, 4, 2)])
+def test_stride_two_stages_set_the_code_grid_and_the_decoder_restores_the_image_size(side, downsamples, grid):
+    model = build_dvae("vq", width=8, code_dim=4, num_codes=16, res_blocks=1, downsamples=downsamples, side=side)
+    recon, q = model(torch.randn(2, 1, side, side))
+    assert q.indices.shape == (2, grid, grid) and recon.shape == (2, 1, side, side)
+
+
+def test_consistency_is_the_distance_to_the_other_views_codes():
+    vq = VectorQuantizerEMA(4, 2)
+    vq.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0]]))
+    z = torch.zeros(1, 2, 1, 2)  # two positions at the origin
+    assert vq.consistency(z, torch.tensor([[[1, 2]]])).item() == pytest.approx((1 + 4) / 4)  # mean over 2 x 2 numbers
+    gumbel = GumbelQuantizer(3, 2, 2)
+    z = torch.randn(1, 2, 1, 2)
+    logits = gumbel.to_logits(z)[0].reshape(3, 2).T  # (positions, codes)
+    expected = -(logits.log_softmax(1)[[0, 1], [2, 0]]).mean()
+    assert gumbel.consistency(z, torch.tensor([[[2, 0]]])).item() == pytest.approx(expected.item(), rel=1e-5)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from genlab.cli import main
+from genlab.data.augment import random_affine
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.nets.vq import build_dvae
@@ -30,12 +31,12 @@ def _smoke(dataset, run_dir, *sets):
     return json.loads((run_dir / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("dataset, quantizer", [("mnist", "vq"), ("fashion_mnist", "gumbel")])
-def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_path):
+@pytest.mark.parametrize("dataset, quantizer, invariance", [("mnist", "vq", 0.0), ("fashion_mnist", "gumbel", 0.5)])
+def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, invariance, tmp_path):
     if not have_dataset(dataset):
         pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")
     run_dir = tmp_path / "run"
-    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}")
+    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.invariance_weight={invariance}")
     metrics = summary["metrics"]
     assert summary["status"] == "complete" and metrics["quantizer"] == quantizer
     assert {p.stem for p in (run_dir / "figures").glob("*.png")} == FIGURES
@@ -43,7 +44,9 @@ def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_p
     assert (run_dir / "samples" / "reconstructions.png").exists() and "<table>" in (run_dir / "report.html").read_text()
     for key in ("test_psnr", "test_perplexity", "test_codes_used", "cluster_hungarian_accuracy", "cluster_nmi",
                 "cluster_ari", "pixels_plain_hungarian_accuracy", "codes_plain_hungarian_accuracy",
-                "true_label_classifier_accuracy", "pseudo_label_classifier_accuracy"):
+                "true_label_classifier_accuracy", "pseudo_label_classifier_accuracy", "cluster_gmm_hungarian_accuracy",
+                "pixels_embedded_hungarian_accuracy", "pixels_embedded_gmm_hungarian_accuracy",
+                "ae_embedded_hungarian_accuracy", "ae_embedded_gmm_hungarian_accuracy", "autoencoder_test_psnr"):
         assert isinstance(metrics[key], (int, float)), key
     assert len(metrics["sweep_silhouette"]) == len(metrics["sweep_k"]) == 8
     assert sum(map(sum, metrics["cluster_label_distribution"])) == metrics["train_images"]
@@ -52,33 +55,53 @@ def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, tmp_p
     assert len((run_dir / "study" / "cluster_labels.csv").read_text().splitlines()) == 11  # header + 10 clusters
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"recon_mse", "psnr", "perplexity", "dead_codes"} <= set(records[0])
-    for phase in ("classifier_true_labels", "classifier_pseudo_labels"):
+    for phase in ("autoencoder", "classifier_true_labels", "classifier_pseudo_labels"):
         assert (run_dir / phase / "metrics.jsonl").exists() and CheckpointStore(run_dir / phase / "checkpoints").paths()
 
 
-def _tiny_trainer(quantizer):
+def _tiny_trainer(quantizer, invariance_weight=0.0):
     g = torch.Generator().manual_seed(0)
     data = ImageSet("toy", "train", torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8),
                     torch.zeros(64, dtype=torch.long), tuple("0123456789"))
     torch.manual_seed(0)
     model = build_dvae(quantizer, width=8, code_dim=4, num_codes=16, res_blocks=1)
-    return DVAETrainer(model, Batches(data, 16, 0), data, DVAETrainConfig(), 20, torch.device("cpu"))
+    return DVAETrainer(model, Batches(data, 16, 0), data, DVAETrainConfig(invariance_weight=invariance_weight), 20,
+                       torch.device("cpu"))
 
 
-@pytest.mark.parametrize("quantizer", ["vq", "gumbel"])
-def test_trainer_state_makes_the_next_steps_repeat_exactly(quantizer):
-    """Weights, Adam moments, the EMA codebook and its counts are all in the state (the RNG is the loop's)."""
-    trainer = _tiny_trainer(quantizer)
+@pytest.mark.parametrize("quantizer, invariance_weight", [("vq", 0.0), ("gumbel", 0.0), ("vq", 0.5)])
+def test_trainer_state_makes_the_next_steps_repeat_exactly(quantizer, invariance_weight):
+    """Weights, Adam moments, the EMA codebook and its counts are all in the state (the RNG, which also draws
+    the invariance loss's augmentations, is the loop's)."""
+    trainer = _tiny_trainer(quantizer, invariance_weight)
     for step in range(3):
         trainer.train_step(step)
     state, rng = copy.deepcopy(trainer.state_dict()), torch.get_rng_state()
     first = [trainer.train_step(step) for step in range(3, 6)]
-    resumed = _tiny_trainer(quantizer)
+    resumed = _tiny_trainer(quantizer, invariance_weight)
     resumed.load_state_dict(state)
     torch.set_rng_state(rng)
     again = [resumed.train_step(step) for step in range(3, 6)]
     for a, b in zip(first, again):
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_invariance_loss_is_added_with_its_weight():
+    trainer = _tiny_trainer("vq", invariance_weight=0.5)
+    metrics = trainer.train_step(0)
+    assert metrics["invariance"] > 0
+    assert metrics["loss"].item() == pytest.approx((metrics["recon_mse"] + metrics["quant_loss"]
+                                                    + 0.5 * metrics["invariance"]).item(), rel=1e-5)
+    assert "invariance" not in _tiny_trainer("vq").train_step(0)
+
+
+def test_affine_augmentation_without_range_is_the_identity_and_keeps_the_background():
+    x = torch.full((2, 1, 28, 28), -1.0)
+    x[:, :, 10:18, 10:18] = 1.0
+    assert torch.allclose(random_affine(x, degrees=0, scale=0, shift=0), x, atol=1e-5)
+    moved = random_affine(x)
+    assert moved.shape == x.shape and moved.min() >= -1 - 1e-6 and moved.max() <= 1 + 1e-6
+    assert torch.allclose(moved[:, :, :3, :3], torch.full((2, 1, 3, 3), -1.0))  # corners stay background
 
 
 def test_schedules_run_from_their_start_to_their_end_values():

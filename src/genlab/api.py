@@ -87,7 +87,7 @@ def _network(family: str, cfg: Any, state: dict[str, Any]) -> torch.nn.Module:
         state = {"model": state["best"]["generator"] or state["generator"]}
     elif family == "dvae":
         from genlab.train.dvae import dvae_from_config
-        model = dvae_from_config(cfg.model, spec.image_shape[0])
+        model = dvae_from_config(cfg.model, spec.image_shape[0], spec.image_shape[-1])
     else:  # jem, classifier
         model = build_classifier(cfg.model.arch, spec.image_shape[0], len(spec.classes), cfg.model.width,
                                  cfg.model.norm)

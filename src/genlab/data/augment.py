@@ -37,4 +37,17 @@ def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
-AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "crop_flip": random_crop_flip}
+def random_affine(x: torch.Tensor, degrees: float = 15.0, scale: float = 0.1, shift: float = 0.1) -> torch.Tensor:
+    """Rotate by up to ``degrees``, rescale by up to ``scale`` and translate by up to ``shift`` of the side,
+    each drawn uniformly per image, filling with background (-1): a digit's pose changes, not its class."""
+    b = x.shape[0]
+    angle = (torch.rand(b) * 2 - 1) * degrees * torch.pi / 180
+    factor = 1 + (torch.rand(b) * 2 - 1) * scale
+    offset = (torch.rand(b, 2) * 2 - 1) * 2 * shift  # affine_grid's coordinates span [-1, 1]
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, align_corners=False) - 1  # zero padding of x + 1 is background -1
+
+
+AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "crop_flip": random_crop_flip, "affine": random_affine}

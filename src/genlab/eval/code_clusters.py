@@ -1,14 +1,17 @@
 """Clustering images by their discrete codes: representations, embeddings, KMeans over K, pseudo-labels.
 
-An image's codes are a grid (H, W) of indices into a codebook (K_codes, D). Two fixed-length
+An image's codes are a grid (H, W) of indices into a codebook (K_codes, D). Three fixed-length
 representations of them:
 
-- ``quantized``: the codebook vectors of the grid, flattened (H * W * D numbers): where each code sits.
+- ``quantized``: the codebook vectors of the grid, flattened (H * W * D numbers): where each code sits,
+  and which codes are alike (near codebook vectors).
+- ``onehot``: one indicator per position and code (H * W * K_codes numbers, kept sparse): where each code
+  sits, every two different codes equally far apart.
 - ``histogram``: the share of the grid taken by each code (K_codes numbers): which codes, not where.
 
 KMeans on such vectors directly (``embedding="none"``) finds little more than KMeans on pixels: Euclidean
-distance in a space of hundreds of dimensions is a poor guide to which digit an image shows. Two
-embeddings before KMeans:
+distance in a space of hundreds of dimensions is a poor guide to which digit an image shows. Three
+embeddings before KMeans (or a Gaussian mixture, reported beside it):
 
 - ``pca``: the leading principal components (linear; removes noise dimensions, keeps the geometry).
 - ``spectral``: Laplacian eigenmaps of the k-nearest-neighbour graph (Belkin & Niyogi 2003): images are
@@ -17,12 +20,20 @@ embeddings before KMeans:
   spectral clustering of Ng, Jordan & Weiss (2001); the scaling matters (on MNIST codes, 0.81 vs 0.67
   Hungarian accuracy in a trial on 10,000 images). The graph is built on a PCA projection (neighbours are
   found faster there, and little is lost).
+- ``umap``: UMAP (McInnes et al. 2018, https://arxiv.org/abs/1802.03426, through umap-learn) of the same
+  PCA projection: a fuzzy k-nearest-neighbour graph laid out in a few dimensions so that its neighbourhoods
+  survive. N2D (McConville et al. 2019, https://arxiv.org/abs/1908.05968) clusters an autoencoder's
+  embedding this way, with ``min_dist=0`` (tight clumps) and as many dimensions as clusters, then a
+  Gaussian mixture.
 
 Measured with the quick preset's VQ-VAE on all 60,000 training images, K=10, Hungarian accuracy over 3
-seeds (benchmarks/dvae_clustering.py): MNIST plain KMeans on codes 0.54, on pixels 0.57, spectral on
-codes 0.90, spectral on pixels 0.90; Fashion-MNIST 0.53, 0.47, 0.67, 0.68. The embedding, not the codes,
-makes the difference. The histogram representation loses where codes sit: 0.27 plain, 0.33 spectral
-(MNIST, one seed).
+seeds (benchmarks/dvae_clustering.py, before UMAP): MNIST plain KMeans on codes 0.54, on pixels 0.57,
+spectral on codes 0.90, spectral on pixels 0.90; Fashion-MNIST 0.53, 0.47, 0.67, 0.68. The embedding, not
+the codes, made the difference. On 20,000 MNIST images (one seed, 4 epochs; benchmarks/README.md) UMAP
+then KMeans gives codes 0.80, pixels 0.80, a continuous autoencoder of equal size 0.79 (its Gaussian
+mixture 0.92); of the code representations, quantized 0.80, onehot 0.39, histogram 0.27: which codes sit
+where matters, and so does which codes are alike. The Gaussian mixture on a UMAP layout varies by about 0.1
+between seeds, so compare settings over several.
 """
 
 from __future__ import annotations
@@ -35,21 +46,30 @@ from scipy import sparse
 from scipy.sparse.linalg import eigsh
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+from sklearn.decomposition import TruncatedSVD
 from sklearn.manifold import TSNE
+from sklearn.mixture import GaussianMixture
 from sklearn.metrics import silhouette_samples
 from sklearn.neighbors import kneighbors_graph
 
 from genlab.eval.clustering import clustering_report, hungarian_mapping, majority_mapping, sampled_silhouette
 
-Representation = Literal["quantized", "histogram"]
-Embedding = Literal["none", "pca", "spectral"]
+Representation = Literal["quantized", "onehot", "histogram"]
+Embedding = Literal["none", "pca", "spectral", "umap"]
+Features = np.ndarray | sparse.csr_matrix
 
 
-def code_representation(indices: np.ndarray, codebook: np.ndarray, kind: Representation) -> np.ndarray:
-    """A fixed-length float32 vector per image from its code grid ``indices`` (N, H, W)."""
+def code_representation(indices: np.ndarray, codebook: np.ndarray, kind: Representation) -> Features:
+    """A fixed-length float32 vector per image from its code grid ``indices`` (N, H, W); ``onehot`` as a
+    sparse matrix (one nonzero per position)."""
     n = len(indices)
     if kind == "quantized":
         return codebook.astype(np.float32)[indices].reshape(n, -1)
+    if kind == "onehot":
+        flat = indices.reshape(n, -1)
+        columns = (np.arange(flat.shape[1]) * len(codebook))[None, :] + flat
+        return sparse.csr_matrix((np.ones(flat.size, dtype=np.float32), columns.ravel(),
+                                  np.arange(0, flat.size + 1, flat.shape[1])), shape=(n, flat.shape[1] * len(codebook)))
     if kind == "histogram":
         flat = indices.reshape(n, -1)
         counts = np.zeros((n, len(codebook)), dtype=np.float32)
@@ -68,11 +88,12 @@ class EmbeddingSpec:
     method: Embedding = "spectral"
     dim: int = 10  # output dimensions (pca, spectral)
     pca_dim: int = 50  # the spectral graph is built on this many principal components
-    neighbors: int = 10  # k of the k-nearest-neighbour graph
+    neighbors: int = 10  # k of the k-nearest-neighbour graph (spectral, umap)
+    min_dist: float = 0.0  # umap: how tightly points may pack in the layout
 
 
-def embed(features: np.ndarray, spec: EmbeddingSpec, seed: int) -> np.ndarray:
-    """The representation KMeans clusters: ``features`` as they are, or a PCA or spectral embedding."""
+def embed(features: Features, spec: EmbeddingSpec, seed: int) -> Features:
+    """The representation KMeans clusters: ``features`` as they are, or a PCA, spectral or UMAP embedding."""
     if spec.method == "none":
         return features
     if spec.method == "pca":
@@ -81,6 +102,8 @@ def embed(features: np.ndarray, spec: EmbeddingSpec, seed: int) -> np.ndarray:
         reduced = _pca(features, spec.pca_dim, seed)
         graph = kneighbors_graph(reduced, spec.neighbors, include_self=False, n_jobs=1)
         return laplacian_eigenmap(0.5 * (graph + graph.T), spec.dim, seed)  # i~j if either is a neighbour of the other
+    if spec.method == "umap":
+        return umap_embedding(_pca(features, spec.pca_dim, seed), spec.dim, spec.neighbors, spec.min_dist, seed)
     raise ValueError(f"unknown embedding {spec.method!r}")
 
 
@@ -101,14 +124,35 @@ def laplacian_eigenmap(affinity: sparse.spmatrix, dim: int, seed: int) -> np.nda
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _pca(features: np.ndarray, dim: int, seed: int) -> np.ndarray:
+def umap_embedding(points: np.ndarray, dim: int, neighbors: int, min_dist: float, seed: int) -> np.ndarray:
+    """UMAP of ``points`` into ``dim`` dimensions. A fixed ``random_state`` makes umap-learn run on one
+    thread and give the same layout for a seed."""
+    import umap  # imported here: numba compiles on first import, which costs seconds the other embeddings skip
+
+    neighbors = min(neighbors, len(points) - 1)
+    return umap.UMAP(n_components=dim, n_neighbors=neighbors, min_dist=min_dist, random_state=seed,
+                     n_jobs=1).fit_transform(points).astype(np.float32)
+
+
+def _pca(features: Features, dim: int, seed: int) -> np.ndarray:
+    """Leading principal components; of a sparse matrix, its truncated SVD (no centring, which would densify it)."""
     dim = min(dim, *features.shape)
+    if sparse.issparse(features):
+        dim = min(dim, features.shape[1] - 1)
+        return TruncatedSVD(dim, random_state=seed).fit_transform(features).astype(np.float32)
     return PCA(dim, svd_solver="randomized", random_state=seed).fit_transform(features).astype(np.float32)
 
 
-def kmeans(points: np.ndarray, k: int, seed: int, n_init: int = 4) -> np.ndarray:
+def kmeans(points: Features, k: int, seed: int, n_init: int = 4) -> np.ndarray:
     """Cluster index of each point (k-means++ starts, the best of ``n_init`` runs by inertia)."""
     return KMeans(k, n_init=n_init, random_state=seed).fit_predict(points)
+
+
+def gaussian_mixture(points: np.ndarray, k: int, seed: int, n_init: int = 1) -> np.ndarray:
+    """Most likely component of each point under a ``k``-component Gaussian mixture with full covariances
+    (fitted by EM from k-means starts, the best of ``n_init`` by likelihood): clusters of any ellipsoidal
+    shape, where KMeans assumes equal spheres."""
+    return GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=seed).fit_predict(points)
 
 
 @dataclass

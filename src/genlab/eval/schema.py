@@ -86,9 +86,14 @@ _CLUSTER_SCORES = {  # eval.clustering.clustering_report, K clusters of the trai
 }
 _CLUSTERINGS = {  # the dvae code study's clusterings, as the prefix of their keys
     "cluster": "the codes, embedded (cluster.embedding) then KMeans with K = cluster.k",
+    "cluster_gmm": "the codes, embedded, then a Gaussian mixture with K = cluster.k components",
     "codes_plain": "plain KMeans on the code representation (baseline)",
     "pixels_plain": "plain KMeans on raw pixels (baseline)",
     "pixels_embedded": "raw pixels, the same embedding then KMeans (baseline; absent with cluster.embedding=none)",
+    "pixels_embedded_gmm": "raw pixels, the same embedding then the Gaussian mixture (baseline)",
+    "ae_embedded": "the continuous autoencoder's vectors (the same network without quantisation), the same "
+                   "embedding then KMeans (baseline; absent with cluster.autoencoder_epochs=0)",
+    "ae_embedded_gmm": "the continuous autoencoder's vectors, the same embedding then the Gaussian mixture (baseline)",
 }
 
 
@@ -179,9 +184,12 @@ def _declarations() -> list[Metric]:
         m("test_codes_used_fraction", "share of the codebook used at least once by the test images", "fraction",
           ("dvae",)),
         m("restarted_codes", "dead codes restarted during training (VQ-EMA only)", "count", ("dvae",)),
-        m("cluster_representation", "what an image's codes became before clustering (quantized or histogram)",
+        m("autoencoder_test_recon_mse", "test reconstruction MSE of the continuous autoencoder baseline (images in "
+          "[-1, 1])", "score", ("dvae",)),
+        m("autoencoder_test_psnr", "test reconstruction PSNR of the continuous autoencoder baseline", "dB", ("dvae",)),
+        m("cluster_representation", "what an image's codes became before clustering (quantized, onehot or histogram)",
           "text", ("dvae",)),
-        m("cluster_embedding", "the embedding KMeans clustered (none, pca or spectral)", "text", ("dvae",)),
+        m("cluster_embedding", "the embedding KMeans clustered (none, pca, spectral or umap)", "text", ("dvae",)),
         m("cluster_k", "clusters of the pseudo-labels", "count", ("dvae",)),
         *(m(f"{prefix}_{score}", f"{what}: {meaning}", "fraction" if score != "ari" else "score", ("dvae",))
           for prefix, what in _CLUSTERINGS.items() for score, meaning in _CLUSTER_SCORES.items()),

@@ -1,5 +1,6 @@
-"""A discrete VAE for 28x28 images: a convolutional encoder to a 7x7 grid of latent vectors, a quantiser
-that replaces each vector by one of K codebook entries, and a decoder back to the image.
+"""A discrete VAE for 28x28 images: a convolutional encoder to a grid of latent vectors (7x7, or 4x4 with
+a third stride-2 stage), a quantiser that replaces each vector by one of K codebook entries, and a decoder
+back to the image.
 
 Shapes: images (B, C, 28, 28) in [-1, 1]; encoder output (B, D, 7, 7); code indices (B, 7, 7) in [0, K).
 Two quantisers share one interface (``forward(z) -> Quantized``, ``lookup(indices)``, ``codebook``):
@@ -9,6 +10,9 @@ Two quantisers share one interface (``forward(z) -> Quantized``, ``lookup(indice
 - :class:`GumbelQuantizer`: a categorical distribution over the codes per position, relaxed with
   Gumbel-softmax at a temperature the trainer sets (``quantizer.temperature``), with a KL to the uniform
   prior (the DALL-E dVAE).
+
+:class:`Continuous` passes the encoder's vectors through unchanged: the same network is then a plain
+autoencoder of equal size, the baseline that tells what quantisation adds.
 """
 
 from __future__ import annotations
@@ -57,14 +61,26 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class Encoder(nn.Module):
-    """Two stride-2 convolutions (28 -> 14 -> 7), residual blocks, a 1x1 projection to ``out_dim``."""
+def grid_sides(side: int, downsamples: int) -> list[int]:
+    """Side of the feature map after each stride-2 stage: 28 -> [14, 7] (two stages) or [14, 7, 4] (three)."""
+    sides = []
+    for _ in range(downsamples):
+        side = (side + 1) // 2
+        sides.append(side)
+    return sides
 
-    def __init__(self, in_channels: int, width: int, out_dim: int, res_blocks: int = 2):
+
+class Encoder(nn.Module):
+    """Two stride-2 convolutions (28 -> 14 -> 7), optional further stride-2 3x3 convolutions (7 -> 4: a
+    coarser code grid), residual blocks, a 1x1 projection to ``out_dim``."""
+
+    def __init__(self, in_channels: int, width: int, out_dim: int, res_blocks: int = 2, downsamples: int = 2):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, width // 2, 4, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.ReLU(),
+            *[layer for _ in range(downsamples - 2) for layer in (nn.Conv2d(width, width, 3, stride=2, padding=1),
+                                                                  nn.ReLU())],
             nn.Conv2d(width, width, 3, padding=1),
             *[ResidualBlock(width, width // 2) for _ in range(res_blocks)], nn.ReLU(),
             nn.Conv2d(width, out_dim, 1))
@@ -74,16 +90,24 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """The encoder mirrored: a 3x3 convolution, residual blocks, two stride-2 transposed convolutions.
+    """The encoder mirrored: a 3x3 convolution, residual blocks, the extra stages undone by stride-2 3x3
+    transposed convolutions (output padding restores even sides), two stride-2 transposed convolutions.
+    ``side`` is the image side, which fixes those paddings (28: 4 -> 7 needs none).
 
     The output is linear, not squashed by tanh: most pixels are background at -1, and a tanh output
     saturates there early in training and stops the gradient (the whole model then learns nothing)."""
 
-    def __init__(self, in_dim: int, width: int, out_channels: int, res_blocks: int = 2):
+    def __init__(self, in_dim: int, width: int, out_channels: int, res_blocks: int = 2, downsamples: int = 2,
+                 side: int = 28):
         super().__init__()
+        sides = grid_sides(side, downsamples)
+        extra = [layer for target in reversed(sides[1:-1])
+                 for layer in (nn.ConvTranspose2d(width, width, 3, stride=2, padding=1,
+                                                  output_padding=1 - target % 2), nn.ReLU())]
         self.net = nn.Sequential(
             nn.Conv2d(in_dim, width, 3, padding=1),
             *[ResidualBlock(width, width // 2) for _ in range(res_blocks)], nn.ReLU(),
+            *extra,
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.ReLU(),
             nn.ConvTranspose2d(width // 2, out_channels, 4, stride=2, padding=1))
 
@@ -154,6 +178,11 @@ class VectorQuantizerEMA(nn.Module):
         straight_through = flat + (chosen - flat).detach()
         return Quantized(_unflatten_grid(straight_through, z), indices.reshape(z.shape[0], *z.shape[2:]),
                          commitment, perplexity(code_counts(indices, self.num_codes)), dead)
+
+    def consistency(self, z: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """How far encoder outputs ``z`` (B, D, H, W) lie from the codes ``indices`` (B, H, W) of another view
+        of the same images: the commitment term with those codes (held fixed) in place of the nearest ones."""
+        return F.mse_loss(_flatten_grid(z), F.embedding(indices.flatten(), self.codebook).detach())
 
     @torch.no_grad()
     def ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -254,6 +283,11 @@ class GumbelQuantizer(nn.Module):
         return Quantized(quantized, indices, self.kl_weight * kl, perplexity(code_counts(indices, self.num_codes)),
                          dead)
 
+    def consistency(self, z: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the code distributions of encoder outputs ``z`` with the codes ``indices`` of
+        another view of the same images (held fixed)."""
+        return F.cross_entropy(self.to_logits(z), indices)
+
     @torch.no_grad()
     def _track_usage(self, indices: torch.Tensor) -> torch.Tensor:
         counts = code_counts(indices, self.num_codes)
@@ -261,10 +295,32 @@ class GumbelQuantizer(nn.Module):
         return (self.usage < self.dead_threshold).sum()
 
 
+class Continuous(nn.Module):
+    """No quantisation: the decoder reads the encoder's vectors as they are (a plain autoencoder). It keeps
+    the quantisers' interface so that the same trainer and reports serve it: one code (index 0) everywhere,
+    no loss."""
+
+    num_codes = 1
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        return torch.zeros(1, self.dim)
+
+    def forward(self, z: torch.Tensor) -> Quantized:
+        zero = torch.zeros((), device=z.device)
+        return Quantized(z, torch.zeros(z.shape[0], *z.shape[2:], dtype=torch.long, device=z.device), zero,
+                         torch.ones((), device=z.device), zero.long())
+
+
 class DiscreteVAE(nn.Module):
     """Encoder -> quantiser -> decoder. ``forward`` returns the reconstruction and the quantiser's output."""
 
-    def __init__(self, encoder: nn.Module, quantizer: VectorQuantizerEMA | GumbelQuantizer, decoder: nn.Module):
+    def __init__(self, encoder: nn.Module, quantizer: VectorQuantizerEMA | GumbelQuantizer | Continuous,
+                 decoder: nn.Module):
         super().__init__()
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
 
@@ -278,21 +334,30 @@ class DiscreteVAE(nn.Module):
         return self.quantizer(self.encoder(x)).indices
 
     @torch.no_grad()
+    def latents(self, x: torch.Tensor) -> torch.Tensor:
+        """What the decoder reads (B, D, H, W), as in evaluation: the chosen codes' vectors, or the
+        autoencoder's continuous vectors."""
+        return self.quantizer(self.encoder(x)).quantized
+
+    @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantizer.lookup(indices))
 
 
 def build_dvae(quantizer: str, in_channels: int = 1, width: int = 64, code_dim: int = 32, num_codes: int = 128,
                res_blocks: int = 2, beta: float = 0.25, decay: float = 0.99, dead_threshold: float = 1.0,
-               kl_weight: float = 0.01, straight_through: bool = True) -> DiscreteVAE:
-    """A discrete VAE with the ``"vq"`` (EMA codebook) or ``"gumbel"`` quantiser."""
+               kl_weight: float = 0.01, straight_through: bool = True, downsamples: int = 2,
+               side: int = 28) -> DiscreteVAE:
+    """A discrete VAE with the ``"vq"`` (EMA codebook) or ``"gumbel"`` quantiser, or the same network
+    without quantisation (``"none"``: a continuous autoencoder); ``downsamples`` stride-2 stages."""
+    encoder_dim = width if quantizer == "gumbel" else code_dim
     if quantizer == "vq":
-        return DiscreteVAE(Encoder(in_channels, width, code_dim, res_blocks),
-                           VectorQuantizerEMA(num_codes, code_dim, beta, decay, dead_threshold),
-                           Decoder(code_dim, width, in_channels, res_blocks))
-    if quantizer == "gumbel":
-        return DiscreteVAE(Encoder(in_channels, width, width, res_blocks),
-                           GumbelQuantizer(num_codes, width, code_dim, kl_weight, straight_through, dead_threshold,
-                                           decay),
-                           Decoder(code_dim, width, in_channels, res_blocks))
-    raise ValueError(f"unknown quantizer {quantizer!r}; use 'vq' or 'gumbel'")
+        bottleneck = VectorQuantizerEMA(num_codes, code_dim, beta, decay, dead_threshold)
+    elif quantizer == "gumbel":
+        bottleneck = GumbelQuantizer(num_codes, width, code_dim, kl_weight, straight_through, dead_threshold, decay)
+    elif quantizer == "none":
+        bottleneck = Continuous(code_dim)
+    else:
+        raise ValueError(f"unknown quantizer {quantizer!r}; use 'vq', 'gumbel' or 'none'")
+    return DiscreteVAE(Encoder(in_channels, width, encoder_dim, res_blocks, downsamples), bottleneck,
+                       Decoder(code_dim, width, in_channels, res_blocks, downsamples, side))

@@ -2,8 +2,17 @@
 
 The loss per batch is ``mse(decoder(quantise(encoder(x))), x) + quantiser loss``, where the quantiser loss
 is the commitment term (VQ; its codebook learns by EMA, outside the optimiser) or the weighted KL to the
-uniform prior (Gumbel; its codebook learns by gradient). Images are in [-1, 1], so PSNR is
-``10 log10(2^2 / mse)``: the same number as on [0, 1] images with peak 1.
+uniform prior (Gumbel; its codebook learns by gradient). With ``invariance_weight`` > 0 a third term pulls
+the encoder outputs of an augmented view of each image onto the image's codes (held fixed; VQ: squared
+distance, as the commitment term; Gumbel: cross-entropy): two poses of one digit should get the same codes,
+so that distances between codes follow the content. (Comparing the view's straight-through quantised
+vectors instead pushes the encoder by a code difference that does not shrink as it moves: on MNIST its
+outputs drifted and the codebook fell to 5 effective codes.) This is the consistency idea of
+augmentation-based clustering (IIC, Ji et al. 2019, https://arxiv.org/abs/1807.06653; SCAN, Van Gansbeke
+et al. 2020, https://arxiv.org/abs/2005.12320) applied to the code grid. The augmented view goes through
+the encoder alone, outside the distributed wrapper, so the term is for single-process runs.
+
+Images are in [-1, 1], so PSNR is ``10 log10(2^2 / mse)``: the same number as on [0, 1] images with peak 1.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import torch.nn.functional as F
 
 from genlab import distributed
 from genlab.config import param
+from genlab.data.augment import AUGMENTATIONS
 from genlab.data.batches import Batches, iterate
 from genlab.data.datasets import ImageSet
 from genlab.errors import ConfigError
@@ -34,6 +44,8 @@ class DVAEModelConfig:
     res_blocks: int = param(2, "residual blocks in the encoder and in the decoder", ge=0)
     code_dim: int = param(32, "dimension D of a codebook vector", ge=1)
     num_codes: int = param(128, "codebook size K", ge=2)
+    downsamples: int = param(2, "stride-2 stages of the encoder: 2 gives a 7x7 code grid on 28x28 images, 3 a 4x4 "
+                             "grid (fewer, coarser codes per image)", ge=2, le=4)
     beta: float = param(0.25, "vq: commitment loss weight", ge=0)
     decay: float = param(0.99, "vq: EMA decay of the codebook (also of the code-usage average of both forms)",
                          gt=0, lt=1)
@@ -56,6 +68,11 @@ class DVAETrainConfig:
     batch_size: int = param(128, "images per step", ge=1)
     lr: float = param(2e-3, "Adam learning rate at the start of the cosine decay", gt=0)
     lr_final: float = param(0.05, "learning rate at the end, as a fraction of lr", ge=0, le=1)
+    invariance_weight: float = param(0.0, "weight of the augmentation-invariance loss: an augmented view's encoder "
+                                     "outputs pulled onto the image's codes (held fixed), so that codes follow the "
+                                     "content more than the pose (0: off)", ge=0)
+    invariance_augment: Literal["shift", "affine"] = param("affine", "the augmented view of the invariance loss: "
+                                                           "shift = up to 2 pixels, affine = rotation, scale, shift")
     tau_start: float = param(1.0, "gumbel: temperature at step 0", gt=0)
     tau_end: float = param(0.1, "gumbel: temperature at the last step (geometric decay in between)", gt=0)
 
@@ -65,9 +82,13 @@ class DVAETrainConfig:
                               "the temperature is annealed downwards", hint="e.g. --set train.tau_end=0.1")
 
 
-def dvae_from_config(cfg: DVAEModelConfig, in_channels: int) -> DiscreteVAE:
-    return build_dvae(cfg.quantizer, in_channels, cfg.width, cfg.code_dim, cfg.num_codes, cfg.res_blocks,
-                      cfg.beta, cfg.decay, cfg.dead_threshold, cfg.kl_weight, cfg.straight_through)
+def dvae_from_config(cfg: DVAEModelConfig, in_channels: int, side: int = 28,
+                     quantizer: str | None = None) -> DiscreteVAE:
+    """The configured model; ``quantizer="none"`` builds the same network without quantisation (the
+    continuous autoencoder baseline)."""
+    return build_dvae(quantizer or cfg.quantizer, in_channels, cfg.width, cfg.code_dim, cfg.num_codes,
+                      cfg.res_blocks, cfg.beta, cfg.decay, cfg.dead_threshold, cfg.kl_weight, cfg.straight_through,
+                      cfg.downsamples, side)
 
 
 def psnr(mse: torch.Tensor | float) -> torch.Tensor | float:
@@ -89,6 +110,9 @@ class DVAETrainer(ModelTrainer):
 
     def distribute(self, device: torch.device) -> None:
         """Under torchrun, also the EMA codebook learns from the global batch (the sum of every rank's)."""
+        if self.cfg.invariance_weight > 0 and distributed.current().world_size > 1:
+            raise ConfigError("train.invariance_weight runs the augmented view outside the distributed wrapper, "
+                              "so it is for single-process runs", hint="run without torchrun, or set it to 0")
         super().distribute(device)
         if isinstance(self.model.quantizer, VectorQuantizerEMA):
             self.model.quantizer.sum_over_ranks = distributed.sum_over_ranks
@@ -116,6 +140,11 @@ class DVAETrainer(ModelTrainer):
         recon, q = self.loss_model(x)
         mse = F.mse_loss(recon, x)
         loss = mse + q.loss
+        if self.cfg.invariance_weight > 0:
+            view = self.model.encoder(AUGMENTATIONS[self.cfg.invariance_augment](x))
+            invariance = self.model.quantizer.consistency(view, q.indices.detach())
+            loss = loss + self.cfg.invariance_weight * invariance
+            metrics["invariance"] = invariance.detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -149,3 +178,11 @@ def encode_dataset(model: DiscreteVAE, data: ImageSet, device: torch.device, bat
     """The code indices (N, H, W) of every image of ``data``, in order, on the CPU."""
     with evaluating(model):
         return torch.cat([model.encode(x).cpu() for x, _ in iterate(data, batch_size, device)])
+
+
+@torch.no_grad()
+def encode_latents(model: DiscreteVAE, data: ImageSet, device: torch.device, batch_size: int = 500) -> torch.Tensor:
+    """What the decoder reads for every image of ``data`` (N, D, H, W), in order, on the CPU: the codes'
+    vectors of a discrete VAE, the continuous vectors of an autoencoder."""
+    with evaluating(model):
+        return torch.cat([model.latents(x).cpu() for x, _ in iterate(data, batch_size, device)])
