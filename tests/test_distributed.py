@@ -14,6 +14,7 @@ import torch
 from conftest import needs_data
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
+from genlab.errors import ConfigError
 from genlab.train.checkpoint import CheckpointStore
 
 # No batch norm and no augmentation: then two ranks of 32 images compute exactly the mean gradient of one
@@ -42,8 +43,10 @@ def test_ranks_split_each_global_batch_into_disjoint_shares():
     shares = [Batches(data, 20, seed=3, rank=r, world_size=2) for r in range(2)]
     for step in (0, 4, 7):
         assert torch.equal(torch.cat([s.indices(step) for s in shares]), whole.indices(step))
-    with pytest.raises(ValueError, match="divide evenly"):
+    with pytest.raises(ConfigError, match="divide evenly"):
         Batches(data, 21, seed=3, world_size=2)
+    with pytest.raises(ConfigError, match="larger than the 100 images of toy/train"):
+        Batches(data, 101, seed=3)
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from genlab.data.datasets import ImageSet
+from genlab.errors import ConfigError
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -28,9 +29,11 @@ class Batches:
     def __init__(self, data: ImageSet, batch_size: int, seed: int, device: torch.device | str = "cpu",
                  rank: int = 0, world_size: int = 1):
         if batch_size > len(data):
-            raise ValueError(f"batch size {batch_size} exceeds the {len(data)} images of {data.name}/{data.split}")
+            raise ConfigError(f"a batch of {batch_size} is larger than the {len(data)} images of {data.name}/{data.split}",
+                              hint="lower the batch size (--set train.batch_size=N), or use more images")
         if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} must divide evenly over {world_size} processes")
+            raise ConfigError(f"a batch of {batch_size} does not divide evenly over {world_size} processes",
+                              hint=f"use a batch size that is a multiple of {world_size}")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.seed, self.device = batch_size, seed, torch.device(device)
