@@ -227,7 +227,7 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     trainer = JEMTrainer(model, None, cfg.train, cfg.sampler, gaussians, spec.image_shape, torch.device(device))
     labels = None if label is None else torch.full((n,), label, device=device)
     if label is None and init == "buffer":
-        x0 = buffer_starts(state["trainer"]["buffer"], n, None, device, fallback=None)
+        x0 = buffer_starts(state["trainer"]["buffer"], n, None, device)
         steps = cfg.sampler.steps if steps is None else steps
     else:
         x0 = trainer.starts.fresh(n, labels)

@@ -150,10 +150,11 @@ def fresh_chains(energy: LabelledEnergy, starts: Callable[[int, torch.Tensor | N
 
 
 def buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device,
-                  fallback: Callable[[], torch.Tensor]) -> torch.Tensor:
+                  fallback: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
     """``n`` chain starts drawn from a saved replay buffer; with labels, each from the entries of its own
     label. Chains whose label the buffer lacks start from ``fallback()`` (``n`` fresh starts), called only
-    then: fitting the class Gaussians a run's fresh starts come from reads its whole training set."""
+    then: fitting the class Gaussians a run's fresh starts come from reads its whole training set. Without
+    labels no fallback is needed."""
     images = buffer["images"].to(device)
     if labels is None:
         return images[torch.randint(0, len(images), (n,), device=device)]
