@@ -85,6 +85,19 @@ def test_genlab_sample_draws_from_the_best_generator_with_fixed_labels(hoda_judg
     assert "--label must be in 0..9; got 10" in capsys.readouterr().err
 
 
+def test_an_infogan_run_reports_how_the_judges_classes_fall_into_its_codes(hoda_judge, tmp_path):
+    run = tmp_path / "run"
+    assert _run("gan-hoda", run, "model.info_codes=10") == 0
+    metrics = json.loads((run / "summary.json").read_text())["metrics"]
+    assert 0.1 <= metrics["test_code_purity"] <= 1 and 1 <= metrics["test_code_classes"] <= 10
+    train = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"info_loss", "info_accuracy", "g_info_loss"} <= set(next(r for r in train if r.get("split") == "train"))
+    assert main(["sample", str(run), "--n", "7", "--device", "cpu"]) == 0
+    [npz] = (run / "samples").glob("sample_*_best_generator.npz")
+    with np.load(npz) as samples:
+        assert samples["images"].shape == (7, 1, 28, 28)
+
+
 def test_the_saved_split_is_stratified_disjoint_and_complete(hoda_judge, tmp_path):
     run = tmp_path / "run"
     assert _run("gan-hoda", run) == 0

@@ -11,7 +11,8 @@ from torch import nn
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.errors import ConfigError
-from genlab.experiments.gans import GAN_BASE, WGAN_BASE, WGANGP_BASE, GanConfig, wasserstein_fid_correlation
+from genlab.experiments.gans import (GAN_BASE, WGAN_BASE, WGANGP_BASE, GanConfig, code_class_agreement,
+                                     wasserstein_fid_correlation)
 from genlab.config import override
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.train.checkpoint import capture_rng, restore_rng
@@ -31,18 +32,19 @@ def _images(n=64, seed=0):
     return ImageSet("hoda", "train", images, torch.arange(n) % 10, tuple(str(i) for i in range(10)))
 
 
-def _trainer(objective, conditional=False, seed=0, spectral_norm=None, **train):
+def _trainer(objective, conditional=False, seed=0, spectral_norm=None, codes=0, width=4, **train):
     """A tiny trainer of ``objective`` with the preset's settings, ``train`` fields overridden."""
     cfg = override(GanConfig(), {**BASES[objective], "model.d_width": 4, "train.batch_size": 8})
     torch.manual_seed(seed)
     classes = 10 if conditional else 0
-    generator = Generator(8, 4, num_classes=classes)
-    critic = Discriminator(4, cfg.model.d_norm, num_classes=classes,
-                           spectral_norm=cfg.model.d_spectral_norm if spectral_norm is None else spectral_norm)
+    generator = Generator(8, width, num_classes=classes, codes=codes)
+    critic = Discriminator(width, cfg.model.d_norm, num_classes=classes,
+                           spectral_norm=cfg.model.d_spectral_norm if spectral_norm is None else spectral_norm,
+                           codes=codes)
     init_dcgan(generator)
     init_dcgan(critic)
     return GanTrainer(generator, critic, Batches(_images(), 8, seed=0), dataclasses.replace(cfg.train, **train),
-                      torch.randn(20, 8), torch.device("cpu"))
+                      generator.latent(20), torch.device("cpu"))
 
 
 def test_gradient_penalty_of_a_linear_critic_is_hand_computable():
@@ -221,6 +223,48 @@ def test_step_logs_the_objectives_metrics_as_detached_scalars(objective):
     assert all(v.dim() == 0 and not v.requires_grad and torch.isfinite(v) for v in metrics.values())
 
 
+def test_latent_codes_are_one_hot_after_z_and_read_back():
+    g = Generator(5, 4, codes=3)
+    latent = g.latent(6, torch.Generator().manual_seed(0), codes=torch.tensor([0, 1, 2, 2, 1, 0]))
+    assert latent.shape == (6, 8) and g.latent_dim == 8
+    assert torch.equal(latent[:, 5:], torch.eye(3)[[0, 1, 2, 2, 1, 0]])
+    assert torch.equal(g.code_of(latent), torch.tensor([0, 1, 2, 2, 1, 0]))
+    assert torch.equal(latent[:, :5], torch.randn(6, 5, generator=torch.Generator().manual_seed(0)))
+    drawn = g.code_of(g.latent(3000, torch.Generator().manual_seed(1)))
+    assert torch.bincount(drawn, minlength=3).min() > 900  # uniform over the 3 values
+    plain = Generator(5, 4)  # without codes: the same random stream as torch.randn(n, z_dim)
+    assert torch.equal(plain.latent(4, torch.Generator().manual_seed(2)),
+                       torch.randn(4, 5, generator=torch.Generator().manual_seed(2)))
+
+
+def test_info_loss_is_the_cross_entropy_of_the_latent_codes():
+    trainer = _trainer("gan", codes=3)
+    latent = trainer.generator.latent(2, codes=torch.tensor([2, 0]))
+    logits = torch.tensor([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]])
+    expected = -(math.log(math.exp(3) / (1 + math.e + math.exp(3))) + math.log(math.exp(2) / (math.exp(2) + 2))) / 2
+    loss, accuracy = trainer.info_loss(logits, latent)
+    assert loss.item() == pytest.approx(expected, rel=1e-6) and accuracy.item() == 1.0
+
+
+def test_info_codes_are_learnt_by_the_code_head_and_the_generator():
+    """With codes, Q learns to read the code back from the generator's images (chance: 1/4)."""
+    trainer = _trainer("gan", codes=4, width=8, ema_decay=0.0)
+    logged = [trainer.train_step(step) for step in range(60)]
+    assert {"info_loss", "info_accuracy", "g_info_loss"} <= set(logged[0])
+    late = torch.stack([m["info_accuracy"] for m in logged[-10:]]).mean()
+    assert late > 0.9 and torch.stack([m["info_loss"] for m in logged[-10:]]).mean() < 0.5 * math.log(4)
+    untrained = _trainer("gan", codes=4, width=8, ema_decay=0.0, info_weight=0.0)
+    for step in range(60):
+        untrained.train_step(step)  # without the term in the losses Q never learns: the codes stay unread
+    assert torch.stack([untrained.train_step(step)["info_accuracy"] for step in range(60, 65)]).mean() < 0.6
+
+
+def test_code_class_agreement_by_hand():
+    codes = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    classes = torch.tensor([3, 3, 3, 5, 5, 5, 1, 3, 3, 7])  # code 0 -> 3 (3 of 4), 1 -> 5 (2 of 3), 2 -> 3 (2 of 3)
+    assert code_class_agreement(codes, classes, 4) == {"code_purity": 0.7, "code_classes": 2}
+
+
 def test_conditional_trainer_runs_and_samples_per_label():
     trainer = _trainer("wgan-gp", conditional=True)
     trainer.train_step(0)
@@ -239,7 +283,8 @@ def test_networks_shapes_and_per_sample_critic_without_batch_norm():
 
 
 @pytest.mark.parametrize("objective, recipe", [("gan", {}), ("wgan", {}), ("wgan-gp", {}),
-                                               ("gan", {"ema_decay": 0.0, "spectral_norm": True})])
+                                               ("gan", {"ema_decay": 0.0, "spectral_norm": True}),
+                                               ("gan", {"codes": 10}), ("wgan-gp", {"codes": 4})])
 def test_state_dict_resumes_exactly(objective, recipe):
     reference = _trainer(objective, **recipe)
     for step in range(3):
@@ -297,6 +342,7 @@ def test_evaluation_keeps_the_generator_with_the_lowest_fid():
     ({"train.ema_decay": 1.0}, "train.ema_decay"),
     ({"model.output": "sigmoid"}, "model.output"),
     ({"data.train_limit": 10, "train.batch_size": 64}, "data.train_limit"),
+    ({"model.info_codes": 10, "model.conditional": True}, "model.info_codes"),
 ])
 def test_bad_config_values_name_the_key(sets, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -229,6 +229,10 @@ def _declarations() -> list[Metric]:
         m("test_samples", "samples of the best generator scored against the test split", "count", ("gan",)),
         m("test_class_histogram", "share of the test samples the judge puts in each class", "fraction per class",
           ("gan",)),
+        m("test_code_purity", "InfoGAN codes: share of the test samples in the judge's most frequent class of their "
+          "code (1: each code draws one class)", "fraction", ("gan",)),
+        m("test_code_classes", "InfoGAN codes: how many distinct classes the codes' most frequent classes are",
+          "count", ("gan",)),
         m("best_val_fid", "lowest validation FID over training (the generator kept)", "score", ("gan",)),
         m("best_step", "step of the generator with the lowest validation FID", "count", ("gan",)),
         m("last_val_fid", "validation FID at the last evaluation", "score", ("gan",)),

@@ -10,6 +10,12 @@ against the test split (5%) and saved to ``samples/final.npz`` (`genlab eval run
 critic see the label, samples are drawn for labels 0..9 in turn (column c of each grid is class c), and
 the judge's agreement with the intended label is reported as class accuracy.
 
+``--set model.info_codes=10`` keeps the model unconditional but gives it an InfoGAN categorical code (see
+genlab.train.gan): evaluation and final samples draw the code values in turn (column c of each grid is code
+c), and the summary says how the judge's classes fall into the codes (``test_code_purity``: the share of
+samples in their code's most frequent class; ``test_code_classes``: how many distinct classes the codes'
+most frequent classes are).
+
 Hoda's images are binary, so the presets set ``model.output=binary``: the generator's tanh output is
 thresholded at 0 for every sample that is evaluated, kept or saved (``model.output=tanh`` keeps it raw).
 Both readings are scored at each evaluation and at the end: the headline one (``fid``, ``test_fid``, ...)
@@ -91,6 +97,10 @@ class GanConfig:
         if self.train.objective != "gan" and self.train.gan_loss != "nonsaturating":
             raise ConfigError(f"train.gan_loss={self.train.gan_loss} applies to train.objective=gan only, not "
                               f"{self.train.objective}", hint="leave train.gan_loss at nonsaturating")
+        if self.model.info_codes and self.model.conditional:
+            raise ConfigError("model.info_codes applies to unconditional models: with model.conditional=true the "
+                              "label already tells the generator which kind of image to draw",
+                              hint="set model.info_codes=0 or model.conditional=false")
         if self.data.train_limit and self.data.train_limit < self.train.batch_size:
             raise ConfigError(f"data.train_limit ({self.data.train_limit}) is smaller than one batch "
                               f"(train.batch_size={self.train.batch_size})", hint="raise data.train_limit or set 0")
@@ -99,9 +109,9 @@ class GanConfig:
 def build_networks(cfg: GanConfig) -> tuple[Generator, Discriminator]:
     spec = get_spec(cfg.data.dataset)
     classes = len(spec.classes) if cfg.model.conditional else 0
-    generator = Generator(cfg.model.z_dim, cfg.model.g_width, spec.image_shape[0], classes)
+    generator = Generator(cfg.model.z_dim, cfg.model.g_width, spec.image_shape[0], classes, cfg.model.info_codes)
     critic = Discriminator(cfg.model.d_width, cfg.model.d_norm, spec.image_shape[0], classes,
-                           cfg.model.d_spectral_norm)
+                           cfg.model.d_spectral_norm, cfg.model.info_codes)
     init_dcgan(generator)
     init_dcgan(critic)
     return generator, critic
@@ -135,6 +145,23 @@ class ValidationScorer:
                 **{f"{name}_{k}": v for k, v in self.scores(other, labels).items()}}
 
 
+def code_latent(generator: Generator, n: int, noise: torch.Generator) -> torch.Tensor:
+    """n latent vectors whose codes (if any) take each value in turn: column c of a 10-wide grid is code c."""
+    return generator.latent(n, noise, torch.arange(n) % generator.codes if generator.codes else None)
+
+
+def code_class_agreement(codes: torch.Tensor, classes: torch.Tensor, num_codes: int) -> dict[str, float]:
+    """How the judge's classes fall into the InfoGAN codes: the share of samples in their code's most frequent
+    class (purity, 1: each code draws one class) and how many distinct classes those most frequent ones are."""
+    majority, in_majority = [], 0
+    for code in range(num_codes):
+        counts = torch.bincount(classes[codes == code])
+        if counts.numel():
+            majority.append(int(counts.argmax()))
+            in_majority += int(counts.max())
+    return {"code_purity": in_majority / len(codes), "code_classes": len(set(majority))}
+
+
 def _guard(cfg: GanConfig) -> DivergenceGuard:
     if cfg.train.objective == "gan":
         return DivergenceGuard(cfg.guard, finite=("d_loss", "g_loss"))
@@ -161,7 +188,8 @@ def _figures(ctx: RunContext, cfg: GanConfig, trainer: GanTrainer, records: list
     name = ctx.experiment.name
     keys = ["d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp", "interp_grad_norm", "clipped_fraction",
             "d_grad_norm", "g_grad_norm", "fid", "class_coverage", "confident_share", "is", "raw_fid", "binary_fid",
-            "live_fid", "raw_confident_share", "binary_confident_share", "live_confident_share"]
+            "live_fid", "raw_confident_share", "binary_confident_share", "live_confident_share", "info_loss",
+            "info_accuracy"]
     curves = curves_figure(records, keys)
     if curves is not None:
         ctx.save_figure(curves, "curves")
@@ -195,12 +223,12 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
 
     generator, critic = build_networks(cfg)
     noise = torch.Generator().manual_seed(cfg.seed)  # fixed evaluation noise, apart from the training noise
-    eval_noise = torch.randn(cfg.eval.samples, cfg.model.z_dim, generator=noise)
+    eval_noise = code_latent(generator, cfg.eval.samples, noise)
     trainer = GanTrainer(generator, critic, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train,
                          eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val, cfg.model.output))
     ctx.train(trainer, cfg.train.steps, _guard(cfg), time_budget_s=cfg.train.time_budget_s)
 
-    final_noise = torch.randn(cfg.eval.final_samples, cfg.model.z_dim, generator=noise).to(ctx.device)
+    final_noise = code_latent(generator, cfg.eval.final_samples, noise).to(ctx.device)
     labels = (torch.arange(cfg.eval.final_samples, device=ctx.device) % len(spec.classes)
               if cfg.model.conditional else None)
     samples, other, other_name = readings(trainer.sample(final_noise, labels, trainer.best_generator()),
@@ -246,6 +274,9 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
         metrics["last_wasserstein"] = last_train.get("wasserstein", float("nan"))
     if cfg.train.objective == "wgan":
         metrics["last_clipped_fraction"] = last_train.get("clipped_fraction", float("nan"))
+    if generator.codes:
+        metrics.update({f"test_{k}": v for k, v in code_class_agreement(
+            generator.code_of(final_noise).cpu(), fake.probs.argmax(1), generator.codes).items()})
     metrics["test_class_histogram"] = class_shares
     metrics["val_fid_curve"] = [[r["step"], r["wall_s"], r["fid"]] for r in evals]
     return metrics
@@ -274,7 +305,7 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
         labels = (torch.full((n,), label, device=device) if label is not None
                   else torch.arange(n, device=device) % classes)
     with torch.no_grad():
-        images = readings(generator(torch.randn(n, cfg.model.z_dim, device=device), labels), cfg.model.output)[0]
+        images = readings(generator(generator.latent(n, device=device), labels), cfg.model.output)[0]
     tag = "best_generator" + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, images, labels,
                            {"n": n, "label": label, "generator_step": best["step"], "generator_val_fid": best["fid"]})

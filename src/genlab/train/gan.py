@@ -14,6 +14,12 @@ Objectives (D is the discriminator's logit or the critic's score, G the generato
 ``train.gan_loss=hinge`` replaces the GAN's losses by the hinge form (Lim & Ye 2017; Miyato et al. 2018):
 D minimises E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))], G minimises -E[D(G(z))].
 
+With ``model.info_codes=K`` (InfoGAN, Chen et al. 2016, section 5) the discriminator's second head Q reads
+back the generator's categorical code c, and both the discriminator (with Q) and the generator add
+``train.info_weight`` times the cross-entropy -log Q(c | G(z, c)) to their losses: minimising it maximises
+a variational lower bound on the mutual information I(c; G(z, c)) (Chen et al. 2016, eq. 5), which pushes
+the generator to draw K distinguishable kinds of image rather than blends of them.
+
 ``train.ema_decay`` keeps an exponential moving average of the generator's weights (Yazici et al. 2019),
 which samples and is evaluated in place of the generator itself: the average smooths the generator's
 oscillation around the game's equilibrium. Its decay at step t is min(decay, (1 + t) / (10 + t)), so
@@ -61,6 +67,8 @@ class GanModelConfig:
                 "(binary data's samples are binary; training always uses the tanh output)")
     conditional: bool = param(False, "class-conditional: the label goes to the generator (embedding) and the "
                                      "critic (projection)")
+    info_codes: int = param(0, "unconditional models: values of an InfoGAN categorical code in the generator's latent "
+                               "vector, read back by a second head of the discriminator (0: none)", ge=0)
 
 
 @dataclass
@@ -81,6 +89,8 @@ class GanTrainConfig:
     gp_weight: float = param(10.0, "wgan-gp only: weight lambda of the gradient penalty", ge=0)
     gan_loss: Literal["nonsaturating", "hinge"] = param(
         "nonsaturating", "gan only: the non-saturating BCE losses or the hinge losses (Lim & Ye 2017)")
+    info_weight: float = param(1.0, "weight of the InfoGAN code's cross-entropy in both losses (with "
+                                    "model.info_codes; Chen et al. 2016 use 1 for categorical codes)", ge=0)
     ema_decay: float = param(0.0, "decay of the moving average of the generator's weights that samples and is "
                                   "evaluated (0: none, the generator itself; Yazici et al. 2019)", ge=0, lt=1)
 
@@ -157,10 +167,10 @@ def clip_weights_(module: nn.Module, clip: float) -> torch.Tensor:
 
 
 def layer_weights(module: nn.Module) -> list[nn.Parameter]:
-    """The weight matrices and kernels (not biases or normalisation scales), input side first; a spectrally
-    normalised layer's raw weight."""
+    """The weight matrices and kernels on the score's path (not biases, normalisation scales, the label embedding
+    or the code head), input side first; a spectrally normalised layer's raw weight."""
     return [p for name, p in module.named_parameters() if name.endswith(("weight", "weight.original"))
-            and p.dim() > 1 and "label_embedding" not in name]
+            and p.dim() > 1 and not name.startswith(("label_embedding", "code_head"))]
 
 
 def grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
@@ -216,15 +226,28 @@ class GanTrainer(ModelTrainer):
     # -- training -------------------------------------------------------------------------------------
 
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.generator.z_dim, device=self.device)
+        return self.generator.latent(n, device=self.device)
+
+    def info_loss(self, code_logits: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-log Q(c | x) of the codes the latent vectors carry, and the share Q reads back correctly."""
+        codes = self.generator.code_of(latent)
+        return (F.cross_entropy(code_logits, codes),
+                (code_logits.argmax(1) == codes).float().mean().detach())
 
     def critic_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """One critic update on a real batch; fakes are drawn for the same labels (if conditional)."""
         y = labels if self.num_classes else None
+        latent = self.noise(len(real))
         with torch.no_grad():
-            fake = self.generator(self.noise(len(real)), y)
+            fake = self.generator(latent, y)
         critic = self.loss_network("critic")
-        real_scores, fake_scores = critic(real, y), critic(fake, y)
+        real_scores = critic(real, y)
+        info = None
+        if self.generator.codes:
+            fake_scores, code_logits = critic(fake, y, code_logits=True)
+            info, info_accuracy = self.info_loss(code_logits, latent)
+        else:
+            fake_scores = critic(fake, y)
         metrics = {"d_real": real_scores.mean().detach(), "d_fake": fake_scores.mean().detach()}
         if self.cfg.objective == "gan":
             loss = (hinge_discriminator_loss if self.cfg.gan_loss == "hinge" else bce_discriminator_loss)(
@@ -236,6 +259,9 @@ class GanTrainer(ModelTrainer):
             penalty, norms = gradient_penalty(lambda x: critic(x, y), real, fake)
             loss = loss + self.cfg.gp_weight * penalty
             metrics.update(gp=penalty.detach(), interp_grad_norm=norms.mean())
+        if info is not None:
+            loss = loss + self.cfg.info_weight * info
+            metrics.update(info_loss=info.detach(), info_accuracy=info_accuracy)
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         metrics["d_grad_norm"] = grad_norm(list(self.critic.parameters()))
@@ -250,15 +276,23 @@ class GanTrainer(ModelTrainer):
     def generator_step(self, n: int) -> dict[str, torch.Tensor]:
         """One generator update on ``n`` samples (a real batch's size: this rank's share under torchrun)."""
         y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
+        latent = self.noise(n)
         with frozen(self.critic):  # the generator's step needs gradients through D, not of D
-            scores = self.critic(self.loss_network("generator")(self.noise(n), y), y)
+            fake = self.loss_network("generator")(latent, y)
+            scores, code_logits = self.critic(fake, y, code_logits=True) if self.generator.codes else \
+                (self.critic(fake, y), None)
         nonsaturating = self.cfg.objective == "gan" and self.cfg.gan_loss == "nonsaturating"
         loss = nonsaturating_generator_loss(scores) if nonsaturating else wasserstein_generator_loss(scores)
+        metrics = {}
+        if code_logits is not None:
+            info, _ = self.info_loss(code_logits, latent)
+            loss = loss + self.cfg.info_weight * info
+            metrics["g_info_loss"] = info.detach()
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = grad_norm(list(self.generator.parameters()))
         self.g_optimizer.step()
-        return {"g_loss": loss.detach(), "g_grad_norm": norm}
+        return {"g_loss": loss.detach(), "g_grad_norm": norm, **metrics}
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         sums: dict[str, torch.Tensor] = {}
