@@ -193,9 +193,10 @@ def main() -> None:
     outside = {"fp32": 1 - ms["network passes only, fp32"] / ms["genlab fp32 eager"],
                "auto": 1 - ms["network passes only, auto"] / ms[auto_name]}
     print(f"share of a step outside the two network passes: fp32 {outside['fp32']:.1%}, auto {outside['auto']:.1%}")
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    flops = {"fp32": step_flops(model, x0, None), "bf16": step_flops(model, x0, torch.bfloat16)}
-    auto_precision = "bf16" if chosen.dtype is not None else "fp32"
+    auto_precision = chosen.precision
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, auto_precision: chosen.dtype or torch.float32}
+    peaks = {name: matmul_peak(dtype) for name, dtype in dtypes.items()}
+    flops = {name: step_flops(model, x0, None if name == "fp32" else dtype) for name, dtype in dtypes.items()}
     achieved = {"genlab fp32 eager": flops["fp32"] / (ms["genlab fp32 eager"] / 1000) / 1e9,
                 auto_name: flops[auto_precision] / (ms[auto_name] / 1000) / 1e9}
     rows = {name: {"ms_per_step": round(v, 1), "vs_genlab_fp32": round(ms["genlab fp32 eager"] / v, 3),
@@ -204,7 +205,7 @@ def main() -> None:
     for name, row in rows.items():
         print(f"{name:40s} {row['ms_per_step']:8.1f} ms/step   x{row['vs_genlab_fp32']:.2f} of genlab fp32"
               + (f"   x{row['vs_fastest_peer']:.2f} of the fastest peer" if fastest_peer else ""))
-    print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; one step "
+    print(f"matmul peak: {', '.join(f'{n} {g:.0f}' for n, g in peaks.items())} GFLOP/s; one step "
           f"{flops['fp32'] / 1e9:.2f} GFLOP")
     for name, g in achieved.items():
         p = "fp32" if name == "genlab fp32 eager" else auto_precision
