@@ -10,6 +10,11 @@ sampler runs from the same start; they are timed round-robin (each repeat times 
 so a busy moment of a shared machine hits all alike. Reported per sampler: the median ms per step, and its
 ratio to the fastest peer library and to genlab fp32 eager.
 
+Where a step's time goes: beside the samplers, the two network passes of a step alone (the energy's forward
+and its input gradient at a fixed x, nothing else) are timed in the same rounds, at fp32 and at the auto
+decision's precision and layout; the share of genlab's step spent outside them (the update, the noise, the
+clamp, autograd's bookkeeping) is 1 - passes / step.
+
 Also measured: the machine's matrix-multiply peak in fp32 and bf16 (a 2048^3 matmul), the FLOPs of one
 sampler step (the energy's forward and input-gradient passes, counted by torch.utils.flop_counter), and the
 sampler's achieved GFLOP/s as a fraction of the peak at its precision. JSON goes to
@@ -71,6 +76,18 @@ def naive(energy, x0, steps):
         (grad,) = torch.autograd.grad(energy(x).sum(), x)
         x = (x - STEP * grad + NOISE * torch.randn_like(x)).clamp(-1, 1)
     return x.detach()
+
+
+def passes_only(model, x0, steps, dtype):
+    """Each step's two network passes and nothing else: the forward and the input gradient at a fixed x, the
+    forward under autocast at ``dtype`` as genlab's sampler runs it."""
+    x = x0.clone().requires_grad_(True)
+    with frozen(model):
+        for _ in range(steps):
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                e = model(x).float()
+            (grad,) = torch.autograd.grad(e.sum(), x)
+    return grad
 
 
 def peers(model, steps):
@@ -151,9 +168,16 @@ def main() -> None:
     def genlab_auto(x):
         return run_chain(model, x, cfg, freeze=model).x
 
+    def auto_passes(x):
+        with precision.layout(model, chosen.channels_last):
+            start = x.contiguous(memory_format=torch.channels_last) if chosen.channels_last else x
+            return passes_only(model, start, args.steps, chosen.dtype)
+
     samplers = {"naive loop": lambda x: naive(model, x, args.steps),
                 "genlab fp32 eager": lambda x: langevin(model, x, args.steps, STEP, NOISE, freeze=model).x,
-                f"genlab auto ({decision['chosen']})": genlab_auto, **peers(model, args.steps)}
+                f"genlab auto ({decision['chosen']})": genlab_auto, **peers(model, args.steps),
+                "network passes only, fp32": lambda x: passes_only(model, x, args.steps, None),
+                "network passes only, auto": auto_passes}
     for fn in samplers.values():  # warm-up
         fn(x0)
     times = {name: [] for name in samplers}
@@ -166,9 +190,13 @@ def main() -> None:
     fastest_peer = min((ms[n] for n in peer_names), default=None)
     auto_name = next(n for n in ms if n.startswith("genlab auto"))
 
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    flops = {"fp32": step_flops(model, x0, None), "bf16": step_flops(model, x0, torch.bfloat16)}
-    auto_precision = "bf16" if chosen.dtype is not None else "fp32"
+    outside = {"fp32": 1 - ms["network passes only, fp32"] / ms["genlab fp32 eager"],
+               "auto": 1 - ms["network passes only, auto"] / ms[auto_name]}
+    print(f"share of a step outside the two network passes: fp32 {outside['fp32']:.1%}, auto {outside['auto']:.1%}")
+    auto_precision = chosen.precision
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, auto_precision: chosen.dtype or torch.float32}
+    peaks = {name: matmul_peak(dtype) for name, dtype in dtypes.items()}
+    flops = {name: step_flops(model, x0, None if name == "fp32" else dtype) for name, dtype in dtypes.items()}
     achieved = {"genlab fp32 eager": flops["fp32"] / (ms["genlab fp32 eager"] / 1000) / 1e9,
                 auto_name: flops[auto_precision] / (ms[auto_name] / 1000) / 1e9}
     rows = {name: {"ms_per_step": round(v, 1), "vs_genlab_fp32": round(ms["genlab fp32 eager"] / v, 3),
@@ -177,7 +205,7 @@ def main() -> None:
     for name, row in rows.items():
         print(f"{name:40s} {row['ms_per_step']:8.1f} ms/step   x{row['vs_genlab_fp32']:.2f} of genlab fp32"
               + (f"   x{row['vs_fastest_peer']:.2f} of the fastest peer" if fastest_peer else ""))
-    print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; one step "
+    print(f"matmul peak: {', '.join(f'{n} {g:.0f}' for n, g in peaks.items())} GFLOP/s; one step "
           f"{flops['fp32'] / 1e9:.2f} GFLOP")
     for name, g in achieved.items():
         p = "fp32" if name == "genlab fp32 eager" else auto_precision
@@ -190,7 +218,7 @@ def main() -> None:
         "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "amx": torch.cpu._is_amx_tile_supported(),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "config": vars(args),
         "auto_decision": decision, "ms_per_step": rows, "matmul_peak_gflops": peaks, "step_flops": flops,
-        "achieved_gflops": achieved,
+        "achieved_gflops": achieved, "share_outside_network_passes": outside,
         "achieved_share_of_peak": {n: g / peaks["fp32" if n == "genlab fp32 eager" else auto_precision]
                                    for n, g in achieved.items()}}, indent=2) + "\n")
     print(f"written: {out}")

@@ -111,6 +111,30 @@ def test_a_configured_precision_overrides_the_measurement():
     assert precision.read_cache() == {}  # nothing measured
 
 
+def test_fp16_is_measured_only_where_the_hardware_has_half_precision_arithmetic(monkeypatch):
+    model, x0, cpu = _tiny_energy(), torch.rand(8, 1, 8, 8), torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert {c.precision for c in precision.candidates(cpu, model, x0)} == {"fp32", "bf16"}
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_fp16"})
+    assert [c.name for c in precision.candidates(cpu, model, x0, switch_layout=False)] == [
+        "fp32/contiguous", "bf16/contiguous", "fp16/contiguous"]
+    assert Candidate.from_name("fp16/channels_last").dtype == torch.float16
+
+
+def test_a_configured_fp16_sampler_runs_its_passes_in_half_precision_and_stays_near_fp32():
+    model, x0 = _tiny_energy(), torch.rand(8, 1, 8, 8) * 2 - 1
+    torch.manual_seed(1)
+    chain = run_chain(model, x0, SamplerConfig(steps=3, precision="fp16"), freeze=model)
+    torch.manual_seed(1)
+    half = langevin(model, x0, 3, 10.0, 0.005, autocast=torch.float16)
+    torch.manual_seed(1)
+    full = langevin(model, x0, 3, 10.0, 0.005)
+    assert torch.equal(chain.x, half.x) and chain.x.dtype == torch.float32
+    moved = (full.x - x0).abs().mean()
+    assert 0 < (half.x - full.x).abs().mean() < precision.TOLERANCE * moved  # rounded, within the stated tolerance
+
+
 def test_auto_runs_the_chosen_candidate_and_a_switched_layout_gives_the_same_chain():
     model, x0 = _tiny_energy(), torch.rand(8, 1, 8, 8) * 2 - 1
     key = precision.cache_key(x0.device, precision.network_signature(model, x0, labelled=False))

@@ -32,7 +32,7 @@ class Published:
 PUBLISHED = (
     Published("IGEBM", "Du & Mordatch 2019, Implicit Generation and Generalization in Energy-Based Models",
               "table 1 (CIFAR-10, unconditional)", None, 6.02, 40.58,
-              "ResNet energy, replay buffer, 60 SGLD steps; GPU training", ()),
+              "ResNet energy, replay buffer, 60 SGLD steps; GPU training", ("inception_fid",)),
     Published("JEM", "Grathwohl et al. 2020, Your Classifier is Secretly an Energy Based Model (ICLR)",
               "table 1 (CIFAR-10 hybrid models)", 0.929, 8.76, 38.4,
               "Wide-ResNet-28-10, 20 SGLD steps, no batch norm; GPU days", ("accuracy", "inception_fid")),

@@ -54,9 +54,10 @@ class SamplerConfig:
     buffer_labels: Literal["kept", "redrawn"] = param(
         "kept", "conditional models: a chain from the buffer continues under its image's label, or under a fresh "
                 "uniform label (chains then move between classes: no class is left with only its own stuck chains)")
-    precision: Literal["auto", "fp32", "bf16"] = param(
-        "auto", "precision of the energy's passes inside the sampler (bf16: autocast, the chain itself stays "
-                "float32; auto: bf16 where the device has native bf16, else fp32)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
+        "auto", "precision of the energy's passes inside the sampler (bf16, fp16: autocast, the chain itself stays "
+                "float32; auto: the fastest whose chains agree with fp32, measured once per machine and network and "
+                "cached: genlab speed show)")
 
     def settings(self) -> dict[str, Any]:
         """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""

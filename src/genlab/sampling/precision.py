@@ -5,8 +5,10 @@ float32, one with AMX runs them faster, and channels-last pays on some and not o
 which, so ``auto`` measures. The first time a (machine, torch version, energy network, batch shape) is
 sampled, every candidate the device admits is timed:
 
-* precision: float32, and bf16 autocast (the energy's passes in bf16, the chain itself float32) where the
-  device runs bf16 at all (every CPU; CUDA GPUs with ``torch.cuda.is_bf16_supported()``);
+* precision: float32; bf16 autocast (the energy's passes in bf16, the chain itself float32) where the
+  device runs bf16 at all (every CPU; CUDA GPUs with ``torch.cuda.is_bf16_supported()``); fp16 autocast on
+  CUDA GPUs and on CPUs with half-precision arithmetic (AVX512-FP16 or AMX-FP16: elsewhere a CPU converts
+  fp16 to float32 for every operation, which can only lose);
 * layout: the network's weights and the chain channels-last or contiguous, switched for the chain and
   restored after it (the same numbers up to float rounding), where the energy is a plain module.
 
@@ -52,7 +54,7 @@ import torch
 from torch import nn
 
 from genlab.data.files import cache_dir
-from genlab.devices import cpu_model
+from genlab.devices import cpu_flags, cpu_model
 
 TOLERANCE = 0.05
 MARGIN = 0.05
@@ -61,7 +63,7 @@ CACHE_FILE = "sampler_precision.json"
 
 @dataclass(frozen=True)
 class Candidate:
-    precision: str  # fp32 | bf16
+    precision: str  # fp32 | bf16 | fp16
     channels_last: bool
 
     @property
@@ -71,7 +73,7 @@ class Candidate:
     @property
     def dtype(self) -> torch.dtype | None:
         """The autocast dtype of the energy's passes (None: float32)."""
-        return torch.bfloat16 if self.precision == "bf16" else None
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
     @classmethod
     def from_name(cls, name: str) -> "Candidate":
@@ -121,6 +123,13 @@ def bf16_admitted(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+def fp16_admitted(device: torch.device) -> bool:
+    """Whether fp16 autocast is worth measuring: on CUDA, and on CPUs with half-precision arithmetic."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and (torch.cpu._is_amx_fp16_supported() or "avx512_fp16" in cpu_flags())
+
+
 def candidates(device: torch.device, module: nn.Module | None, x: torch.Tensor,
                switch_layout: bool = True) -> list[Candidate]:
     """The candidates this device and network admit; the first is the baseline (float32, the module's own
@@ -130,7 +139,7 @@ def candidates(device: torch.device, module: nn.Module | None, x: torch.Tensor,
     layouts = [own]
     if switch_layout and module is not None and x.dim() == 4:
         layouts.append(not own)
-    precisions = ["fp32", "bf16"] if bf16_admitted(device) else ["fp32"]
+    precisions = ["fp32"] + ["bf16"] * bf16_admitted(device) + ["fp16"] * fp16_admitted(device)
     return [Candidate(p, layout) for p in precisions for layout in layouts]
 
 
