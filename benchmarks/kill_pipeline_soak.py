@@ -32,9 +32,10 @@ from typing import Any
 import torch
 
 from genlab.experiments.base import machine_info
-from kill_resume_soak import timeless  # beside this script
+from kill_resume_soak import comparable_summary  # beside this script
 
-WALL_CLOCK = {"wall_time_s", "finished_at", "started_at", "seconds", "reused", "log", "machine"}
+# Fields of a job record in pipeline.json that tell when and by which invocation it ran.
+JOB_CLOCK = {"started_at", "seconds", "reused", "log"}
 PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] \w+: (\S+)")
 
 
@@ -81,20 +82,13 @@ def where(log: Path) -> str:
     return f"job {lines[-1][1]}/{lines[-1][2]} ({lines[-1][3]})" if lines else "before the first job"
 
 
-def without_clock(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_clock(v) for k, v in value.items() if k not in WALL_CLOCK and "second" not in k}
-    if isinstance(value, list):
-        return [without_clock(v) for v in value if not (isinstance(v, str) and "second" in v)]
-    return value
-
-
-def read(path: Path, runs: Path) -> Any:
-    """A JSON file with the runs folder's path replaced by RUNS, without wall-clock fields."""
-    data = json.loads(path.read_text().replace(str(runs.resolve()), "RUNS"))
-    if "metrics" in data:  # a run's summary: its curves carry wall times too
-        data["metrics"] = timeless(data["metrics"])
-    return without_clock(data)
+def pipeline_state(runs: Path, folder: str) -> dict[str, Any]:
+    """pipeline.json with the runs folder's path replaced by ROOT, without wall-clock fields and without which
+    invocation ran or reused each job."""
+    state = json.loads((runs / folder / "pipeline.json").read_text().replace(str(runs.resolve()), "ROOT"))
+    state.pop("wall_time_s", None)
+    state["jobs"] = {key: {k: v for k, v in job.items() if k not in JOB_CLOCK} for key, job in state["jobs"].items()}
+    return state
 
 
 def summaries(runs: Path) -> dict[str, Path]:
@@ -112,13 +106,12 @@ def compare(a: Any, b: Any, where: str) -> list[str]:
 
 def differences(ref: Path, got: Path, folder: str) -> tuple[list[str], int]:
     """What differs between the two pipelines' index state and run summaries; how many summaries were compared."""
-    found = compare(read(ref / folder / "pipeline.json", ref), read(got / folder / "pipeline.json", got),
-                    "pipeline.json")
+    found = compare(pipeline_state(ref, folder), pipeline_state(got, folder), "pipeline.json")
     found += [f"{folder}/index.html missing" for runs in (ref, got) if not (runs / folder / "index.html").exists()]
     a, b = summaries(ref), summaries(got)
     found += [f"{name}: in one pipeline only" for name in sorted(set(a) ^ set(b))]
     for name in sorted(set(a) & set(b)):
-        found += compare(read(a[name], ref), read(b[name], got), name)
+        found += compare(comparable_summary(a[name], ref), comparable_summary(b[name], got), name)
     return found, len(set(a) & set(b))
 
 

@@ -38,6 +38,7 @@ import torch
 
 from genlab.eval.schema import METRICS
 from genlab.experiments.base import machine_info
+from genlab.experiments.sampling_study import CELL_COLUMNS
 from genlab.io import load_torch
 from genlab.train.checkpoint import CheckpointStore
 
@@ -77,20 +78,38 @@ def genlab(args: list[str], env: dict[str, str], wait: bool = True) -> subproces
     return proc
 
 
+# Summary fields that read the clock or the machine, not the run's numbers.
+WALL_CLOCK = {"wall_time_s", "finished_at", "started_at", "seconds", "machine"}
+# Columns of list-valued metrics that are wall times: those whose schema unit names "wall s" ("[step, wall s,
+# FID] per evaluation"), and the sampling study's seconds per sample.
+WALL_COLUMNS = {**{key: metric.unit[1:metric.unit.find("]")].split(", ").index("wall s")
+                   for key, metric in METRICS.items() if metric.unit.startswith("[") and "wall s" in metric.unit},
+                "sampling_cells": CELL_COLUMNS.index("seconds_per_sample")}
+
+
 def timeless(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Summary metrics without wall-clock readings: the keys in seconds, and the wall-time column of a curve
-    whose unit in the schema names one ("[step, wall s, FID] per evaluation")."""
+    """Summary metrics without wall-clock readings: the keys in seconds and the wall-time columns."""
     kept = {}
     for key, value in metrics.items():
         if "second" in key or "wall" in key:
             continue
-        unit = METRICS[key].unit if key in METRICS else ""
-        columns = unit[1:unit.find("]")].split(", ") if unit.startswith("[") else []
-        if "wall s" in columns and isinstance(value, list):
-            wall = columns.index("wall s")
-            value = [[x for i, x in enumerate(row) if i != wall] for row in value]
+        if key in WALL_COLUMNS and isinstance(value, list):
+            value = [[x for i, x in enumerate(row) if i != WALL_COLUMNS[key]] for row in value]
         kept[key] = value
     return kept
+
+
+def comparable_summary(path: Path, root: Path) -> dict[str, Any]:
+    """A run's summary.json as two runs of the same config must agree on it: ``root``'s path replaced by ROOT,
+    without wall-clock fields (WALL_CLOCK, timeless metrics, notes that give seconds), and of the sampler's
+    precision only the decision (whether it was measured in this process or read from the cache is not)."""
+    summary = json.loads(path.read_text().replace(str(root.resolve()), "ROOT"))
+    summary = {k: v for k, v in summary.items() if k not in WALL_CLOCK}
+    summary["metrics"] = timeless(summary.get("metrics", {}))
+    summary["notes"] = [note for note in summary.get("notes", []) if "second" not in note]
+    if summary.get("sampler_precision"):
+        summary["sampler_precision"] = summary["sampler_precision"]["chosen"]
+    return summary
 
 
 def leaves(state: Any, prefix: str = "") -> dict[str, Any]:
@@ -125,8 +144,8 @@ def value_differences(a: dict[str, Any], b: dict[str, Any], where: str) -> list[
 def differences(ref: Path, got: Path, experiment: str) -> tuple[list[str], int, int]:
     """What differs between the two runs' summaries and the newest checkpoint of each checkpoint folder;
     how many tensors and how many other values of the checkpoints were compared."""
-    ref_summary, got_summary = (json.loads((p / "summary.json").read_text()) for p in (ref, got))
-    found = value_differences(timeless(ref_summary["metrics"]), timeless(got_summary["metrics"]), "summary metric")
+    ref_summary, got_summary = (leaves(comparable_summary(p / "summary.json", p)) for p in (ref, got))
+    found = value_differences(ref_summary, got_summary, "summary")
     tensors = others = 0
     for folder in phases(experiment):
         ref_ckpt, got_ckpt = (CheckpointStore(p / folder).paths()[0] for p in (ref, got))
