@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from genlab.experiments.base import machine_info
-from kill_resume_soak import comparable_summary  # beside this script
+from kill_resume_soak import comparable_summary, leaves, value_differences  # beside this script
 
 # Fields of a job record in pipeline.json that tell when and by which invocation it ran.
 JOB_CLOCK = {"started_at", "seconds", "reused", "log"}
@@ -76,7 +76,7 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def where(log: Path) -> str:
+def last_job(log: Path) -> str:
     """The job the pipeline was on, from its last progress line."""
     lines = [m for line in log.read_text(errors="replace").splitlines() if (m := PROGRESS.match(line))]
     return f"job {lines[-1][1]}/{lines[-1][2]} ({lines[-1][3]})" if lines else "before the first job"
@@ -96,12 +96,7 @@ def summaries(runs: Path) -> dict[str, Path]:
 
 
 def compare(a: Any, b: Any, where: str) -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in compare(a.get(k, "(absent)"), b.get(k, "(absent)"),
-                                                                     f"{where}/{k}")]
-    if a != b and not (a != a and b != b):  # NaN equals NaN here
-        return [f"{where}: {str(a)[:80]} vs {str(b)[:80]}"]
-    return []
+    return value_differences(leaves(a), leaves(b), where)
 
 
 def differences(ref: Path, got: Path, folder: str) -> tuple[list[str], int]:
@@ -152,7 +147,7 @@ def main() -> None:
             break
         kill(proc)
         kills += 1
-        moments.append(where(log))
+        moments.append(last_job(log))
         print(f"  pipeline: kill {kills} in {moments[-1]}", flush=True)
         with open(log, "a") as sink:
             sink.write("--- killed ---\n")

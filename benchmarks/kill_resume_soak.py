@@ -5,20 +5,22 @@
 
 For each experiment, shortened by its row of SHORTEN (a few minutes at the quick preset, a checkpoint every
 few steps): one uninterrupted reference run, then one run killed --kills times and resumed with `genlab
-resume` after each kill. Half of the kills land at a random moment; the other half the moment a
-checkpoint's temporary file appears in any of the run's checkpoint folders (a kill during the write). Each
-kill is labelled with the phase it hit: the training phase whose folder holds checkpoints short of the
-reference's last one, or "after" a phase whose last checkpoint is written (its final evaluation; for the
-discrete VAE, the code study after the autoencoder).
+resume` after each kill. Half of the kills land at a random moment; the other half, after a random wait,
+the moment a checkpoint's temporary file appears in any of the run's checkpoint folders (a kill during the
+write). The waits count from the end of the run's start-up (measured on the reference: until its first
+checkpoint) and give it about 1/kills of the reference's training each, so the kills spread over the whole
+run. Each kill is labelled with the phase it hit: the last checkpoint folder the run has made, or "after"
+it once that folder holds the reference's last checkpoint (a final evaluation; for the discrete VAE the
+code study after the autoencoder).
 
-The end must equal the reference's: summary.json (minus wall-clock fields) exactly, and the newest
-checkpoint of every checkpoint folder (PHASES: the run's own; for the discrete VAE also the autoencoder's
-and the two classifiers' phase folders, so every phase is compared, the code study through its numbers in
-the summary): every tensor (weights, optimiser state, replay buffer, RNG states) within 1e-6 and every
-other value of the trainer state (a GAN's best step and FID, counters) equal. Prints "N kills survived,
-D differences" per experiment and writes JSON. The classifiers the runs need (judges, JEM's start) come
-from --cache, a COPY of a cache holding them (runs that would have to train one stop instead); without
---cache they are trained at --preset into a private cache under --work.
+The end must equal the reference's: summary.json exactly, less its wall-clock fields (comparable_summary),
+and the newest checkpoint of every checkpoint folder (PHASES: the run's own; for the discrete VAE also the
+autoencoder's and the two classifiers' phase folders, so every phase is compared, the code study through
+its numbers in the summary): every tensor (weights, optimiser state, replay buffer, RNG states) within 1e-6
+and every other value of the trainer state (a GAN's best step and FID, counters, the sampler precision's
+decision) equal. Prints "N kills survived, D differences" per experiment and writes JSON. The classifiers
+the runs need (judges, JEM's start) come from --cache, a COPY of a cache holding them (runs that would have
+to train one stop instead); without --cache they are trained at --preset into a private cache under --work.
 """
 
 from __future__ import annotations
@@ -112,6 +114,14 @@ def comparable_summary(path: Path, root: Path) -> dict[str, Any]:
     return summary
 
 
+def comparable_trainer(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's trainer state; of the sampler precision only the decision, as in the summary."""
+    state = load_torch(checkpoint)["trainer"]
+    if state.get("sampler_precision"):
+        state["sampler_precision"] = state["sampler_precision"]["chosen"]
+    return state
+
+
 def leaves(state: Any, prefix: str = "") -> dict[str, Any]:
     """Every tensor and plain value in a nested checkpoint state, by its path (the RNG states included)."""
     if isinstance(state, dict):
@@ -152,7 +162,7 @@ def differences(ref: Path, got: Path, experiment: str) -> tuple[list[str], int, 
         if ref_ckpt.name != got_ckpt.name:
             found.append(f"{folder}: newest checkpoint {ref_ckpt.name} vs {got_ckpt.name}")
             continue
-        a, b = (leaves(load_torch(p)["trainer"]) for p in (ref_ckpt, got_ckpt))
+        a, b = (leaves(comparable_trainer(p)) for p in (ref_ckpt, got_ckpt))
         found += value_differences(a, b, f"{folder}/{ref_ckpt.name}")
         tensors += sum(isinstance(v, torch.Tensor) for v in a.values())
         others += sum(not isinstance(v, torch.Tensor) for v in a.values())
@@ -171,15 +181,24 @@ def wait_for_checkpoint_write(folders: list[Path], proc: subprocess.Popen, timeo
 
 
 def phase_at(run: Path, ref: Path, experiment: str) -> str:
-    """The phase a run is in: the last checkpoint folder it has written to, "after" it once its newest
+    """The phase a run is in: the last checkpoint folder it has made, "after" it once that folder's newest
     checkpoint is the reference's last."""
-    for folder in reversed(phases(experiment)):
-        written = CheckpointStore(run / folder).paths() if (run / folder).exists() else []
-        if written:
-            name = folder.removesuffix("checkpoints").strip("/") or "training"
-            finished = written[0].name == CheckpointStore(ref / folder).paths()[0].name
-            return f"after {name}" if finished else name
-    return "start"
+    folder = next(f for f in reversed(phases(experiment)) if (run / f).exists() or f == phases(experiment)[0])
+    name = folder.removesuffix("checkpoints").strip("/") or "training"
+    written = CheckpointStore(run / folder).paths()
+    return f"after {name}" if written and written[0].name == CheckpointStore(ref / folder).paths()[0].name else name
+
+
+def first_checkpoint_after(proc: subprocess.Popen, folder: Path) -> float:
+    """Seconds from the process's start until its first checkpoint appears: what a (re)started run spends
+    before it trains (imports, data, networks); then waits for the process to end."""
+    started = time.perf_counter()
+    while proc.poll() is None and not (folder.exists() and any(folder.glob("step_*.pt"))):
+        time.sleep(0.01)
+    startup = time.perf_counter() - started
+    if proc.wait() != 0:
+        raise SystemExit(f"`genlab {' '.join(proc.args[3:])}` failed:\n{proc.stderr.read()}")
+    return startup
 
 
 def soak(experiment: str, args, env: dict[str, str], rng: random.Random) -> dict[str, Any]:
@@ -188,19 +207,22 @@ def soak(experiment: str, args, env: dict[str, str], rng: random.Random) -> dict
     start = ["run", experiment, "--preset", args.preset, "--seed", str(args.seed), *sets, "--no-prerequisites"]
     ref, killed = Path(args.work) / f"{experiment}-ref", Path(args.work) / f"{experiment}-killed"
     started = time.perf_counter()
-    genlab([*start, "--run-dir", str(ref)], env)
+    startup = first_checkpoint_after(genlab([*start, "--run-dir", str(ref)], env, wait=False), ref / "checkpoints")
     ref_s = time.perf_counter() - started
+    # The kills are paced so that each lets the run progress about 1/kills of the reference on average (after
+    # its start-up), so they land in every phase and the last of them still before the end.
+    pace = (ref_s - startup) / args.kills
     folders = [killed / folder for folder in phases(experiment)]
     kills, during_write, finished_early, attempt, by_phase = 0, 0, 0, 0, {}
     while kills < args.kills:
         cmd = [*start, "--run-dir", str(killed)] if not (killed / "config.json").exists() else ["resume", str(killed)]
         proc = genlab(cmd, env, wait=False)
         if attempt % 2:
+            time.sleep(startup + rng.uniform(0, pace))
             wait_for_checkpoint_write(folders, proc, timeout=ref_s)
             at_write = writing_checkpoint(folders)
         else:
-            # about ref_s / kills of progress per random kill on average, so every kill lands before the end
-            time.sleep(rng.uniform(1.0, max(1.5, 2 * ref_s / args.kills)))
+            time.sleep(startup + rng.uniform(0.25 * pace, 1.75 * pace))
             at_write = False
         attempt += 1
         if proc.poll() is not None:
@@ -228,7 +250,8 @@ def soak(experiment: str, args, env: dict[str, str], rng: random.Random) -> dict
             "kills_during_checkpoint_write": during_write, "kills_by_phase": by_phase,
             "runs_that_finished_before_the_kill": finished_early, "differences": found,
             "checkpoint_folders_compared": list(phases(experiment)), "tensors_compared": tensors,
-            "other_checkpoint_values_compared": others, "reference_wall_s": round(ref_s, 1)}
+            "other_checkpoint_values_compared": others, "reference_wall_s": round(ref_s, 1),
+            "start_up_s": round(startup, 1)}
 
 
 def main() -> None:
@@ -245,7 +268,8 @@ def main() -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GENLAB_CACHE_DIR": str(Path(args.cache or Path(args.work) / "cache").resolve())}
     for setup in [] if args.cache else SETUP:
-        genlab(["run", setup[0], "--preset", args.preset, *setup[1:], "--runs-dir", str(Path(args.work) / "setup")], env)
+        genlab(["run", setup[0], "--preset", args.preset, *setup[1:], "--runs-dir", str(Path(args.work) / "setup")],
+               env)
     rng = random.Random(args.seed)
     results = [soak(name, args, env, rng) for name in args.experiments]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
