@@ -169,14 +169,17 @@ def differences(ref: Path, got: Path, experiment: str) -> tuple[list[str], int, 
     return found, tensors, others
 
 
-def writing_checkpoint(folders: list[Path]) -> bool:
-    return any(p.name.endswith(".tmp") for folder in folders if folder.exists() for p in folder.iterdir())
+def writing_checkpoint(folders: list[Path], proc: subprocess.Popen) -> bool:
+    """Whether the process is writing a checkpoint: its own temp file (named with its pid) exists."""
+    mine = f".{proc.pid}.tmp"
+    return any(p.name.endswith(mine) for folder in folders if folder.exists() for p in folder.iterdir())
 
 
 def wait_for_checkpoint_write(folders: list[Path], proc: subprocess.Popen, timeout: float) -> None:
-    """Return the moment a checkpoint temp file exists in any of the folders (or on timeout / process exit)."""
+    """Return the moment the process's checkpoint temp file exists in any of the folders (or on timeout /
+    process exit)."""
     deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline and proc.poll() is None and not writing_checkpoint(folders):
+    while time.perf_counter() < deadline and proc.poll() is None and not writing_checkpoint(folders, proc):
         time.sleep(0.0005)
 
 
@@ -220,7 +223,7 @@ def soak(experiment: str, args, env: dict[str, str], rng: random.Random) -> dict
         if attempt % 2:
             time.sleep(startup + rng.uniform(0, pace))
             wait_for_checkpoint_write(folders, proc, timeout=ref_s)
-            at_write = writing_checkpoint(folders)
+            at_write = writing_checkpoint(folders, proc)
         else:
             time.sleep(startup + rng.uniform(0.25 * pace, 1.75 * pace))
             at_write = False
