@@ -56,6 +56,16 @@ def test_store_keeps_only_the_newest(tmp_path):
     assert [p.name for p in store.paths()] == ["step_00000003.pt", "step_00000002.pt"]
 
 
+def test_a_save_deletes_what_killed_writes_left(tmp_path):
+    store = CheckpointStore(tmp_path, keep=3)
+    store.save(1, _state(1))
+    (tmp_path / ".step_00000002.pt.4242.tmp").write_bytes(b"PK\x03\x04 half a zip")  # a write killed midway
+    (tmp_path / "notes.tmp").write_text("not a checkpoint")
+    store.save(2, _state(2))
+    assert sorted(os.listdir(tmp_path)) == ["notes.tmp", "step_00000001.pt", "step_00000002.pt"]
+    assert torch.equal(load(tmp_path / "step_00000002.pt")["trainer"]["w"], torch.ones(3))
+
+
 class Arbitrary:
     """Any class: unpickling it could run code, so weights_only refuses it."""
 

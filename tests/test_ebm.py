@@ -136,6 +136,11 @@ def test_conditional_mnist_smoke_run_and_label_fixed_sampling(tmp_path, capsys):
     assert decision["source"] == "measured" and not decision["cached"]
     assert decision["chosen"] in decision["measured"] and decision["measured"]["fp32/channels_last"]["speedup"] == 1
     assert decision["description"] in (run / "report.html").read_text()
+    # Killed in its final evaluation (after the last checkpoint): the resumed run samples no training chain,
+    # yet its summary names the decision its training chains ran with, from the checkpoint.
+    (run / "summary.json").unlink()
+    assert main(["resume", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "summary.json").read_text())["sampler_precision"] == decision
     summary = full_summary["metrics"]
     assert {"fid", "kid", "class_accuracy", "min_class_accuracy", "diversity", "grad_norm_spikes", "density",
             "intra_fid", "randnet_fid", "memorised_share", "cas", "cas_real"} <= set(summary)

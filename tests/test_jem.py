@@ -120,6 +120,12 @@ def test_smoke_runs_write_grids_and_summary(tmp_path, name, norm):
     for name_ in ("final.png", "conditional.png", "final.npz", "conditional.npz"):
         assert (run / "samples" / name_).exists()
     assert (run / "figures" / "reliability.png").exists()
+    # Killed in its final evaluation (after the last checkpoint): the resumed run samples no training chain,
+    # yet its summary names the precision the training chains ran in, from the checkpoint.
+    decision = json.loads((run / "summary.json").read_text())["sampler_precision"]
+    (run / "summary.json").unlink()
+    assert main(["resume", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "summary.json").read_text())["sampler_precision"] == decision
     for args, labels in ((["--label", "3", "--steps", "2"], [3] * 12), (["--init", "noise"], None), ([], None)):
         assert main(["sample", str(run), "--n", "12", *args]) == 0
         written = max((run / "samples").glob("sample_*.npz"), key=lambda p: p.stat().st_mtime_ns)

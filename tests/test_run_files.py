@@ -1,9 +1,11 @@
-"""Damaged files of a run directory or a pipeline folder give one clear error naming the file."""
+"""Damaged files of a run directory or a pipeline folder give one clear error naming the file; a directory a
+kill left half-created is created again."""
 
 import pytest
 
 from genlab.cli import main
 from genlab.config import to_dict
+from genlab.errors import RunError
 from genlab.experiments.registry import get_experiment
 from genlab.train.run_dir import RunDir
 
@@ -43,3 +45,23 @@ def test_a_damaged_pipeline_state_is_named(tmp_path, capsys):
     (folder / "pipeline.json").write_bytes(b"\xff\xfe garbage")
     assert main(["run", "pipeline", "--preset", "smoke", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 2
     assert f"{folder / 'pipeline.json'} is not valid JSON" in capsys.readouterr().err
+
+
+def test_a_run_killed_while_its_directory_was_created_is_created_again(tmp_path):
+    path = tmp_path / "run"
+    for folder in ("checkpoints", "samples", "figures"):
+        (path / folder).mkdir(parents=True)
+    (path / ".config.json.4242.tmp").write_text('{"experi')  # the config write the kill cut short
+    RunDir.create(path, {"experiment": "classifier-mnist", "config": {}})
+    assert RunDir.open(path).read_config()["experiment"] == "classifier-mnist"
+
+
+@pytest.mark.parametrize("left", ["checkpoints/step_00000004.pt", "notes.txt"])
+def test_a_directory_holding_anything_else_is_not_created_over(tmp_path, left):
+    path = tmp_path / "run"
+    for folder in ("checkpoints", "samples", "figures"):
+        (path / folder).mkdir(parents=True)
+    (path / left).write_text("kept")
+    with pytest.raises(RunError, match="already exists and is not empty"):
+        RunDir.create(path, {"experiment": "classifier-mnist", "config": {}})
+    assert (path / left).read_text() == "kept" and not (path / "config.json").exists()

@@ -320,7 +320,15 @@ def _choose(precision: str, module: nn.Module | None, x0: torch.Tensor, labelled
 
 
 def precision_summary(module: nn.Module) -> dict[str, Any] | None:
-    """The decision of the first chain this process sampled on ``module`` (a run's training chains), as a
-    run's summary records it (None if it was never sampled)."""
+    """The decision of the first chain this process sampled on ``module`` (a run's training chains), or the
+    one :func:`restore_summary` brought back from a checkpoint, as a run's summary records it (None if
+    neither)."""
     decision = _first.get(module)
     return decision.as_summary() if decision is not None else None
+
+
+def restore_summary(module: nn.Module, summary: dict[str, Any] | None) -> None:
+    """Take a checkpoint's ``precision_summary`` as the first decision on ``module``, so that a run resumed
+    with no chain left to sample (killed in its final evaluation) still reports what its chains ran."""
+    if summary is not None and module not in _first:
+        _first[module] = Decision(summary["chosen"], summary["measured"], summary["cached"], summary["source"])

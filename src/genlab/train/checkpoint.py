@@ -36,9 +36,11 @@ class CheckpointStore:
         return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)), reverse=True)
 
     def save(self, step: int, state: dict[str, Any]) -> Path:
+        """Write the checkpoint of ``step``; then delete the oldest beyond ``keep`` and the temp files of
+        writes a kill cut short (one process writes a run at a time, so any other is a dead one's)."""
         path = self.folder / f"step_{step:08d}.pt"
         save_torch(state, path)
-        for old in self.paths()[self.keep:]:
+        for old in [*self.paths()[self.keep:], *self.folder.glob(".step_*.pt.*.tmp")]:
             old.unlink(missing_ok=True)
         return path
 

@@ -28,6 +28,7 @@ from genlab.data.batches import Batches
 from genlab.nets.energy import ResNetEnergy
 from genlab.sampling import (ChainStarts, ClassGaussians, SamplerConfig, balanced_labels, fresh_chains,
                              run_chain)
+from genlab.sampling.precision import precision_summary, restore_summary
 from genlab.train.base import ModelTrainer
 
 
@@ -153,7 +154,9 @@ class EBMTrainer(ModelTrainer):
         return self.fresh_samples(n)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"buffer": self.starts.state_dict(), "sampling": self.sampler.settings()}
+        return {"buffer": self.starts.state_dict(), "sampling": self.sampler.settings(),
+                "sampler_precision": precision_summary(self.model)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.starts.load_state_dict(state["buffer"])
+        restore_summary(self.model, state.get("sampler_precision"))  # absent from older checkpoints

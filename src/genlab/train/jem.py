@@ -35,6 +35,7 @@ from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.modes import evaluating
 from genlab.sampling import ChainStarts, ClassGaussians, SamplerConfig, fresh_chains, run_chain
+from genlab.sampling.precision import precision_summary, restore_summary
 from genlab.train.base import ModelTrainer
 
 
@@ -146,7 +147,8 @@ class JEMTrainer(ModelTrainer):
         return self.evaluator(self, step) if self.evaluator else {}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"buffer": self.starts.state_dict()}
+        return {"buffer": self.starts.state_dict(), "sampler_precision": precision_summary(self.model)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.starts.load_state_dict(state["buffer"])
+        restore_summary(self.model, state.get("sampler_precision"))  # absent from older checkpoints

@@ -43,7 +43,7 @@ class RunDir:
     @classmethod
     def create(cls, path: str | os.PathLike, config: dict[str, Any]) -> "RunDir":
         run = cls(path)
-        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+        if run.path.exists() and (not run.path.is_dir() or not run._unstarted()):
             raise RunError(f"run directory {run.path} already exists and is not empty",
                            hint=f"continue it with `genlab resume {run.path}`, or choose another --run-dir")
         try:
@@ -54,6 +54,14 @@ class RunDir:
             raise RunError(f"cannot write the run directory {run.path}: {err.strerror or err}",
                            hint="choose a writable place with --runs-dir or --run-dir") from None
         return run
+
+    def _unstarted(self) -> bool:
+        """Whether the folder holds at most what :meth:`create` makes before config.json is in place: its empty
+        folders and a config temp file. A run killed while being created (a pipeline's job, say) is then
+        created again rather than refused, as it has no config.json to be resumed from."""
+        made = {self.checkpoints, self.samples, self.figures}
+        return all(p in made and p.is_dir() and not any(p.iterdir())
+                   or p.name.startswith(".config.json.") and p.name.endswith(".tmp") for p in self.path.iterdir())
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "RunDir":
