@@ -234,6 +234,16 @@ class GanTrainer(ModelTrainer):
         return (F.cross_entropy(code_logits, codes),
                 (code_logits.argmax(1) == codes).float().mean().detach())
 
+    def score_fakes(self, critic: nn.Module, fake: torch.Tensor, y: torch.Tensor | None, latent: torch.Tensor
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The critic's scores of generated images and, for a model with codes, the code's cross-entropy
+        (``info``) and the share Q reads back (``accuracy``), from one pass."""
+        if not self.generator.codes:
+            return critic(fake, y), {}
+        scores, code_logits = critic(fake, y, code_logits=True)
+        info, accuracy = self.info_loss(code_logits, latent)
+        return scores, {"info": info, "accuracy": accuracy}
+
     def critic_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """One critic update on a real batch; fakes are drawn for the same labels (if conditional)."""
         y = labels if self.num_classes else None
@@ -242,12 +252,7 @@ class GanTrainer(ModelTrainer):
             fake = self.generator(latent, y)
         critic = self.loss_network("critic")
         real_scores = critic(real, y)
-        info = None
-        if self.generator.codes:
-            fake_scores, code_logits = critic(fake, y, code_logits=True)
-            info, info_accuracy = self.info_loss(code_logits, latent)
-        else:
-            fake_scores = critic(fake, y)
+        fake_scores, code = self.score_fakes(critic, fake, y, latent)
         metrics = {"d_real": real_scores.mean().detach(), "d_fake": fake_scores.mean().detach()}
         if self.cfg.objective == "gan":
             loss = (hinge_discriminator_loss if self.cfg.gan_loss == "hinge" else bce_discriminator_loss)(
@@ -259,9 +264,9 @@ class GanTrainer(ModelTrainer):
             penalty, norms = gradient_penalty(lambda x: critic(x, y), real, fake)
             loss = loss + self.cfg.gp_weight * penalty
             metrics.update(gp=penalty.detach(), interp_grad_norm=norms.mean())
-        if info is not None:
-            loss = loss + self.cfg.info_weight * info
-            metrics.update(info_loss=info.detach(), info_accuracy=info_accuracy)
+        if code:
+            loss = loss + self.cfg.info_weight * code["info"]
+            metrics.update(info_loss=code["info"].detach(), info_accuracy=code["accuracy"])
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         metrics["d_grad_norm"] = grad_norm(list(self.critic.parameters()))
@@ -278,16 +283,13 @@ class GanTrainer(ModelTrainer):
         y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
         latent = self.noise(n)
         with frozen(self.critic):  # the generator's step needs gradients through D, not of D
-            fake = self.loss_network("generator")(latent, y)
-            scores, code_logits = self.critic(fake, y, code_logits=True) if self.generator.codes else \
-                (self.critic(fake, y), None)
+            scores, code = self.score_fakes(self.critic, self.loss_network("generator")(latent, y), y, latent)
         nonsaturating = self.cfg.objective == "gan" and self.cfg.gan_loss == "nonsaturating"
         loss = nonsaturating_generator_loss(scores) if nonsaturating else wasserstein_generator_loss(scores)
         metrics = {}
-        if code_logits is not None:
-            info, _ = self.info_loss(code_logits, latent)
-            loss = loss + self.cfg.info_weight * info
-            metrics["g_info_loss"] = info.detach()
+        if code:
+            loss = loss + self.cfg.info_weight * code["info"]
+            metrics["g_info_loss"] = code["info"].detach()
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = grad_norm(list(self.generator.parameters()))
