@@ -29,9 +29,6 @@ from genlab.train.guard import DivergenceGuard
 from genlab.train.loop import Trainer, run_loop
 from genlab.train.run_dir import RunDir
 
-PRESETS = ("smoke", "quick", "full")
-
-
 @dataclass(frozen=True)
 class Experiment:
     """``presets`` map a preset name to dotted-key overrides of ``config_type``'s defaults, on top of ``base``."""
@@ -48,7 +45,7 @@ class Experiment:
     def config(self, preset: str = "quick", sets: Mapping[str, Any] | None = None, seed: int | None = None) -> Any:
         if preset not in self.presets:
             raise ConfigError(f"experiment '{self.name}' has no preset '{preset}'; presets: {', '.join(self.presets)}",
-                              hint="use --preset smoke, quick or full")
+                              hint=f"use --preset {' or '.join(self.presets)}")
         cfg = override(self.config_type(), {**self.base, **self.presets[preset]})
         cfg = override(cfg, dict(sets or {}))
         return override(cfg, {"seed": seed}) if seed is not None else cfg
