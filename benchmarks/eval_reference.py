@@ -10,8 +10,10 @@ label-free random-network twins and memorisation against a fixed subset of 10,00
 generator would score, and what memorisation must flag), training images outside the searched subset
 (new real images: flagged at the rule's base rate of about 1%), copies with Gaussian noise of sigma
 0.1 and 0.3 (in units of the [0, 1] pixel range), blurred copies (Gaussian, sigma 1 px), uniform noise
-(the ceiling), one training image repeated N times (total mode collapse) and one training image per
-class, each repeated N/classes times (collapse within every class). Candidates with labels (the
+(the ceiling), one training image repeated N times (total mode collapse), one training image per
+class, each repeated N/classes times (collapse within every class), and draws from a Gaussian fitted to
+each class's training images (the informative start of JEM++ and of Gaussian-start EBMs: where such a
+sampler begins before its energy does anything). Candidates with labels (the
 training labels) are also scored per intended class and by the Classification Accuracy Score: a
 fresh classifier trained on the first ``--cas-n`` of them for ``--cas-epochs`` epochs, tested on the
 test split, beside the same classifier trained on as many other real training images (``cas_real``).
@@ -36,6 +38,7 @@ from genlab.eval.memorisation import subset
 from genlab.eval.quality import feature_stats, frechet_distance
 from genlab.eval.score import build_reference, score_images
 from genlab.experiments.base import machine_info
+from genlab.sampling import ClassGaussians
 
 COLUMNS = ("fid", "kid", "is", "precision", "recall", "class_coverage", "confident_share")
 NEW_COLUMNS = ("density", "coverage", "intra_fid", "intra_coverage", "randnet_fid", "randnet_precision",
@@ -55,6 +58,8 @@ def candidates(train: torch.Tensor, labels: torch.Tensor, n: int,
     noise = lambda sigma: (x + 2 * sigma * torch.randn(x.shape, generator=g)).clamp(-1, 1)  # noqa: E731
     classes = int(labels.max()) + 1
     firsts = torch.stack([x[y == c][0] for c in range(classes)])
+    torch.manual_seed(seed)
+    gaussian_draws, gaussian_labels = ClassGaussians(train.float() / 127.5 - 1, labels, classes).sample(n)
     return {"train images (floor, copies)": (x, y),
             "other train images (new)": (train[other].float() / 127.5 - 1, labels[other]),
             "noise sigma 0.1": (noise(0.1), y), "noise sigma 0.3": (noise(0.3), y),
@@ -62,7 +67,8 @@ def candidates(train: torch.Tensor, labels: torch.Tensor, n: int,
             "uniform noise (ceiling)": (torch.rand(x.shape, generator=g) * 2 - 1, None),
             "one image repeated": (x[:1].expand(n, -1, -1, -1).clone(), None),
             "one image per class": (firsts.repeat_interleave(n // classes, 0),
-                                    torch.arange(classes).repeat_interleave(n // classes))}
+                                    torch.arange(classes).repeat_interleave(n // classes)),
+            "class Gaussians (no model)": (gaussian_draws, gaussian_labels)}
 
 
 def main() -> None:

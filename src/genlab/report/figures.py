@@ -84,7 +84,8 @@ def grids_figure(paths: Sequence[Path], titles: Sequence[str], columns: int | No
     all in one row)."""
     columns = columns or len(paths)
     rows = -(-len(paths) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    title_lines = max((t.count("\n") + 1 for t in titles), default=1)  # room for multi-line titles
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, (2.6 + 0.18 * title_lines) * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, path, title in zip(axes.flat, paths, titles):
