@@ -3,7 +3,8 @@
 For a finished `ebm-cifar10-buffer` run, a grid of sampler settings: the form of the update (coupled:
 x - eps^2/2 grad + eps noise; decoupled: x - step grad + sigma noise), its step size eps, the chain length
 T, the noise schedule along the chain (constant, geometric decay, cosine decay; see
-:mod:`genlab.sampling.schedules`) and where chains start (uniform noise, or the run's saved replay buffer).
+:mod:`genlab.sampling.schedules`) and where chains start (uniform noise, draws from Gaussians fitted to
+each class's training images, or the run's saved replay buffer).
 Each cell draws the same number of chains from the same starts and records the domain FID of their end
 points, their mean energy against the test images' and the seconds per sample.
 
@@ -32,7 +33,7 @@ from genlab.errors import ConfigError
 from genlab.eval.judge import Judge
 from genlab.eval.quality import fid
 from genlab.eval.score import reference_embedding
-from genlab.experiments.base import Experiment, RunContext, trained_state
+from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
 from genlab.experiments.ebm import EBMConfig, build_model
 from genlab.io import read_json
 from genlab.report.figures import grids_figure, heatmap_figure
@@ -41,7 +42,7 @@ from genlab.sampling import SamplerConfig, buffer_starts, run_chain, uniform_noi
 SOURCE_EXPERIMENT = "ebm-cifar10-buffer"
 Form = Literal["coupled", "decoupled"]
 ScheduleKind = Literal["constant", "decay", "cosine"]
-Start = Literal["uniform", "buffer"]
+Start = Literal["uniform", "gaussian", "buffer"]
 
 
 @dataclass
@@ -64,7 +65,9 @@ class GridConfig:
     noise: float = param(0.005, "decoupled form: the noise at the first step (it follows the step's schedule)", ge=0)
     steps: tuple[int, ...] = param((10, 20, 40, 80), "chain lengths T", ge=1)
     schedules: tuple[ScheduleKind, ...] = param(("constant", "decay", "cosine"), "noise schedules along a chain")
-    starts: tuple[Start, ...] = param(("uniform", "buffer"), "chain starts: uniform noise, the run's replay buffer")
+    starts: tuple[Start, ...] = param(("uniform", "gaussian", "buffer"),
+                                      "chain starts: uniform noise, draws from Gaussians fitted to each class's "
+                                      "training images (JEM++'s informative start), the run's replay buffer")
     end_ratio: float = param(0.1, "decaying schedules end at eps * end_ratio", gt=0, le=1)
     samples: int = param(200, "chains per cell (the same starts for every cell)", ge=2)
     batch_size: int = param(100, "chains run at once", ge=1)
@@ -148,11 +151,13 @@ def sampler_for(base: SamplerConfig, cell: Cell, grid: GridConfig) -> SamplerCon
 
 def training_sets(cell: Cell, grid: GridConfig) -> dict[str, Any]:
     """The `--set` overrides that train `ebm-cifar10-buffer` with a cell's sampler: its form, step, schedule and
-    chain length, chains from the replay buffer (``buffer``) or fresh from noise (``uniform``) each iteration."""
+    chain length, chains from the replay buffer (``buffer``, its fresh 5% as the run drew them) or fresh each
+    iteration from uniform noise or the class Gaussians (``uniform``, ``gaussian``)."""
+    start = {} if cell.start == "buffer" else {"sampler.start": cell.start}
     return {"sampler.form": cell.form, "sampler.step_size": cell.eps, "sampler.steps": cell.steps,
             "sampler.schedule": cell.schedule, "sampler.step_size_end": cell.eps * grid.end_ratio,
             "sampler.noise": grid.noise, "sampler.noise_follows_step": True,
-            "sampler.init": "buffer" if cell.start == "buffer" else "noise"}
+            "sampler.init": "buffer" if cell.start == "buffer" else "noise", **start}
 
 
 def find_source(ctx: RunContext) -> Path:
@@ -269,6 +274,8 @@ def run_sampling_study(ctx: RunContext) -> dict[str, Any]:
     fresh = uniform_noise(grid.samples, shape, ctx.device)
     starts = {"uniform": fresh,
               "buffer": buffer_starts(buffer, grid.samples, None, ctx.device, lambda: fresh) if buffer else fresh}
+    if "gaussian" in grid.starts:
+        starts["gaussian"] = fitted_class_gaussians(dataset, ebm.data.train_limit, ctx.device).images(grid.samples)
     if "buffer" in grid.starts and not buffer:
         ctx.notes.append(f"{run.path} saved no replay buffer: its buffer cells start from uniform noise")
 
