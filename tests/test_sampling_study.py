@@ -34,12 +34,12 @@ def test_grid_cells_corners_and_cost_by_hand():
     assert len(corners(grid, "decoupled", "constant", "buffer")) == 2  # one step size: two corners
     # per (form, eps, start): constant runs T=40 once, decay runs 10 + 20 + 40; 3 step sizes, 2 starts, 50 chains
     assert sample_steps(grid) == (40 + 70) * 3 * 2 * 50
-    assert len(cells(GridConfig(coupled=()))) == 3 * 4 * 3 * 2  # a form without step sizes has no cells
+    assert len(cells(GridConfig(coupled=()))) == 3 * 4 * 3 * 3  # a form without step sizes has no cells
 
 
 def test_quick_grid_is_the_counted_one():
     grid = get_experiment(STUDY).config("quick").grid
-    assert len(cells(grid)) == 144 and sample_steps(grid) == (80 + 2 * 150) * 6 * 2 * 200
+    assert len(cells(grid)) == 216 and sample_steps(grid) == (80 + 2 * 150) * 6 * 3 * 200
 
 
 def test_empty_grid_is_refused():
@@ -70,6 +70,12 @@ def test_a_cell_trains_with_its_own_sampler_settings():
     cfg = get_experiment("ebm-cifar10-buffer").config("smoke", sets)
     assert (cfg.sampler.init, cfg.sampler.steps, cfg.sampler.schedule) == ("noise", 40, "cosine")
     assert cfg.sampler.step_size_end == pytest.approx(1.0) and cfg.sampler.noise_follows_step
+    assert cfg.sampler.start == "uniform"
+    gaussian = get_experiment("ebm-cifar10-buffer").config(
+        "smoke", training_sets(Cell("decoupled", 10.0, 40, "cosine", "gaussian"), grid)).sampler
+    assert (gaussian.init, gaussian.start) == ("noise", "gaussian")
+    buffer = training_sets(Cell("decoupled", 10.0, 40, "cosine", "buffer"), grid)
+    assert buffer["sampler.init"] == "buffer" and "sampler.start" not in buffer  # fresh 5% as the run drew them
 
 
 def test_the_pipeline_runs_the_study_after_its_energy_and_trains_only_its_judge_first():
@@ -121,7 +127,8 @@ def test_smoke_study_end_to_end(tmp_path, one_thread):
     summary = json.loads((run / "summary.json").read_text())
     metrics = summary["metrics"]
     grid = get_experiment(STUDY).config("smoke").grid
-    assert len(metrics["sampling_cells"]) == len(cells(grid)) == 2 * 2 * 3 * 2
+    assert len(metrics["sampling_cells"]) == len(cells(grid)) == 2 * 2 * 3 * 3
+    assert {row[4] for row in metrics["sampling_cells"]} == {"uniform", "gaussian", "buffer"}
     assert metrics["sampling_steps"] == sample_steps(grid) and metrics["sampling_samples_per_cell"] == grid.samples
     assert metrics["fid"] == min(row[5] for row in metrics["sampling_cells"])
     assert any(str(tmp_path / "ebm-cifar10-buffer") in note for note in summary["notes"])

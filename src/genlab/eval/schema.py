@@ -119,6 +119,9 @@ def _declarations() -> list[Metric]:
         *(m(key, f"final samples: {meaning}", unit, ("ebm", "jem")) for key, (meaning, unit) in _SAMPLE_SCORES.items()
           if key not in ("is_std", "class_accuracy")),
         m("is_std", f"final samples: {_SAMPLE_SCORES['is_std'][0]}", "score", ("ebm",)),
+        *(m(f"start_{key}", f"as many fresh chain starts, before any step (Gaussian starts only): "
+            f"{_SAMPLE_SCORES[key][0]}", _SAMPLE_SCORES[key][1], ("ebm",))
+          for key in ("fid", "randnet_fid", "precision", "recall", "coverage")),
         m("class_accuracy", f"final samples of a conditional model: {_SAMPLE_SCORES['class_accuracy'][0]}",
           "fraction", ("ebm",)),
         *(m(key, f"final samples: {meaning}", "fraction per class" if key == "per_class_coverage"

@@ -361,9 +361,9 @@ def _smoke_grid() -> dict[str, Any]:
             "grid.batch_size": 12, "reference_images": 200, "corner_images": 16}
 
 
-# The quick grid: 2 forms x 3 eps x T in {10, 20, 40, 80} x 3 schedules x 2 starts = 144 cells of 200 chains,
-# 912,000 sampler steps (sample_steps): the quick CIFAR-10 energy (width 16, stride-2 stem) takes 0.63 ms per
-# image and step in batches of 100 on one thread of a busy 2-core host, so about 10 minutes, and seconds to score.
+# The quick grid: 2 forms x 3 eps x T in {10, 20, 40, 80} x 3 schedules x 3 starts = 216 cells of 200 chains,
+# 1,368,000 sampler steps (sample_steps): 11.4 minutes on one thread of the 2-core AVX-512 BF16 host beside two
+# other jobs, fitting the class Gaussians and scoring included (benchmarks/README.md, the sampling study).
 SAMPLING_EXPERIMENTS = (
     Experiment("ebm-cifar10-sampling-study", "ebm",
                f"sampler settings on a trained {SOURCE_EXPERIMENT} energy: form x step size x T x noise schedule x "

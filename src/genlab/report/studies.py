@@ -158,7 +158,7 @@ def _discuss_ebm(runs: Runs) -> list[str]:
             + (f"; the replay buffer alone gives {spread(buffer, 'fid')}." if fid_buffer is not None else "."))
     spikes = {k: mean(v, "grad_norm_spikes") for k, v in runs.items() if k.startswith("ebm-cifar10")}
     events = {k: mean(v, "divergence_events") for k, v in runs.items() if k.startswith("ebm-cifar10")}
-    if spikes:
+    if any(v is not None for v in [*spikes.values(), *events.values()]):
         lines.append("Stability: gradient-norm spikes (log intervals above 10x the median) per run: "
                      + ", ".join(f"{k.removeprefix('ebm-cifar10-')} {v:.1f}" for k, v in spikes.items() if v is not None)
                      + "; divergence events: "
@@ -166,6 +166,7 @@ def _discuss_ebm(runs: Runs) -> list[str]:
                      + ".")
     lines += _convergence_lines({k.removeprefix("ebm-cifar10-"): v for k, v in runs.items()
                                  if k.startswith("ebm-cifar10")})
+    lines += _start_lines(runs)
     lines += sampling_study_lines(runs.get("ebm-cifar10-sampling-study", []))
     cond = runs.get("ebm-mnist-cond", [])
     acc = mean(cond, "class_accuracy")
@@ -182,6 +183,19 @@ def _discuss_ebm(runs: Runs) -> list[str]:
         lines += _energy_gap_lines(cond)
     return lines + _twin_lines(runs, "fid", "randnet_fid") + _memorisation_lines(runs, "memorised_share") \
         + _cas_lines(runs) + _paper_lines(("IGEBM",))
+
+
+def _start_lines(runs: Runs) -> list[str]:
+    """Runs whose chains start from informative draws, against what those draws score on their own."""
+    lines = []
+    for name, found in runs.items():
+        if mean(found, "start_fid") is None:
+            continue
+        lines.append(f"{name}: its chains start from class-Gaussian draws, which alone score domain FID "
+                     f"{spread(found, 'start_fid')} and label-free FID {spread(found, 'start_randnet_fid')}; after "
+                     f"the chains: {spread(found, 'fid')} and {spread(found, 'randnet_fid')}. Only the difference "
+                     "is the energy's doing.")
+    return lines
 
 
 def _fid(value: float) -> str:
