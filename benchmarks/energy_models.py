@@ -34,8 +34,9 @@ from genlab.experiments.runner import start_run  # noqa: E402
 from genlab.train.run_dir import RunDir  # noqa: E402
 
 COLUMNS = {
-    "ebm": ["fid", "kid", "is", "class_accuracy", "min_class_accuracy", "diversity", "divergence_events",
-            "grad_norm_spikes", "minutes"],
+    "ebm": ["fid", "kid", "is", "randnet_fid", "recall", "coverage", "start_fid", "start_randnet_fid",
+            "start_recall", "start_coverage", "class_accuracy", "min_class_accuracy", "diversity",
+            "divergence_events", "grad_norm_spikes", "minutes"],
     "jem": ["test_accuracy", "classifier_test_accuracy", "ece", "classifier_ece", "fid", "kid", "is",
             "conditional_accuracy", "min_class_accuracy", "ood_auroc_energy", "ood_auroc_max_softmax",
             "sgld_steps_per_iteration", "seconds_per_1000_iterations", "divergence_events", "minutes"],

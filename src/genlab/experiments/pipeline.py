@@ -76,7 +76,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("ebm", "ebm-cifar10-noise", minutes=9.3, needs=(_CIFAR,)),
     Stage("ebm", "ebm-cifar10-buffer", minutes=8.6, needs=(_CIFAR,)),
     Stage("ebm", "ebm-cifar10-buffer-decay", minutes=9.0, needs=(_CIFAR,)),
-    Stage("ebm", "ebm-cifar10-gaussian", minutes=9.9, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-gaussian", minutes=13.1, needs=(_CIFAR,)),
     Stage("ebm", "ebm-cifar10-sampling-study", minutes=11.4, needs=(_CIFAR,), after=("ebm-cifar10-buffer",)),
     Stage("jem", "jem-mnist", minutes=21.6, needs=(_MNIST, _MNIST_START_NOBN)),
     Stage("jem", "jempp-mnist", minutes=13.1, needs=(_MNIST, _MNIST_START)),
