@@ -7,12 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import needs_data
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOTEBOOKS = ("ebm", "jem", "dvae", "gans")
+DATASETS = {"ebm": ("cifar10", "mnist"), "jem": ("mnist",), "dvae": ("mnist",), "gans": ("hoda",)}  # each one runs
 
 
 def test_every_study_has_a_notebook_kept_without_outputs():
@@ -24,7 +26,7 @@ def test_every_study_has_a_notebook_kept_without_outputs():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_data(*DATASETS[n])) for n in NOTEBOOKS])
 def test_notebook_runs_and_shows_its_figures(name, tmp_path):
     shutil.copy(EXAMPLES / f"{name}.ipynb", tmp_path)
     notebook = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
