@@ -281,34 +281,34 @@ _MNIST_COND_QUICK = {"model.width": 16, "model.blocks": "1,1,1", "model.stem_str
                      "sampler.buffer_size": 10000,
                      "eval.samples": 500, "eval.final_samples": 1000, "log.every": 25,
                      "log.checkpoint_every": 250, "log.eval_every": 250}
+# Per variant: its summary, its settings, and what its quick preset changes in _CIFAR_QUICK.
 _VARIANTS = {
     "noise": ("chains start from uniform noise every iteration (short-run), constant step",
-              {"sampler.init": "noise", "sampler.schedule": "constant"}),
+              {"sampler.init": "noise", "sampler.schedule": "constant"}, {}),
     "buffer": ("chains start from a replay buffer (95%) or noise (5%), constant step",
-               {"sampler.init": "buffer", "sampler.schedule": "constant"}),
+               {"sampler.init": "buffer", "sampler.schedule": "constant"}, {}),
     "buffer-decay": ("replay buffer and a step size decaying from 10 to 1 along each chain",
-                     {"sampler.init": "buffer", "sampler.schedule": "decay", "sampler.step_size_end": 1.0}),
+                     {"sampler.init": "buffer", "sampler.schedule": "decay", "sampler.step_size_end": 1.0}, {}),
+    # Short-run chains from an informative start (JEM++'s Gaussians; Nijkamp et al. 2019's short-run chains):
+    # the draws alone score domain FID 75 (benchmarks/README.md, the reference table), so the run scores them
+    # too (start_fid). Five steps a chain make an iteration half as costly: 3,600 iterations take 1.4x the
+    # others' 1,200 (13 minutes on one thread), within the quick budget. Without spectral norm the energy grows
+    # ten times larger and its chains draw shapes in those five steps. The stem pools instead of striding, as
+    # the conditional MNIST preset's does (no checkerboard drift). How it was chosen:
+    # benchmarks/README.md#energy-based-models-on-cifar-10-the-quick-pipeline.
     "gaussian": ("short-run chains of 5 steps from Gaussians fitted to each class's training images (the energy "
                  "stays unconditional), a pooling stem, no spectral norm",
                  {"sampler.init": "noise", "sampler.start": "gaussian", "sampler.schedule": "constant",
-                  "model.stem_downsample": "pool"}),
+                  "model.stem_downsample": "pool"},
+                 {"model.spectral_norm": False, "sampler.steps": 5, "train.iterations": 3600,
+                  "log.checkpoint_every": 900, "log.eval_every": 900}),
 }
-# Short-run chains from an informative start (JEM++'s Gaussians; Nijkamp et al. 2019's short-run chains): the
-# draws alone score domain FID 75 (benchmarks/README.md, the reference table), so the run scores them too
-# (start_fid). Five steps a chain make an iteration half as costly: 3,600 iterations take 1.4x the others'
-# 1,200 (13 minutes on one thread), within the quick budget. Without spectral norm the energy grows ten times
-# larger and its chains draw shapes in those five steps.
-# The stem pools instead of striding, as the conditional MNIST preset's does (no checkerboard drift).
-# How it was chosen: benchmarks/README.md#energy-based-models-on-cifar-10-the-quick-pipeline.
-_GAUSSIAN_QUICK = {**_CIFAR_QUICK, "model.spectral_norm": False, "sampler.steps": 5, "train.iterations": 3600,
-                   "log.checkpoint_every": 900, "log.eval_every": 900}
 
 EBM_EXPERIMENTS = tuple(
     Experiment(f"ebm-cifar10-{name}", "ebm", f"ResNet energy on CIFAR-10: {summary}", EBMConfig, run_ebm,
-               presets={"smoke": _SMOKE, "quick": _GAUSSIAN_QUICK if name == "gaussian" else _CIFAR_QUICK,
-                        "full": _CIFAR_FULL},
+               presets={"smoke": _SMOKE, "quick": {**_CIFAR_QUICK, **quick}, "full": _CIFAR_FULL},
                base={"data.dataset": "cifar10", **variant}, sample=sample_run)
-    for name, (summary, variant) in _VARIANTS.items()
+    for name, (summary, variant, quick) in _VARIANTS.items()
 ) + (
     Experiment("ebm-mnist-cond", "ebm", "class-conditional ResNet energy E(x, y) on MNIST, label-fixed sampling",
                EBMConfig, run_ebm,
