@@ -85,6 +85,30 @@ def test_genlab_sample_draws_from_the_best_generator_with_fixed_labels(hoda_judg
     assert "--label must be in 0..9; got 10" in capsys.readouterr().err
 
 
+def test_a_self_conditioned_run_draws_its_clusters_found_without_labels_and_keeps_them_on_resume(hoda_judge, tmp_path,
+                                                                                                   capsys):
+    run = tmp_path / "run"
+    assert _run("gan-hoda", run, "model.clusters=5", "train.steps=4") == 0
+    metrics = json.loads((run / "summary.json").read_text())["metrics"]
+    clusters = torch.load(run / "clusters.pt")["clusters"].long()
+    assert len(clusters) == 512 and set(clusters.tolist()) == set(range(5))  # the smoke preset's 512 images
+    shares = (clusters.bincount(minlength=5).double() / 512).tolist()
+    assert metrics["train_cluster_shares"] == pytest.approx(shares)
+    labels = load("hoda", "train", split_seed=0).labels[:512]
+    majority = sum(int(labels[clusters == k].bincount().max()) for k in range(5))
+    assert metrics["train_cluster_purity"] == pytest.approx(majority / 512)
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert not any("class_accuracy" in r for r in evals)  # cluster indices are not classes: nothing to agree with
+    with np.load(run / "samples" / "final.npz") as samples:
+        assert "labels" not in samples and samples["images"].shape == (100, 1, 28, 28)
+    assert main(["sample", str(run), "--n", "7", "--device", "cpu"]) == 0
+
+    (run / "summary.json").unlink()  # resume then finishes the run again from its last checkpoint
+    torch.save({"clusters": clusters[:100].to(torch.int32)}, run / "clusters.pt")  # another run's clusters
+    assert main(["resume", str(run), "--no-progress", "--device", "cpu"]) == 2
+    assert "holds clusters of 100 images, not of the 512 training images" in capsys.readouterr().err
+
+
 def test_an_infogan_run_reports_how_the_judges_classes_fall_into_its_codes(hoda_judge, tmp_path):
     run = tmp_path / "run"
     assert _run("gan-hoda", run, "model.info_codes=10") == 0

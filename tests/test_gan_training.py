@@ -272,6 +272,15 @@ def test_conditional_trainer_runs_and_samples_per_label():
     assert x.shape == (10, 1, 28, 28) and x.abs().max() <= 1
 
 
+def test_fakes_of_the_generator_step_draw_labels_in_the_given_shares():
+    trainer = _trainer("gan", conditional=True)
+    assert trainer.draw_labels(20000).bincount(minlength=10).min() > 1800  # uniform without shares: 2,000 each
+    shares = torch.tensor([0.7, 0.3] + [0.0] * 8)
+    trainer.label_shares = shares
+    counts = trainer.draw_labels(20000).bincount(minlength=10).double() / 20000
+    assert counts[:2].tolist() == pytest.approx([0.7, 0.3], abs=0.015) and counts[2:].sum() == 0  # sd 0.0032
+
+
 def test_networks_shapes_and_per_sample_critic_without_batch_norm():
     g, x = Generator(16, 8), torch.rand(6, 1, 28, 28) * 2 - 1
     assert g(torch.randn(6, 16)).shape == (6, 1, 28, 28)
@@ -343,6 +352,9 @@ def test_evaluation_keeps_the_generator_with_the_lowest_fid():
     ({"model.output": "sigmoid"}, "model.output"),
     ({"data.train_limit": 10, "train.batch_size": 64}, "data.train_limit"),
     ({"model.info_codes": 10, "model.conditional": True}, "model.info_codes"),
+    ({"model.clusters": 20, "model.conditional": True}, "model.clusters"),
+    ({"model.clusters": 20, "model.info_codes": 10}, "model.clusters"),
+    ({"model.clusters": -1}, "model.clusters"),
 ])
 def test_bad_config_values_name_the_key(sets, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -236,6 +236,10 @@ def _declarations() -> list[Metric]:
           "code (1: each code draws one class)", "fraction", ("gan",)),
         m("test_code_classes", "InfoGAN codes: how many distinct classes the codes' most frequent classes are",
           "count", ("gan",)),
+        m("train_cluster_purity", "model.clusters: share of the training images in the most frequent class of their "
+          "cluster (read with the labels after training; the clusters are found without them)", "fraction", ("gan",)),
+        m("train_cluster_shares", "model.clusters: each cluster's share of the training images (the mixture weights "
+          "the samples draw their cluster with)", "fraction per cluster", ("gan",)),
         m("best_val_fid", "lowest validation FID over training (the generator kept)", "score", ("gan",)),
         m("best_step", "step of the generator with the lowest validation FID", "count", ("gan",)),
         m("last_val_fid", "validation FID at the last evaluation", "score", ("gan",)),

@@ -16,6 +16,13 @@ c), and the summary says how the judge's classes fall into the codes (``test_cod
 samples in their code's most frequent class; ``test_code_classes``: how many distinct classes the codes'
 most frequent classes are).
 
+``--set model.clusters=K`` keeps the model unconditional but gives it a mixture prior found without labels
+(self-conditioned GAN, see genlab.train.gan): the training images are split into K clusters by KMeans on
+their first 50 principal components (kept in ``clusters.pt`` so a resumed run trains on the same ones), and
+every sample draws its cluster with that cluster's share of the training set. The summary says how well
+the clusters follow the digits (``train_cluster_purity``, read with the labels after the fact; training never sees
+them).
+
 Hoda's images are binary, so the presets set ``model.output=binary``: the generator's tanh output is
 thresholded at 0 for every sample that is evaluated, kept or saved (``model.output=tanh`` keeps it raw).
 Both readings are scored at each evaluation and at the end: the headline one (``fid``, ``test_fid``, ...)
@@ -25,7 +32,7 @@ is that of ``model.output``, the other carries a prefix (``raw_``/``binary_`` in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +42,17 @@ from scipy.stats import spearmanr
 
 from genlab.config import param, section
 from genlab.data.registry import check_name, get_spec
-from genlab.errors import ConfigError
+from genlab.data.datasets import ImageSet
+from genlab.errors import ConfigError, RunError
 from genlab.eval.judge import Embedding, Judge
 from genlab.eval.quality import class_accuracy, class_coverage, confident_share, fid, inception_score
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.cas import classification_accuracy_score
+from genlab.eval.clustering import purity
+from genlab.eval.code_clusters import EmbeddingSpec, embed, kmeans, pixel_representation
 from genlab.eval.score import build_reference, reference_embedding, score_embeddings, score_images
 from genlab.experiments.base import Experiment, RunContext, trained_state
+from genlab.io import load_torch, save_torch
 from genlab.nets.gan import Discriminator, Generator, init_dcgan
 from genlab.report.figures import curves_figure, grids_figure, memorisation_figure, spread_picks
 from genlab.report.gan_figures import (class_histogram_figure, critic_weights_figure, layer_gradients_figure,
@@ -97,6 +108,10 @@ class GanConfig:
         if self.train.objective != "gan" and self.train.gan_loss != "nonsaturating":
             raise ConfigError(f"train.gan_loss={self.train.gan_loss} applies to train.objective=gan only, not "
                               f"{self.train.objective}", hint="leave train.gan_loss at nonsaturating")
+        if self.model.clusters and (self.model.conditional or self.model.info_codes):
+            raise ConfigError("model.clusters applies to unconditional models without InfoGAN codes: it gives the "
+                              "generator a mixture prior of its own, found without labels",
+                              hint="set model.clusters=0, or model.conditional=false and model.info_codes=0")
         if self.model.info_codes and self.model.conditional:
             raise ConfigError("model.info_codes applies to unconditional models: with model.conditional=true the "
                               "label already tells the generator which kind of image to draw",
@@ -108,7 +123,7 @@ class GanConfig:
 
 def build_networks(cfg: GanConfig) -> tuple[Generator, Discriminator]:
     spec = get_spec(cfg.data.dataset)
-    classes = len(spec.classes) if cfg.model.conditional else 0
+    classes = len(spec.classes) if cfg.model.conditional else cfg.model.clusters
     generator = Generator(cfg.model.z_dim, cfg.model.g_width, spec.image_shape[0], classes, cfg.model.info_codes)
     critic = Discriminator(cfg.model.d_width, cfg.model.d_norm, spec.image_shape[0], classes,
                            cfg.model.d_spectral_norm, cfg.model.info_codes)
@@ -125,16 +140,20 @@ def readings(samples: torch.Tensor, output: str) -> tuple[torch.Tensor, torch.Te
 
 class ValidationScorer:
     """Domain metrics of samples against the validation split's embedding, for the headline reading of
-    ``output`` and (prefixed) for the other; saves a grid of the first 100 headline samples."""
+    ``output`` and (prefixed) for the other; saves a grid of the first 100 headline samples. The judge's
+    agreement with the samples' labels is scored when those are classes (``labels_are_classes``), not
+    clusters."""
 
-    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding, output: str = "tanh"):
+    def __init__(self, ctx: RunContext, judge: Judge, real: Embedding, output: str = "tanh",
+                 labels_are_classes: bool = True):
         self.ctx, self.judge, self.real, self.output = ctx, judge, real, output
+        self.labels_are_classes = labels_are_classes
 
     def scores(self, samples: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         fake = self.judge.embed(samples)
         scores = {"fid": fid(self.real.features, fake.features), "is": inception_score(fake.probs)[0],
                   "class_coverage": class_coverage(fake.probs), "confident_share": confident_share(fake.probs)}
-        if labels is not None:
+        if labels is not None and self.labels_are_classes:
             scores["class_accuracy"] = class_accuracy(fake.probs, labels.cpu())[0]
         return scores
 
@@ -160,6 +179,25 @@ def code_class_agreement(codes: torch.Tensor, classes: torch.Tensor, num_codes: 
             majority.append(int(counts.argmax()))
             in_majority += int(counts.max())
     return {"code_purity": in_majority / len(codes), "code_classes": len(set(majority))}
+
+
+def training_clusters(ctx: RunContext, train: ImageSet, k: int, seed: int) -> torch.Tensor:
+    """The cluster index of every training image: KMeans on the images' first 50 principal components, no
+    label used. Computed once per run and kept in ``clusters.pt``, so a resumed run trains on the same ones."""
+    path = ctx.run.path / "clusters.pt"
+    if path.exists():
+        clusters = load_torch(path)["clusters"].long()
+        if len(clusters) != len(train):
+            raise RunError(f"{path} holds clusters of {len(clusters):,} images, not of the {len(train):,} training "
+                           "images of this run", hint="delete it and run `genlab resume RUN_DIR` to cluster again")
+        return clusters
+    if k > len(train):
+        raise ConfigError(f"model.clusters={k} is more than the {len(train):,} training images",
+                          hint="lower model.clusters")
+    points = embed(pixel_representation(train.images.numpy()), EmbeddingSpec("pca", dim=50), seed)
+    clusters = torch.from_numpy(kmeans(points, k, seed)).long()
+    save_torch({"clusters": clusters.to(torch.int32)}, path)
+    return clusters
 
 
 def _guard(cfg: GanConfig) -> DivergenceGuard:
@@ -224,15 +262,26 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     generator, critic = build_networks(cfg)
     noise = torch.Generator().manual_seed(cfg.seed)  # fixed evaluation noise, apart from the training noise
     eval_noise = code_latent(generator, cfg.eval.samples, noise)
-    trainer = GanTrainer(generator, critic, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train,
-                         eval_noise, ctx.device, scorer=ValidationScorer(ctx, judge, val, cfg.model.output))
+    batches_of, shares, eval_clusters = train, None, None
+    if cfg.model.clusters:
+        clusters = training_clusters(ctx, train, cfg.model.clusters, cfg.seed)
+        batches_of = replace(train, labels=clusters)
+        shares = torch.bincount(clusters, minlength=cfg.model.clusters).double() / len(clusters)
+        eval_clusters = torch.multinomial(shares, cfg.eval.samples, replacement=True, generator=noise)
+    trainer = GanTrainer(generator, critic, ctx.batches(batches_of, cfg.train.batch_size, cfg.seed), cfg.train,
+                         eval_noise, ctx.device, label_shares=None if shares is None else shares.float(),
+                         eval_labels=eval_clusters,
+                         scorer=ValidationScorer(ctx, judge, val, cfg.model.output, cfg.model.conditional))
     ctx.train(trainer, cfg.train.steps, _guard(cfg), time_budget_s=cfg.train.time_budget_s)
 
     final_noise = code_latent(generator, cfg.eval.final_samples, noise).to(ctx.device)
     labels = (torch.arange(cfg.eval.final_samples, device=ctx.device) % len(spec.classes)
               if cfg.model.conditional else None)
-    samples, other, other_name = readings(trainer.sample(final_noise, labels, trainer.best_generator()),
-                                          cfg.model.output)
+    final_clusters = (torch.multinomial(shares, cfg.eval.final_samples, replacement=True, generator=noise)
+                      .to(ctx.device) if shares is not None else None)
+    samples, other, other_name = readings(
+        trainer.sample(final_noise, labels if final_clusters is None else final_clusters, trainer.best_generator()),
+        cfg.model.output)
     save_samples(ctx.run.samples / "final.npz", samples, labels)
     ctx.save_grid(samples[:GRID], "final", nrow=10)
     fake = judge.embed(samples)
@@ -274,6 +323,9 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
         metrics["last_wasserstein"] = last_train.get("wasserstein", float("nan"))
     if cfg.train.objective == "wgan":
         metrics["last_clipped_fraction"] = last_train.get("clipped_fraction", float("nan"))
+    if cfg.model.clusters:
+        metrics.update({"train_cluster_purity": purity(train.labels.numpy(), clusters.numpy()),
+                        "train_cluster_shares": shares.tolist()})
     if generator.codes:
         metrics.update({f"test_{k}": v for k, v in code_class_agreement(
             generator.code_of(final_noise).cpu(), fake.probs.argmax(1), generator.codes).items()})
@@ -304,8 +356,14 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
     if cfg.model.conditional:
         labels = (torch.full((n,), label, device=device) if label is not None
                   else torch.arange(n, device=device) % classes)
+    clusters = None
+    if cfg.model.clusters:
+        assigned = load_torch(run.path / "clusters.pt")["clusters"].long()
+        shares = torch.bincount(assigned, minlength=cfg.model.clusters).double()
+        clusters = torch.multinomial(shares / shares.sum(), n, replacement=True).to(device)
     with torch.no_grad():
-        images = readings(generator(generator.latent(n, device=device), labels), cfg.model.output)[0]
+        images = readings(generator(generator.latent(n, device=device), labels if clusters is None else clusters),
+                          cfg.model.output)[0]
     tag = "best_generator" + (f"_label{label}" if label is not None else "")
     return save_sample_set(run.samples, tag, images, labels,
                            {"n": n, "label": label, "generator_step": best["step"], "generator_val_fid": best["fid"]})

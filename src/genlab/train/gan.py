@@ -20,6 +20,14 @@ back the generator's categorical code c, and both the discriminator (with Q) and
 a variational lower bound on the mutual information I(c; G(z, c)) (Chen et al. 2016, eq. 5), which pushes
 the generator to draw K distinguishable kinds of image rather than blends of them.
 
+With ``model.clusters=K`` (self-conditioned GAN, Liu et al. 2020) the training images are partitioned
+into K clusters before training, without labels, and each image's cluster index takes the place a class
+label has in a conditional model: the critic scores real images with their cluster's projection and fakes
+are drawn for the clusters of the real batch; the generator's own step draws clusters with their shares of
+the training set (``label_shares``). The model stays unconditional, p(x) = sum_k pi_k p_G(x | k), with the
+mixture weights pi_k and the partition taken from the data alone: each component only has to draw one
+cluster's kind of image, not blends of all of them.
+
 ``train.ema_decay`` keeps an exponential moving average of the generator's weights (Yazici et al. 2019),
 which samples and is evaluated in place of the generator itself: the average smooths the generator's
 oscillation around the game's equilibrium. Its decay at step t is min(decay, (1 + t) / (10 + t)), so
@@ -69,6 +77,10 @@ class GanModelConfig:
                                      "critic (projection)")
     info_codes: int = param(0, "unconditional models: values of an InfoGAN categorical code in the generator's latent "
                                "vector, read back by a second head of the discriminator (0: none)", ge=0)
+    clusters: int = param(0, "unconditional models: a mixture prior of K components found without labels (KMeans on "
+                             "the training images); generator and critic see an image's component as a conditional "
+                             "model sees its class, and samples draw it with its share of the training set "
+                             "(self-conditioned GAN, Liu et al. 2020; 0: none)", ge=0)
 
 
 @dataclass
@@ -204,13 +216,16 @@ class GanTrainer(ModelTrainer):
 
     def __init__(self, generator: Generator, critic: Discriminator, batches: Batches, cfg: GanTrainConfig,
                  eval_noise: torch.Tensor, device: torch.device, scorer: Scorer | None = None,
-                 eval_batch: int = 500):
+                 eval_batch: int = 500, label_shares: torch.Tensor | None = None,
+                 eval_labels: torch.Tensor | None = None):
         self.generator, self.critic = generator.to(device), critic.to(device)
         self.batches, self.cfg, self.device, self.scorer, self.eval_batch = batches, cfg, device, scorer, eval_batch
         self.num_classes = generator.num_classes
+        self.label_shares = None if label_shares is None else label_shares.to(device)
         self.eval_noise = eval_noise.to(device)
-        self.eval_labels = (torch.arange(len(eval_noise), device=device) % self.num_classes
-                            if self.num_classes else None)
+        if eval_labels is None and self.num_classes:
+            eval_labels = torch.arange(len(eval_noise)) % self.num_classes
+        self.eval_labels = None if eval_labels is None else eval_labels.to(device)
         self.g_optimizer = build_optimizer(generator.parameters(), cfg, cfg.lr_g)
         self.d_optimizer = build_optimizer(critic.parameters(), cfg, cfg.lr_d)
         self.critic_layers = layer_weights(critic)
@@ -278,9 +293,18 @@ class GanTrainer(ModelTrainer):
         metrics["d_loss"] = loss.detach()
         return metrics
 
+    def draw_labels(self, n: int) -> torch.Tensor | None:
+        """Labels (classes or clusters) for ``n`` fakes: with ``label_shares`` drawn in those proportions,
+        else uniformly; None for a model without labels."""
+        if not self.num_classes:
+            return None
+        if self.label_shares is None:
+            return torch.randint(0, self.num_classes, (n,), device=self.device)
+        return torch.multinomial(self.label_shares, n, replacement=True)
+
     def generator_step(self, n: int) -> dict[str, torch.Tensor]:
         """One generator update on ``n`` samples (a real batch's size: this rank's share under torchrun)."""
-        y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
+        y = self.draw_labels(n)
         latent = self.noise(n)
         with frozen(self.critic):  # the generator's step needs gradients through D, not of D
             scores, code = self.score_fakes(self.critic, self.loss_network("generator")(latent, y), y, latent)
