@@ -3,6 +3,7 @@
     python benchmarks/gan_compare.py --budget 600 --seeds 0 1 2 [--models ...] [--conditional gan-hoda]
                                      [--clips 0.001 0.01 0.1] [--clip-seeds 0] [--clip-budget 300]
                                      [--fid-threshold 10] [--preset quick] [--set KEY=VALUE ...] [--out FILE]
+                                     [--add-runs RUN_DIR ...]
 
 Every run is a normal genlab run under --runs-dir (its report, grids and samples stay there). With
 --budget B > 0 each run trains until B seconds of its loop (training and evaluations) are spent; with
@@ -12,6 +13,8 @@ share (the conditional target: >= 0.9, with class coverage >= 0.95); the uncondi
 best of GAN, WGAN and WGAN-GP (>= 0.85 and >= 0.95) and WGAN-GP (>= 0.80) by their means over seeds. Prints
 Markdown tables (mean and sample std over seeds, test split, the Hoda classifier as judge) and writes them as
 JSON with the per-run numbers, the machine and its load average (timings from a shared machine are inflated).
+--add-runs puts finished runs into the unconditional comparison as they are: seeds run by other processes
+side by side (one thread each) are read into one table with ``--models --conditional --clips --add-runs ...``.
 Needs the cached Hoda judge: `genlab run classifier-hoda --preset quick`.
 """
 
@@ -52,19 +55,29 @@ def run_one(model: str, seed: int, args, extra: dict[str, str], tag: str, budget
         sets.update({"train.steps": str(UNLIMITED_STEPS), "train.time_budget_s": str(budget)})
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     run = start_run(model, args.preset, sets, seed=seed, device=args.device, runs_dir=args.runs_dir, progress=False)
-    summary = json.loads((run.path / "summary.json").read_text())
+    row = run_row(run.path, args.fid_threshold, tag, extra)
+    row.update(total_wall_s=time.perf_counter() - started, load_average_1min=[load_before, os.getloadavg()[0]])
+    return row
+
+
+def run_row(run: Path, fid_threshold: float, tag: str | None = None, extra: dict[str, str] | None = None
+            ) -> dict[str, Any]:
+    """A finished run's numbers as a row of the tables (tag: its experiment's name unless given); its time to
+    a validation FID of ``fid_threshold``."""
+    summary = json.loads((run / "summary.json").read_text())
     m = summary["metrics"]
-    last = last_train_record(run.path)
-    row = {"model": model, "tag": tag, "seed": seed, "sets": extra, "run_dir": str(run.path),
-           "steps": summary["steps_done"], "train_wall_s": summary["wall_time_s"],
-           "total_wall_s": time.perf_counter() - started, "load_average_1min": [load_before, os.getloadavg()[0]],
-           "time_to_fid_s": time_to_fid(m["val_fid_curve"], args.fid_threshold),
+    last = last_train_record(run)
+    row = {"model": summary["experiment"], "tag": tag or summary["experiment"],
+           "seed": json.loads((run / "config.json").read_text())["config"]["seed"], "sets": extra or {},
+           "run_dir": str(run), "steps": summary["steps_done"], "train_wall_s": summary["wall_time_s"],
+           "total_wall_s": None, "load_average_1min": None,
+           "time_to_fid_s": time_to_fid(m["val_fid_curve"], fid_threshold),
            **{k: v for k, v in m.items() if isinstance(v, (int, float))},
            "test_class_histogram": m["test_class_histogram"],
            "last_layer_grads": [last[k] for k in sorted(last) if k.startswith("d_grad_layer")]}
-    print(f"{tag} seed {seed}: test FID {row['test_fid']:.2f}, confident {row['test_confident_share']:.3f}, "
-          f"coverage {row['test_class_coverage']:.3f}, {row['steps']} steps in {row['train_wall_s']:.0f} s",
-          flush=True)
+    print(f"{row['tag']} seed {row['seed']}: test FID {row['test_fid']:.2f}, confident "
+          f"{row['test_confident_share']:.3f}, coverage {row['test_class_coverage']:.3f}, {row['steps']} steps in "
+          f"{row['train_wall_s']:.0f} s", flush=True)
     return row
 
 
@@ -154,6 +167,9 @@ def main() -> None:
     parser.add_argument("--fid-threshold", type=float, default=10.0, help="for 'time to a fixed FID' (val split)")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    parser.add_argument("--add-runs", nargs="*", default=[], metavar="RUN_DIR",
+                        help="finished runs to add to the unconditional comparison as they are (for example seeds "
+                             "run by other processes at the same time)")
     parser.add_argument("--runs-dir", default="runs/benchmarks/gan")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="JSON output (default: benchmarks/results/gan_compare-<preset>.json)")
@@ -162,6 +178,8 @@ def main() -> None:
     load_before = os.getloadavg()
     clip_budget = args.budget if args.clip_budget is None else args.clip_budget
     rows = [run_one(model, seed, args, {}, model, args.budget) for seed in args.seeds for model in args.models]
+    rows += [run_row(Path(run), args.fid_threshold) for run in args.add_runs]
+    rows.sort(key=lambda r: (MODELS.index(r["model"]) if r["model"] in MODELS else len(MODELS), r["seed"]))
     rows += [run_one(model, seed, args, {"model.conditional": "true"}, f"{model} (conditional)", args.budget)
              for seed in args.seeds for model in args.conditional]
     sweep = [run_one("wgan-hoda", seed, args, {"train.clip": str(c)}, f"wgan c={c:g}", clip_budget)

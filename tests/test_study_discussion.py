@@ -44,6 +44,17 @@ def test_gan_discussion_counts_seeds_where_the_gradient_penalty_wins_and_checks_
     assert "time to a validation FID of 10 (2x the best model's final best): GAN 2.0 min (2/2 seeds)" in text
 
 
+def test_gan_discussion_says_which_models_draw_from_label_free_clusters_and_how_pure_they_are():
+    shares = [0.25] * 4
+    runs = {"gan-hoda": [summary(s, test_fid=2.0, test_confident_share=0.9, test_class_coverage=1.0,
+                                 train_cluster_purity=purity, train_cluster_shares=shares)
+                         for s, purity in ((0, 0.8), (1, 0.9))],
+            "wgangp-hoda": [summary(0, test_fid=3.0, test_confident_share=0.8, test_class_coverage=1.0)]}
+    text = " ".join(study("gan").discuss(runs))
+    assert "GAN draw from a mixture prior of 4 clusters" in text and "WGAN-GP draw" not in text
+    assert "the clusters' purity is GAN 0.85 &plusmn; 0.071 (n=2)" in text
+
+
 def test_ebm_discussion_times_each_variant_to_a_shared_fid_level():
     runs = {"ebm-cifar10-noise": [summary(0, fid=200.0, fid_curve=[[100, 60.0, 260.0], [200, 120.0, 210.0]])],
             "ebm-cifar10-buffer-decay": [summary(0, fid=120.0, fid_curve=[[100, 60.0, 170.0], [200, 120.0, 120.0]])]}

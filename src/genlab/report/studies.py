@@ -455,6 +455,14 @@ def _discuss_gan(runs: Runs) -> list[str]:
     if not present:
         return lines
     walls = {name: minutes(rs) for name, rs in present.items()}
+    mixtures = {n: rs for n, rs in present.items() if values(rs, "train_cluster_purity")}
+    if mixtures:
+        clusters = {len(metric(r, "train_cluster_shares")) for rs in mixtures.values() for r in rs}
+        lines.append(f"{', '.join(mixtures)} draw from a mixture prior of {' or '.join(map(str, sorted(clusters)))} "
+                     "clusters of the training images found by KMeans without labels (self-conditioned GAN, Liu et "
+                     "al. 2020): a sample's cluster is drawn with the cluster's share of the training set, and no "
+                     "label reaches training. Read against the labels afterwards, the clusters' purity is "
+                     + ", ".join(f"{n} {spread(rs, 'train_cluster_purity')}" for n, rs in mixtures.items()) + ".")
     lines.append("Realism on the test split (Hoda classifier as judge; budget per model "
                  + ", ".join(f"{n} {w:.1f} min" for n, w in walls.items()) + "): "
                  + "; ".join(f"{n}: FID {spread(rs, 'test_fid')}, confident share {spread(rs, 'test_confident_share')}, "
@@ -556,7 +564,7 @@ STUDIES: dict[str, Study] = {
          ("last_clipped_fraction", "clipped share"), ("critic_weight_std", "critic weight std"),
          ("test_density", "density"), ("test_coverage", "coverage"), ("test_intra_fid", "intra-class FID"),
          ("test_randnet_fid", "label-free FID"), ("test_memorised_share", "memorised"), ("cas", "CAS"),
-         ("cas_real", "CAS real")),
+         ("cas_real", "CAS real"), ("train_cluster_purity", "cluster purity")),
         ("figures/grids_over_training.png", "figures/curves.png", "figures/wasserstein_vs_fid.png",
          "figures/critic_weights.png", "figures/critic_layer_gradients.png", "figures/class_histogram.png",
          "figures/memorisation.png"),
