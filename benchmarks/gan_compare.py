@@ -1,6 +1,6 @@
 """GAN vs WGAN vs WGAN-GP on Hoda at an equal wall-clock budget over seeds, plus WGAN's clip sweep.
 
-    python benchmarks/gan_compare.py --budget 600 --seeds 0 1 2 [--models ...] [--conditional gan-hoda]
+    python benchmarks/gan_compare.py --budget 600 --seeds 0 1 2 [--models ...] [--conditional gan-hoda] [--plain ...]
                                      [--clips 0.001 0.01 0.1] [--clip-seeds 0] [--clip-budget 300]
                                      [--fid-threshold 10] [--preset quick] [--set KEY=VALUE ...] [--out FILE]
                                      [--add-runs RUN_DIR ...]
@@ -8,11 +8,13 @@
 Every run is a normal genlab run under --runs-dir (its report, grids and samples stay there). With
 --budget B > 0 each run trains until B seconds of its loop (training and evaluations) are spent; with
 --budget 0 the presets run as they are (to check the quick presets' wall times). The models named by
---conditional also run class-conditionally. "The best of them" is the run with the highest confident
-share (the conditional target: >= 0.9, with class coverage >= 0.95); the unconditional targets judge the
-best of GAN, WGAN and WGAN-GP (>= 0.85 and >= 0.95) and WGAN-GP (>= 0.80) by their means over seeds. Prints
-Markdown tables (mean and sample std over seeds, test split, the Hoda classifier as judge) and writes them as
-JSON with the per-run numbers, the machine and its load average (timings from a shared machine are inflated).
+--conditional also run class-conditionally (with labels, beyond the assignment), those named by --plain
+also without the presets' mixture prior (``model.clusters=0``: a generator from noise alone). "The best
+of them" is the run with the highest confident share (the conditional target: >= 0.9, with class coverage
+>= 0.95); the unconditional targets judge the best of GAN, WGAN and WGAN-GP (>= 0.85 and >= 0.95) and
+WGAN-GP (>= 0.80) by their means over seeds. Prints Markdown tables (mean and sample std over seeds, test
+split, the Hoda classifier as judge) and writes them as JSON with the per-run numbers, the machine and its
+load average (timings from a shared machine are inflated).
 --add-runs puts finished runs into the unconditional comparison as they are: seeds run by other processes
 side by side (one thread each) are read into one table with ``--models --conditional --clips --add-runs ...``.
 Needs the cached Hoda judge: `genlab run classifier-hoda --preset quick`.
@@ -164,6 +166,8 @@ def main() -> None:
     parser.add_argument("--clip-budget", type=float, default=None, help="seconds per sweep run (default: --budget)")
     parser.add_argument("--conditional", nargs="*", default=["gan-hoda"], choices=MODELS,
                         help="models also run class-conditionally (model.conditional=true)")
+    parser.add_argument("--plain", nargs="*", default=[], choices=MODELS,
+                        help="models also run without the mixture prior (model.clusters=0)")
     parser.add_argument("--fid-threshold", type=float, default=10.0, help="for 'time to a fixed FID' (val split)")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
@@ -180,8 +184,10 @@ def main() -> None:
     rows = [run_one(model, seed, args, {}, model, args.budget) for seed in args.seeds for model in args.models]
     rows += [run_row(Path(run), args.fid_threshold) for run in args.add_runs]
     rows.sort(key=lambda r: (MODELS.index(r["model"]) if r["model"] in MODELS else len(MODELS), r["seed"]))
-    rows += [run_one(model, seed, args, {"model.conditional": "true"}, f"{model} (conditional)", args.budget)
-             for seed in args.seeds for model in args.conditional]
+    rows += [run_one(model, seed, args, {"model.conditional": "true", "model.clusters": "0"},
+                     f"{model} (conditional)", args.budget) for seed in args.seeds for model in args.conditional]
+    rows += [run_one(model, seed, args, {"model.clusters": "0"}, f"{model} (plain)", args.budget)
+             for seed in args.seeds for model in args.plain]
     sweep = [run_one("wgan-hoda", seed, args, {"train.clip": str(c)}, f"wgan c={c:g}", clip_budget)
              for c in args.clips for seed in args.clip_seeds]
     load_after = os.getloadavg()

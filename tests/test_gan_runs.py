@@ -71,7 +71,7 @@ def test_smoke_run_writes_grids_curves_samples_and_summary(experiment, hoda_judg
 
 def test_genlab_sample_draws_from_the_best_generator_with_fixed_labels(hoda_judge, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _run("gan-hoda", run, "model.conditional=true") == 0
+    assert _run("gan-hoda", run, "model.conditional=true", "model.clusters=0") == 0
     assert main(["sample", str(run), "--n", "12", "--label", "3", "--device", "cpu"]) == 0
     [npz] = (run / "samples").glob("sample_*_best_generator_label3.npz")
     with np.load(npz) as samples:
@@ -88,7 +88,7 @@ def test_genlab_sample_draws_from_the_best_generator_with_fixed_labels(hoda_judg
 def test_a_self_conditioned_run_draws_its_clusters_found_without_labels_and_keeps_them_on_resume(hoda_judge, tmp_path,
                                                                                                    capsys):
     run = tmp_path / "run"
-    assert _run("gan-hoda", run, "model.clusters=5", "train.steps=4") == 0
+    assert _run("gan-hoda", run, "model.clusters=5", "train.steps=4") == 0  # the presets' 50: 10 images each
     metrics = json.loads((run / "summary.json").read_text())["metrics"]
     clusters = torch.load(run / "clusters.pt")["clusters"].long()
     assert len(clusters) == 512 and set(clusters.tolist()) == set(range(5))  # the smoke preset's 512 images
@@ -111,7 +111,7 @@ def test_a_self_conditioned_run_draws_its_clusters_found_without_labels_and_keep
 
 def test_an_infogan_run_reports_how_the_judges_classes_fall_into_its_codes(hoda_judge, tmp_path):
     run = tmp_path / "run"
-    assert _run("gan-hoda", run, "model.info_codes=10") == 0
+    assert _run("gan-hoda", run, "model.info_codes=10", "model.clusters=0") == 0
     metrics = json.loads((run / "summary.json").read_text())["metrics"]
     assert 0.1 <= metrics["test_code_purity"] <= 1 and 1 <= metrics["test_code_classes"] <= 10
     train = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -6,22 +6,23 @@ IS, class coverage, confident share; not Inception) and their first 100 saved as
 with the lowest validation FID is kept. At the end that generator's samples (fresh noise) are scored once
 against the test split (5%) and saved to ``samples/final.npz`` (`genlab eval run RUN_DIR` re-scores them).
 
-``--set model.conditional=true`` gives each model its class-conditional variant: the generator and the
-critic see the label, samples are drawn for labels 0..9 in turn (column c of each grid is class c), and
-the judge's agreement with the intended label is reported as class accuracy.
-
-``--set model.info_codes=10`` keeps the model unconditional but gives it an InfoGAN categorical code (see
-genlab.train.gan): evaluation and final samples draw the code values in turn (column c of each grid is code
-c), and the summary says how the judge's classes fall into the codes (``test_code_purity``: the share of
-samples in their code's most frequent class; ``test_code_classes``: how many distinct classes the codes'
-most frequent classes are).
-
-``--set model.clusters=K`` keeps the model unconditional but gives it a mixture prior found without labels
-(self-conditioned GAN, see genlab.train.gan): the training images are split into K clusters by KMeans on
+All three are unconditional as the presets stand: no label reaches training. Each draws from a mixture
+prior found without labels (``model.clusters=K``, 50 in the presets; 0: a plain generator from noise alone;
+self-conditioned GAN, see genlab.train.gan): the training images are split into K clusters by KMeans on
 their first 50 principal components (kept in ``clusters.pt`` so a resumed run trains on the same ones), and
 every sample draws its cluster with that cluster's share of the training set. The summary says how well
-the clusters follow the digits (``train_cluster_purity``, read with the labels after the fact; training never sees
-them).
+the clusters follow the digits (``train_cluster_purity``, read with the labels after the fact).
+
+``--set model.conditional=true --set model.clusters=0`` gives each model its class-conditional variant
+(labels, beyond the assignment): the generator and the critic see the label, samples are drawn for labels
+0..9 in turn (column c of each grid is class c), and the judge's agreement with the intended label is
+reported as class accuracy.
+
+``--set model.info_codes=10 --set model.clusters=0`` gives a plain unconditional model an InfoGAN
+categorical code (see genlab.train.gan): evaluation and final samples draw the code values in turn (column
+c of each grid is code c), and the summary says how the judge's classes fall into the codes
+(``test_code_purity``: the share of samples in their code's most frequent class; ``test_code_classes``: how
+many distinct classes the codes' most frequent classes are).
 
 Hoda's images are binary, so the presets set ``model.output=binary``: the generator's tanh output is
 thresholded at 0 for every sample that is evaluated, kept or saved (``model.output=tanh`` keeps it raw).
@@ -383,9 +384,11 @@ _SMOKE = {"data.train_limit": 512, "train.steps": 6, "train.batch_size": 16, "mo
 # for the WGANs, so the three see the same data per critic update.
 # All three sample alike, from a moving average of the generator's weights (Yazici et al. 2019, decay
 # 0.999 after a warm-up) thresholded to binary images like Hoda's, so that their comparison isolates the
-# objective; neither touches the critic (WGAN's weight clipping stays its own constraint). Measured
-# step-matched in benchmarks/README.md, GAN section.
-_SAMPLING = {"train.ema_decay": 0.999, "model.output": "binary"}
+# objective; neither touches the critic (WGAN's weight clipping stays its own constraint). And all three
+# draw from a mixture prior of 50 clusters of the training images found without labels (self-conditioned
+# GAN, Liu et al. 2020): a plain unconditional generator blends strokes of several digits, one mixture
+# component per cluster draws one kind of digit. Measured in benchmarks/README.md, GAN section.
+_SAMPLING = {"train.ema_decay": 0.999, "model.output": "binary", "model.clusters": 50}
 # The GAN keeps DCGAN's batch-norm discriminator: a spectrally normalised one without batch norm (Miyato et
 # al. 2018, ``model.d_spectral_norm=true model.d_norm=none``) learnt more slowly at equal steps here.
 GAN_BASE = {"train.objective": "gan", "train.optimizer": "adam", "train.lr_g": 2e-4, "train.lr_d": 2e-4,
@@ -405,7 +408,8 @@ WGANGP_BASE = {"train.objective": "wgan-gp", "train.optimizer": "adam", "train.l
 # Quick: about 10 minutes of training per model on an idle 2-core CPU (measured steps: GAN 0.054 s, WGAN
 # 0.157 s, WGAN-GP 0.31 s), so the three quick runs also compare at a roughly equal wall-clock budget. Each
 # evaluation scores four sets of 2,000 samples (the average and the generator itself, binary and raw).
-# Best quality there: --set model.conditional=true (see benchmarks/gan_compare.py).
+# The class-conditional form (with labels, beyond the assignment): --set model.conditional=true --set
+# model.clusters=0.
 _QUICK_NETS = {"model.z_dim": 64, "model.g_width": 32, "model.d_width": 32, "eval.samples": 2000,
                "eval.final_samples": 5000}
 # Full: the width of DCGAN-style MNIST models (64) and GPU-scale step counts; not run on this project's CPU.

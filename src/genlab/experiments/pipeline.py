@@ -88,7 +88,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("dvae", "dvae-mnist", minutes=4.4),
     Stage("dvae", "dvae-fashion_mnist", minutes=4.7),
     Stage("gan", "gan-hoda", minutes=19.6, needs=("classifier-hoda",)),
-    Stage("gan", "gan-hoda", {"model.conditional": True}, minutes=19.3, label="gan-hoda-conditional",
+    Stage("gan", "gan-hoda", {"model.conditional": True, "model.clusters": 0}, minutes=19.3, label="gan-hoda-conditional",
           needs=("classifier-hoda",)),
     Stage("gan", "wgan-hoda", minutes=23.4, needs=("classifier-hoda",)),
     Stage("gan", "wgangp-hoda", minutes=18.5, needs=("classifier-hoda",)),
