@@ -2,12 +2,14 @@
 
     python benchmarks/sampling_study.py --study runs/ebm-cifar10-sampling-study/<run> --top 3 --seeds 0 1 2
 
-The study (`genlab run ebm-cifar10-sampling-study`, or the pipeline's stage) ranks its grid's settings by the
-domain FID of samples drawn from one trained energy. Here the ``--top`` best become training samplers
-(sampling_study.training_sets: form, step, schedule, chain length, buffer or noise starts), each trained as
-ebm-cifar10-buffer at ``--preset`` for every seed beside the preset's own sampler (the baseline). A setting
-with longer chains costs more per iteration: the table gives minutes beside FID. Runs are normal genlab runs
-under --runs-dir; one found there with the same experiment, preset, seed and config is reused.
+The study (`genlab run ebm-cifar10-sampling-study`, or the pipeline's stage) scores its grid's settings by
+the domain and the label-free FID of samples drawn from one trained energy; they rank by the mean of their
+two ranks (genlab.eval.quality.best_first; a study written before the label-free column ranks by domain FID
+alone). Here the ``--top`` best become training samplers (sampling_study.training_sets: form, step,
+schedule, chain length, buffer or noise starts), each trained as ebm-cifar10-buffer at ``--preset`` for
+every seed beside the preset's own sampler (the baseline). A setting with longer chains costs more per
+iteration: the table gives minutes beside FID. Runs are normal genlab runs under --runs-dir; one found there
+with the same experiment, preset, seed and config is reused.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts: 
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -26,21 +29,24 @@ import torch  # noqa: E402
 from energy_models import divergence, earlier_run, spread  # noqa: E402  (this folder's shared helpers)
 from genlab.config import from_dict  # noqa: E402
 from genlab.errors import DivergenceError  # noqa: E402
+from genlab.eval.quality import best_first  # noqa: E402
 from genlab.experiments.base import machine_info  # noqa: E402
 from genlab.experiments.runner import start_run  # noqa: E402
-from genlab.experiments.sampling_study import (SOURCE_EXPERIMENT, Cell, SamplingStudyConfig,  # noqa: E402
-                                               training_sets)
+from genlab.experiments.sampling_study import (CELL_COLUMNS, SOURCE_EXPERIMENT, Cell,  # noqa: E402
+                                               SamplingStudyConfig, training_sets)
 from genlab.train.run_dir import RunDir  # noqa: E402
 
 
 def best_settings(study: Path, top: int) -> list[tuple[str, dict]]:
-    """The ``top`` cells of a finished study with the lowest FID, as (description, --set overrides)."""
+    """The ``top`` cells of a finished study by the study's rule (best_first), as (description, --set overrides)."""
     run = RunDir.open(study)
     summary = run.read_summary()
     if not summary or summary.get("status") != "complete":
         raise SystemExit(f"{study} is not a finished sampling study (no complete summary.json)")
     grid = from_dict(SamplingStudyConfig, run.read_config()["config"]).grid
-    rows = sorted(summary["metrics"]["sampling_cells"], key=lambda row: row[5])[:top]
+    fid, free = CELL_COLUMNS.index("fid"), CELL_COLUMNS.index("randnet_fid")
+    rows = best_first(summary["metrics"]["sampling_cells"], lambda row: row[fid],
+                      lambda row: row[free] if len(row) > free else math.nan)[:top]
     return [(cell.describe(), training_sets(cell, grid)) for cell in (Cell(*row[:5]) for row in rows)]
 
 

@@ -1,8 +1,12 @@
-"""The sampling study of a trained CIFAR-10 energy: its grid, the two forms at a cell, a smoke run end to end
-with its figures, table and report lines, and its place in the pipeline."""
+"""The sampling study of a trained CIFAR-10 energy: its grid, the two forms at a cell, the rule that picks the
+best cell (by domain and label-free FID), a smoke run end to end with its figures, table and report lines, and
+its place in the pipeline."""
 
 import csv
+import importlib.util
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,14 +16,18 @@ from genlab.errors import ConfigError
 from genlab.experiments.pipeline import STAGES, plan
 from genlab.experiments.registry import get_experiment
 from genlab.experiments.runner import prerequisites
-from genlab.experiments.sampling_study import (Cell, GridConfig, cells, corners, sample_steps, sampler_for,
-                                               training_sets)
+from genlab.eval.quality import best_first
+from genlab.experiments.sampling_study import (CELL_COLUMNS, Cell, GridConfig, cells, corners, ranked, sample_steps,
+                                               sampler_for, training_sets)
 from genlab.report.figures import heatmap_figure
 from genlab.report.studies import sampling_study_lines
 from genlab.sampling import SamplerConfig, run_chain
+from genlab.train.run_dir import RunDir
 from conftest import needs_data
 
 STUDY = "ebm-cifar10-sampling-study"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+FID, RANDNET = CELL_COLUMNS.index("fid"), CELL_COLUMNS.index("randnet_fid")
 
 
 def test_grid_cells_corners_and_cost_by_hand():
@@ -45,6 +53,40 @@ def test_quick_grid_is_the_counted_one():
 def test_empty_grid_is_refused():
     with pytest.raises(ConfigError, match="no step sizes"):
         get_experiment(STUDY).config("quick", {"grid.coupled": "", "grid.decoupled": ""})
+
+
+def test_best_is_the_lowest_mean_rank_by_domain_and_label_free_fid():
+    # (name, domain FID, label-free FID): "fooled" is best by domain FID but worst label-free
+    table = [("fooled", 50.0, 1.2), ("worst", 80.0, 0.1), ("good", 60.0, 0.07), ("label-free best", 70.0, 0.06)]
+    order = best_first(table, lambda r: r[1], lambda r: r[2])
+    # rank sums: fooled 0 + 3, worst 3 + 2, good 1 + 1, label-free best 2 + 0; the tie of good and label-free
+    # best goes to the lower domain FID
+    assert [r[0] for r in order] == ["good", "label-free best", "fooled", "worst"]
+    assert [r[0] for r in best_first(table, lambda r: r[1], lambda r: math.nan)] == [
+        "fooled", "good", "label-free best", "worst"]  # no label-free FID: by domain FID
+    blown_up = [("nan", math.nan, math.nan), ("none", None, None), ("ok", 100.0, 0.5), ("fine", 90.0, 0.4)]
+    assert [r[0] for r in best_first(blown_up, lambda r: r[1], lambda r: r[2])] == ["fine", "ok", "nan", "none"]
+    rows = [{"cell": name, "fid": d, "randnet_fid": r} for name, d, r in table]
+    assert ranked(rows)[0]["cell"] == "good"
+
+
+def test_the_benchmark_trains_the_top_cells_by_the_same_rule(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # its shared helpers (energy_models)
+    spec = importlib.util.spec_from_file_location("benchmark_sampling_study", BENCHMARKS / "sampling_study.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    run = RunDir.create(tmp_path / "study", {"experiment": STUDY, "config": {}})
+
+    def study(rows):
+        run.write_summary({"status": "complete", "metrics": {"sampling_cells": rows}})
+        return [name for name, _ in benchmark.best_settings(run.path, 2)]
+
+    fooled, good = Cell("decoupled", 30.0, 80, "constant", "uniform"), Cell("decoupled", 10.0, 20, "decay", "gaussian")
+    other = Cell("coupled", 0.01, 10, "cosine", "buffer")
+    rows = [[c.form, c.eps, c.steps, c.schedule, c.start, fid, 1.0, 0.1, free]
+            for c, fid, free in ((fooled, 50.0, 1.2), (good, 60.0, 0.07), (other, 70.0, 0.08))]
+    assert study(rows) == [good.describe(), fooled.describe()]  # rank sums: good 1 + 0, fooled 0 + 2, other 2 + 1
+    assert study([row[:RANDNET] for row in rows]) == [fooled.describe(), good.describe()]  # an older study
 
 
 def test_coupled_and_decoupled_forms_at_a_cell():
@@ -115,6 +157,20 @@ def test_report_lines_name_the_best_setting_over_seeds():
     assert sampling_study_lines([]) == []
 
 
+def test_report_names_the_best_setting_by_both_fids():
+    # (T, start, domain FID, label-free FID): T=40 is best by domain FID, but the worst label-free
+    cells = [(10, "uniform", 80, 0.07), (20, "uniform", 70, 0.08), (40, "uniform", 50, 1.2), (10, "buffer", 90, 0.3)]
+    rows = [["decoupled", 10.0, t, "constant", s, fid, 1.0, 0.01, free] for t, s, fid, free in cells]
+    lines = sampling_study_lines([{"seed": 0, "metrics": {"sampling_cells": rows, "sampling_energy_data": 1.0,
+                                                          "sampling_samples_per_cell": 200}}])
+    # rank sums: T=10 2 + 0, T=20 1 + 1, T=40 0 + 3, buffer 3 + 2; the tie of T=10 and T=20 goes to T=20's FID
+    assert "T=20, constant schedule, uniform start</strong>, domain FID 70, label-free FID 0.08" in lines[0]
+    assert "can be fooled" in lines[0] and "by start: buffer 90 / 0.3, uniform 70 / 0.08" in lines[0]
+    assert "it ranks best at T=20 (FID 70 / 0.08" in lines[1] and "lower at T=40 (50 / 1.2, " in lines[1]
+    assert lines[-1].index("T=20") < lines[-1].index("T=10") < lines[-1].index("T=40")  # the table, best first
+    assert "<td>0.08</td>" in lines[-1]
+
+
 @needs_data("cifar10")
 def test_smoke_study_end_to_end(tmp_path, one_thread):
     assert main(["run", "classifier-cifar10", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
@@ -130,12 +186,18 @@ def test_smoke_study_end_to_end(tmp_path, one_thread):
     assert len(metrics["sampling_cells"]) == len(cells(grid)) == 2 * 2 * 3 * 3
     assert {row[4] for row in metrics["sampling_cells"]} == {"uniform", "gaussian", "buffer"}
     assert metrics["sampling_steps"] == sample_steps(grid) and metrics["sampling_samples_per_cell"] == grid.samples
-    assert metrics["fid"] == min(row[5] for row in metrics["sampling_cells"])
+    assert all(len(row) == len(CELL_COLUMNS) and math.isfinite(row[RANDNET]) and row[RANDNET] >= 0
+               for row in metrics["sampling_cells"])
+    best = best_first(metrics["sampling_cells"], lambda row: row[FID], lambda row: row[RANDNET])[0]
+    assert (metrics["fid"], metrics["sampling_best_randnet_fid"]) == (best[FID], best[RANDNET])
+    assert metrics["sampling_best"] == Cell(*best[:5]).describe()
     assert any(str(tmp_path / "ebm-cifar10-buffer") in note for note in summary["notes"])
     with open(run / "sampling_table.csv") as f:
         table = list(csv.DictReader(f))
     assert len(table) == len(cells(grid)) and float(table[0]["fid"]) == metrics["fid"]
-    for name in ("sampling_fid", "sampling_energy_gap", "sampling_corners"):
+    assert float(table[0]["randnet_fid"]) == metrics["sampling_best_randnet_fid"]
+    assert all(math.isfinite(float(row["randnet_fid"])) for row in table)
+    for name in ("sampling_fid", "sampling_randnet_fid", "sampling_energy_gap", "sampling_corners"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 1000
     assert len(list((run / "samples" / "cells").glob("*.png"))) == len(cells(grid))
     assert "the best setting is" in sampling_study_lines([summary])[0]

@@ -147,7 +147,10 @@ def _declarations() -> list[Metric]:
         m("per_class_energy_samples", "mean E(x, y) of the final samples of each label (conditional models)",
           "energy per class", ("ebm",)),
         # The sampling study of a trained CIFAR-10 energy (experiments.sampling_study); its "fid" is the best cell's
-        m("sampling_best", "the sampler setting whose samples have the lowest domain FID", "text", ("ebm",)),
+        m("sampling_best", "the sampler setting with the lowest mean of its ranks by domain FID and by label-free FID "
+          "among the grid's cells (eval.quality.best_first)", "text", ("ebm",)),
+        m("sampling_best_randnet_fid", "label-free FID (eval.randnet) of the best setting's samples", "score",
+          ("ebm",)),
         m("sampling_best_sets", "the --set overrides that train ebm-cifar10-buffer with the best setting", "text",
           ("ebm",)),
         m("sampling_best_energy_gap", "mean energy of the best setting's samples minus that of the test images",
@@ -155,7 +158,8 @@ def _declarations() -> list[Metric]:
         m("sampling_best_seconds_per_sample", "sampler time per sample of the best setting", "s", ("ebm",)),
         m("sampling_energy_data", "mean energy of the test images under the sampled energy", "energy", ("ebm",)),
         m("sampling_cells", "every cell of the grid: form, eps (coupled) or step (decoupled), T, schedule, start, "
-          "domain FID, mean energy of the samples, seconds per sample", "one list per cell", ("ebm",)),
+          "domain FID, mean energy of the samples, seconds per sample, label-free FID (absent in summaries written "
+          "before it was recorded)", "one list per cell", ("ebm",)),
         m("sampling_samples_per_cell", "chains run and scored per cell of the grid", "count", ("ebm",)),
         m("sampling_steps", "sampler steps of the whole grid, counted per chain", "count", ("ebm",)),
         # JEM

@@ -6,14 +6,16 @@ T, the noise schedule along the chain (constant, geometric decay, cosine decay; 
 :mod:`genlab.sampling.schedules`) and where chains start (uniform noise, draws from Gaussians fitted to
 each class's training images, or the run's saved replay buffer).
 Each cell draws the same number of chains from the same starts and records the domain FID of their end
-points, their mean energy against the test images' and the seconds per sample.
+points (in the judge's features), their label-free FID (in the features of a fixed random network,
+:mod:`genlab.eval.randnet`), their mean energy against the test images' and the seconds per sample.
 
 Constant-schedule chains are memoryless, so the cells T = 10, 20, 40, 80 of one setting are read off one
 chain of 80 steps at those points; a decaying schedule depends on T and runs each length anew. The cost
 of a grid in sampler steps is :func:`sample_steps`.
 
-The cell with the lowest FID is the study's answer; `benchmarks/sampling_study.py` trains with the best
-few settings (:func:`training_sets`) over seeds.
+The study's answer is the cell with the lowest mean of its ranks by domain FID and by label-free FID
+(:func:`ranked`): the judge's features alone can be fooled by saturated samples that the label-free space
+sees. `benchmarks/sampling_study.py` trains with the best few settings (:func:`training_sets`) over seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -31,7 +33,8 @@ from genlab.config import param, section
 from genlab.data.batches import to_float
 from genlab.errors import ConfigError
 from genlab.eval.judge import Judge
-from genlab.eval.quality import fid
+from genlab.eval.quality import best_first, fid
+from genlab.eval.randnet import randnet_features
 from genlab.eval.score import reference_embedding
 from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
 from genlab.experiments.ebm import EBMConfig, build_model
@@ -268,6 +271,7 @@ def run_sampling_study(ctx: RunContext) -> dict[str, Any]:
     ctx.notes += [n for n in (note, judge.description) if n and n not in ctx.notes]
     test = ctx.load_data(dataset, "test", cfg.reference_images)
     energy_data = mean_energy(model, to_float(test.images))
+    real_free = randnet_features(test.images)
 
     shape = tuple(test.images.shape[1:])
     buffer = state["trainer"].get("buffer")
@@ -291,12 +295,17 @@ def run_sampling_study(ctx: RunContext) -> dict[str, Any]:
                     for cell, (x, seconds) in runner.run(Cell(form, eps, 0, schedule, start), starts[start]).items():
                         ctx.save_grid(x[:cfg.corner_images], f"cells/{cell.name}", nrow=8)
                         rows.append({"cell": cell, "fid": fid(real.features, judge.embed(x).features),
+                                     "randnet_fid": fid(real_free, randnet_features(x)),
                                      "energy": mean_energy(model, x), "seconds_per_sample": seconds / len(x)})
     ctx.loop_facts = {"wall_time_s": time.perf_counter() - began}
 
-    _write_table(ctx.run.path / "sampling_table.csv", rows, energy_data)
-    best = _figures(ctx, grid, rows, energy_data)
-    return {"fid": best["fid"], "sampling_best": best["cell"].describe(),
+    ordered = ranked(rows)
+    best = ordered[0]
+    _write_table(ctx.run.path / "sampling_table.csv", ordered, energy_data)
+    _heat_maps(ctx, grid, rows, energy_data)
+    _corners_figure(ctx, grid, ordered)
+    return {"fid": best["fid"], "sampling_best_randnet_fid": best["randnet_fid"],
+            "sampling_best": best["cell"].describe(),
             "sampling_best_sets": " ".join(f"--set {k}={v}" for k, v in training_sets(best["cell"], grid).items()),
             "sampling_best_energy_gap": best["energy"] - energy_data,
             "sampling_best_seconds_per_sample": best["seconds_per_sample"],
@@ -305,55 +314,71 @@ def run_sampling_study(ctx: RunContext) -> dict[str, Any]:
             "reference_images": n_real}
 
 
-CELL_COLUMNS = ("form", "eps", "T", "schedule", "start", "fid", "energy", "seconds_per_sample")
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells' results best first: by the mean of their ranks by domain and by label-free FID
+    (:func:`genlab.eval.quality.best_first`, which says why)."""
+    return best_first(rows, lambda r: r["fid"], lambda r: r["randnet_fid"])
+
+
+# randnet_fid comes last so that the columns before it read as in summaries written before it was recorded.
+CELL_COLUMNS = ("form", "eps", "T", "schedule", "start", "fid", "energy", "seconds_per_sample", "randnet_fid")
 
 
 def _row(r: dict[str, Any]) -> list[Any]:
     """A cell's result as a list in the order of CELL_COLUMNS (the summary's ``sampling_cells``)."""
     c = r["cell"]
-    return [c.form, c.eps, c.steps, c.schedule, c.start, r["fid"], r["energy"], r["seconds_per_sample"]]
+    return [c.form, c.eps, c.steps, c.schedule, c.start, r["fid"], r["energy"], r["seconds_per_sample"],
+            r["randnet_fid"]]
 
 
 def _write_table(path: Path, rows: list[dict[str, Any]], energy_data: float) -> None:
+    """Every cell, in the order of ``rows`` (best first)."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([*CELL_COLUMNS, "energy_minus_data"])
-        for r in sorted(rows, key=lambda r: r["fid"]):
+        for r in rows:
             writer.writerow([*_row(r), r["energy"] - energy_data])
 
 
-def _figures(ctx: RunContext, grid: GridConfig, rows: list[dict[str, Any]], energy_data: float) -> dict[str, Any]:
-    """Heat maps of FID and of the energy gap (one eps x T panel per form, schedule and start) and the sample
-    grids at the corners of the best panel of each form (a row each), then the best cell's. Returns its row."""
+def _heat_maps(ctx: RunContext, grid: GridConfig, rows: list[dict[str, Any]], energy_data: float) -> None:
+    """Heat maps of domain FID, label-free FID and the energy gap: one eps x T panel per form, schedule and
+    start."""
     by_cell = {r["cell"]: r for r in rows}
-    panels_fid, panels_gap = [], []
-    for form, values in form_values(grid).items():
-        for start in grid.starts:
-            for schedule in grid.schedules:
-                title = f"{form}, {schedule}, {start} start"
-                fids = [[by_cell[Cell(form, e, t, schedule, start)]["fid"] for t in grid.steps] for e in values]
-                gaps = [[by_cell[Cell(form, e, t, schedule, start)]["energy"] - energy_data for t in grid.steps]
-                        for e in values]
-                labels = [f"{'eps' if form == 'coupled' else 'step'} {e:g}" for e in values]
-                panels_fid.append((title, labels, [f"T={t}" for t in grid.steps], fids))
-                panels_gap.append((title, labels, [f"T={t}" for t in grid.steps], gaps))
+
+    def panels(value: Callable[[dict[str, Any]], float]) -> list:
+        found = []
+        for form, values in form_values(grid).items():
+            labels = [f"{'eps' if form == 'coupled' else 'step'} {e:g}" for e in values]
+            for start in grid.starts:
+                for schedule in grid.schedules:
+                    matrix = [[value(by_cell[Cell(form, e, t, schedule, start)]) for t in grid.steps] for e in values]
+                    found.append((f"{form}, {schedule}, {start} start", labels, [f"T={t}" for t in grid.steps], matrix))
+        return found
+
     columns = len(grid.schedules)
-    ctx.save_figure(heatmap_figure(panels_fid, "domain FID (lower: closer to the data)", columns, "viridis_r"),
-                    "sampling_fid")
-    ctx.save_figure(heatmap_figure(panels_gap, "mean energy of the samples minus the test images'", columns,
-                                   "coolwarm", centre=0.0), "sampling_energy_gap")
-    best = min(rows, key=lambda r: r["fid"])
+    ctx.save_figure(heatmap_figure(panels(lambda r: r["fid"]), "domain FID (lower: closer to the data)", columns,
+                                   "viridis_r"), "sampling_fid")
+    ctx.save_figure(heatmap_figure(panels(lambda r: r["randnet_fid"]), "label-free FID (random network's features; "
+                                   "lower: closer to the data)", columns, "viridis_r"), "sampling_randnet_fid")
+    ctx.save_figure(heatmap_figure(panels(lambda r: r["energy"] - energy_data), "mean energy of the samples minus "
+                                   "the test images'", columns, "coolwarm", centre=0.0), "sampling_energy_gap")
+
+
+def _corners_figure(ctx: RunContext, grid: GridConfig, rows: list[dict[str, Any]]) -> None:
+    """The sample grids at the corners of each form's top panel (the (schedule, start) of its best-ranked cell;
+    a row each), then the best cell's. ``rows``: best first (:func:`ranked`)."""
+    by_cell = {r["cell"]: r for r in rows}
+    best = rows[0]["cell"]
     shown = []  # (cell, title prefix): each form's corners, then the best cell
     for form in form_values(grid):
-        top = min((r for r in rows if r["cell"].form == form), key=lambda r: r["fid"])["cell"]
+        top = next(r["cell"] for r in rows if r["cell"].form == form)
         shown += [(corner, "") for corner in corners(grid, form, top.schedule, top.start)]
-    per_row = len(corners(grid, best["cell"].form, best["cell"].schedule, best["cell"].start))
-    shown.append((best["cell"], "best: "))
+    per_row = len(corners(grid, best.form, best.schedule, best.start))
+    shown.append((best, "best: "))
     picks = [ctx.run.samples / "cells" / f"{cell.name}.png" for cell, _ in shown]
-    titles = [f"{prefix}{cell.describe()}\nFID {by_cell[cell]['fid']:.0f}".replace(", T=", "\nT=")
-              for cell, prefix in shown]
+    titles = [f"{prefix}{cell.describe()}\nFID {by_cell[cell]['fid']:.0f}, label-free "
+              f"{by_cell[cell]['randnet_fid']:.3g}".replace(", T=", "\nT=") for cell, prefix in shown]
     ctx.save_figure(grids_figure(picks, titles, columns=per_row), "sampling_corners")
-    return best
 
 
 def _smoke_grid() -> dict[str, Any]:
@@ -363,12 +388,13 @@ def _smoke_grid() -> dict[str, Any]:
 
 # The quick grid: 2 forms x 3 eps x T in {10, 20, 40, 80} x 3 schedules x 3 starts = 216 cells of 200 chains,
 # 1,368,000 sampler steps (sample_steps): 11.4 minutes on one thread of the 2-core AVX-512 BF16 host beside two
-# other jobs, fitting the class Gaussians and scoring included (benchmarks/README.md, the sampling study).
+# other jobs, fitting the class Gaussians and scoring included (benchmarks/README.md, the sampling study; measured
+# before each cell's label-free FID was scored too).
 SAMPLING_EXPERIMENTS = (
     Experiment("ebm-cifar10-sampling-study", "ebm",
                f"sampler settings on a trained {SOURCE_EXPERIMENT} energy: form x step size x T x noise schedule x "
-               "start; domain FID, energy against the data's, seconds per sample", SamplingStudyConfig,
-               run_sampling_study,
+               "start; domain and label-free FID, energy against the data's, seconds per sample",
+               SamplingStudyConfig, run_sampling_study,
                presets={"smoke": _smoke_grid(), "quick": {},
                         "full": {"grid.coupled": (0.003, 0.01, 0.03, 0.1, 0.3),
                                  "grid.decoupled": (1.0, 3.0, 10.0, 30.0, 100.0), "grid.steps": (10, 20, 40, 80, 160),

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from genlab.data.registry import DATASETS
 from genlab.eval import targets as t
 from genlab.eval.papers import COMPARABLE, PUBLISHED
+from genlab.eval.quality import best_first
 from genlab.eval.targets import verdict
 
 Runs = dict[str, list[dict[str, Any]]]  # stage name -> summaries of its complete runs (one per seed)
@@ -202,14 +203,16 @@ def _fid(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def _sampling_cells(runs: list[dict[str, Any]]) -> dict[tuple, tuple[float, float, float]]:
-    """The sampling study's cells (form, eps, T, schedule, start) -> (FID, energy minus the data's, seconds per
-    sample), each the mean over the seeds that ran the cell."""
-    found: dict[tuple, list[tuple[float, float, float]]] = {}
+def _sampling_cells(runs: list[dict[str, Any]]) -> dict[tuple, tuple[float, float, float, float]]:
+    """The sampling study's cells (form, eps, T, schedule, start) -> (domain FID, energy minus the data's, seconds
+    per sample, label-free FID), each the mean over the seeds that ran the cell. Rows of summaries written before
+    the label-free column have a NaN there."""
+    found: dict[tuple, list[tuple[float, float, float, float]]] = {}
     for summary in runs:
         data = metric(summary, "sampling_energy_data")
-        for form, eps, steps, schedule, start, fid, energy, seconds in metric(summary, "sampling_cells") or []:
-            found.setdefault((form, eps, steps, schedule, start), []).append((fid, energy - data, seconds))
+        for form, eps, steps, schedule, start, fid, energy, seconds, *free in metric(summary, "sampling_cells") or []:
+            found.setdefault((form, eps, steps, schedule, start), []).append(
+                (fid, energy - data, seconds, free[0] if free else math.nan))
     return {cell: tuple(statistics.mean(column) for column in zip(*got)) for cell, got in found.items()}
 
 
@@ -218,67 +221,80 @@ def _cell_text(cell: tuple) -> str:
     return f"{form} {'eps' if form == 'coupled' else 'step'} {eps:g}, T={steps}, {schedule} schedule, {start} start"
 
 
+def _fids(scores: tuple) -> str:
+    """A cell's domain FID, then its label-free FID where recorded ("domain / label-free")."""
+    return _fid(scores[0]) if math.isnan(scores[3]) else f"{_fid(scores[0])} / {_fid(scores[3])}"
+
+
 def sampling_study_lines(runs: list[dict[str, Any]]) -> list[str]:
-    """The sampling study: the best setting and what sets it apart (the other form, start and schedules at
-    their best, chain length along the best setting, the energy its samples reach), and the best cells."""
+    """The sampling study: the best setting by the study's rule (eval.quality.best_first) and what sets it apart
+    (the other form, start and schedules at their best, chain length along the best setting, the energy its
+    samples reach), and the best cells."""
     cells = _sampling_cells(runs)
     if not cells:
         return []
-    best = min(cells, key=lambda c: cells[c][0])
-    fid, gap, seconds = cells[best]
+    order = best_first(list(cells), lambda c: cells[c][0], lambda c: cells[c][3])
+    best = order[0]
+    fid, gap, seconds, free = cells[best]
+    labelled = not math.isnan(free)
 
     def best_where(position: int, value: Any) -> str:
-        pool = [c for c in cells if c[position] == value]
-        top = min(pool, key=lambda c: cells[c][0])
-        return f"{value} {_fid(cells[top][0])}"
+        return f"{value} {_fids(cells[next(c for c in order if c[position] == value)])}"
 
     forms, starts, schedules = ({c[i] for c in cells} for i in (0, 4, 3))
     along = sorted((c for c in cells if (c[0], c[1], c[3], c[4]) == (best[0], best[1], best[3], best[4])),
                    key=lambda c: c[2])
     nearest = min(cells, key=lambda c: abs(cells[c][1]))
     per_seed = runs[0].get("metrics", {}).get("sampling_samples_per_cell")
+    by_form = "Best by form (domain / label-free FID): " if labelled else "Best FID by form: "
+    chosen = (f"label-free FID {_fid(free)}: the lowest mean of its ranks by domain and by label-free FID among "
+              "all settings, as the judge's features alone can be fooled by saturated samples that the label-free "
+              "space sees" if labelled else "chosen by domain FID alone: these runs recorded no label-free FID")
     lines = [f"Sampling study ({len(cells)} settings of the sampler on the trained ebm-cifar10-buffer energy, "
              f"{per_seed} chains each, {len(runs)} seed(s)): the best setting is <strong>{_cell_text(best)}</strong>, "
-             f"domain FID {_fid(fid)}, its samples' mean energy {gap:+.3g} from the test images', "
-             f"{1000 * seconds:.3g} ms per sample. Best FID by form: "
+             f"domain FID {_fid(fid)}, {chosen}; its samples' mean energy is {gap:+.3g} from the test images', "
+             f"{1000 * seconds:.3g} ms per sample. {by_form}"
              + ", ".join(best_where(0, v) for v in sorted(forms)) + "; by start: "
              + ", ".join(best_where(4, v) for v in sorted(starts)) + "; by schedule: "
              + ", ".join(best_where(3, v) for v in sorted(schedules)) + "; along T at the best setting: "
-             + ", ".join(f"T={c[2]} {_fid(cells[c][0])}" for c in along) + "."]
-    reasons = [_length_reason(along, cells)]
+             + ", ".join(f"T={c[2]} {_fids(cells[c])}" for c in along) + "."]
+    reasons = [_length_reason(along, cells, order)]
     if len(forms) > 1:
-        rival = min((c for c in cells if c[0] != best[0]), key=lambda c: cells[c][0])
+        rival = next(c for c in order if c[0] != best[0])
         coupled = best if best[0] == "coupled" else rival
-        reasons.append(f"the best {rival[0]} setting ({_cell_text(rival)}) reaches only {_fid(cells[rival][0])}; the "
-                       f"coupled update at eps {coupled[1]:g} moves the chain {coupled[1] ** 2 / 2:.2g} per unit of "
-                       f"gradient under noise {coupled[1]:g} per step, the decoupled one sets its step and noise apart")
+        reasons.append(f"the best {rival[0]} setting ({_cell_text(rival)}) ranks below it ({_fids(cells[rival])}); "
+                       f"the coupled update at eps {coupled[1]:g} moves the chain {coupled[1] ** 2 / 2:.2g} per unit "
+                       f"of gradient under noise {coupled[1]:g} per step, the decoupled one sets its step and noise "
+                       "apart")
     if nearest == best:
         reasons.append("its samples also come closest to the data's energy")
     else:
         reasons.append(f"the samples nearest the data's energy come from {_cell_text(nearest)} "
-                       f"({cells[nearest][1]:+.3g}, FID {_fid(cells[nearest][0])}): reaching the data's energy "
+                       f"({cells[nearest][1]:+.3g}, FID {_fids(cells[nearest])}): reaching the data's energy "
                        f"level is not enough, the chains must also land in the data's modes")
     why = "Why: " + "; ".join(reasons)
     lines.append(why + ". Heat maps below; the table has the ten best settings (all of them: each run's "
                        "sampling_table.csv).")
-    head = "".join(f"<th>{h}</th>" for h in ("setting", "FID", "energy - data", "ms / sample"))
-    rows = "".join(f'<tr><td class="key">{_cell_text(c)}</td><td>{_fid(cells[c][0])}</td><td>{cells[c][1]:+.3g}</td>'
-                   f"<td>{1000 * cells[c][2]:.3g}</td></tr>" for c in sorted(cells, key=lambda c: cells[c][0])[:10])
+    head = "".join(f"<th>{h}</th>" for h in ("setting", "domain FID", "label-free FID", "energy - data", "ms / sample"))
+    rows = "".join(f'<tr><td class="key">{_cell_text(c)}</td><td>{_fid(cells[c][0])}</td>'
+                   f"<td>{'-' if math.isnan(cells[c][3]) else _fid(cells[c][3])}</td><td>{cells[c][1]:+.3g}</td>"
+                   f"<td>{1000 * cells[c][2]:.3g}</td></tr>" for c in order[:10])
     return lines + [f"<table><tr>{head}</tr>{rows}</table>"]
 
 
-def _length_reason(along: list[tuple], cells: dict[tuple, tuple[float, float, float]]) -> str:
-    """What chain length does at the best setting, from its FID and energy gap along T."""
-    best = min(along, key=lambda c: cells[c][0])
+def _length_reason(along: list[tuple], cells: dict[tuple, tuple[float, float, float, float]],
+                   order: list[tuple]) -> str:
+    """What chain length does at the best setting, from its FIDs and energy gap along T (``order``: every cell,
+    best first)."""
+    best = next(c for c in order if c in along)
     if len(along) == 1:
         return f"one chain length (T={best[2]}) was tried"
     if best == along[-1]:
-        return (f"its FID still falls at the longest chains (T={best[2]}): longer chains would likely help, at "
+        return (f"it ranks best at the longest chains (T={best[2]}): longer chains might help, at "
                 f"{1000 * cells[best][2]:.3g} ms per sample")
     last = along[-1]
-    return (f"its FID is lowest at T={best[2]} and {'rises' if cells[last][0] > cells[best][0] else 'stays'} to "
-            f"{_fid(cells[last][0])} at T={last[2]}, where the samples' energy sits {cells[last][1]:+.3g} from the "
-            f"data's (at T={best[2]}: {cells[best][1]:+.3g})")
+    return (f"it ranks best at T={best[2]} (FID {_fids(cells[best])}, the samples' energy {cells[best][1]:+.3g} "
+            f"from the data's) and lower at T={last[2]} ({_fids(cells[last])}, {cells[last][1]:+.3g})")
 
 
 def _per_class_means(runs: list[dict[str, Any]], key: str) -> list[float] | None:
@@ -527,8 +543,8 @@ STUDIES: dict[str, Study] = {
          ("intra_fid", "intra-class FID"), ("randnet_fid", "label-free FID"), ("memorised_share", "memorised"),
          ("cas", "CAS"), ("cas_real", "CAS real")),
         ("samples/final.png", "figures/grids_over_training.png", "figures/sampling.png", "figures/curves.png",
-         "figures/memorisation.png", "figures/sampling_fid.png", "figures/sampling_energy_gap.png",
-         "figures/sampling_corners.png"),
+         "figures/memorisation.png", "figures/sampling_fid.png", "figures/sampling_randnet_fid.png",
+         "figures/sampling_energy_gap.png", "figures/sampling_corners.png"),
         _discuss_ebm),
     "jem": Study(
         "JEM and JEM++",
