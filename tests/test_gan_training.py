@@ -323,8 +323,8 @@ def test_soften_halves_both_learning_rates_and_survives_a_round_trip():
     fresh = _trainer("wgan-gp")
     fresh.load_state_dict(state)
     assert fresh.lr_scale == 0.5
-    assert fresh.g_optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-4)
-    assert fresh.d_optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-4)
+    assert fresh.g_optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * WGANGP_BASE["train.lr_g"])
+    assert fresh.d_optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * WGANGP_BASE["train.lr_d"])
 
 
 def test_evaluation_keeps_the_generator_with_the_lowest_fid():
