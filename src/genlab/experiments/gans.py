@@ -201,6 +201,11 @@ def training_clusters(ctx: RunContext, train: ImageSet, k: int, seed: int) -> to
     return clusters
 
 
+def cluster_shares(clusters: torch.Tensor, k: int) -> torch.Tensor:
+    """Each cluster's share of the training images: the mixture weights samples draw their cluster with."""
+    return torch.bincount(clusters, minlength=k).double() / len(clusters)
+
+
 def _guard(cfg: GanConfig) -> DivergenceGuard:
     if cfg.train.objective == "gan":
         return DivergenceGuard(cfg.guard, finite=("d_loss", "g_loss"))
@@ -267,7 +272,7 @@ def run_gan(ctx: RunContext) -> dict[str, Any]:
     if cfg.model.clusters:
         clusters = training_clusters(ctx, train, cfg.model.clusters, cfg.seed)
         batches_of = replace(train, labels=clusters)
-        shares = torch.bincount(clusters, minlength=cfg.model.clusters).double() / len(clusters)
+        shares = cluster_shares(clusters, cfg.model.clusters)
         eval_clusters = torch.multinomial(shares, cfg.eval.samples, replacement=True, generator=noise)
     trainer = GanTrainer(generator, critic, ctx.batches(batches_of, cfg.train.batch_size, cfg.seed), cfg.train,
                          eval_noise, ctx.device, label_shares=None if shares is None else shares.float(),
@@ -359,9 +364,8 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
                   else torch.arange(n, device=device) % classes)
     clusters = None
     if cfg.model.clusters:
-        assigned = load_torch(run.path / "clusters.pt")["clusters"].long()
-        shares = torch.bincount(assigned, minlength=cfg.model.clusters).double()
-        clusters = torch.multinomial(shares / shares.sum(), n, replacement=True).to(device)
+        shares = cluster_shares(load_torch(run.path / "clusters.pt")["clusters"].long(), cfg.model.clusters)
+        clusters = torch.multinomial(shares, n, replacement=True).to(device)
     with torch.no_grad():
         images = readings(generator(generator.latent(n, device=device), labels if clusters is None else clusters),
                           cfg.model.output)[0]
