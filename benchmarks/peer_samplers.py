@@ -17,7 +17,8 @@ clamp, autograd's bookkeeping) is 1 - passes / step.
 
 Also measured: the machine's matrix-multiply peak in fp32 and bf16 (a 2048^3 matmul), the FLOPs of one
 sampler step (the energy's forward and input-gradient passes, counted by torch.utils.flop_counter), and the
-sampler's achieved GFLOP/s as a fraction of the peak at its precision. JSON goes to
+sampler's achieved GFLOP/s as a fraction of the peak at its precision, and the network's own ceiling: the
+GFLOP/s of its 3x3 convolutions alone at each stage's shape (what no sampler around them can exceed). JSON goes to
 benchmarks/results/peer_samplers-<hostkind>.json.
 """
 
@@ -126,6 +127,29 @@ def matmul_peak(dtype, n=2048, repeats=3) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
+def conv_ceiling(width: int, batch: int, dtype, channels_last: bool, repeats: int = 3) -> float:
+    """GFLOP/s of the energy's 3x3 convolutions alone (width -> width at 32x32, 16x16 and 8x8, the three
+    stages' shapes), forward and input gradient, at ``dtype`` and layout: the most the sampler could reach
+    with this network, whatever it does around the passes (best of ``repeats``)."""
+    flops = seconds = 0.0
+    conv = nn.Conv2d(width, width, 3, padding=1).requires_grad_(False)
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+    for side in (32, 16, 8):
+        x = torch.randn(batch, width, side, side)
+        x = (x.contiguous(memory_format=torch.channels_last) if channels_last else x).requires_grad_(True)
+
+        def passes():
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                y = conv(x).float()
+            torch.autograd.grad(y.sum(), x)
+
+        passes()
+        seconds += min(_seconds(passes) for _ in range(repeats))
+        flops += 2 * 2 * batch * width * width * 9 * side * side  # forward and input gradient, 2 FLOPs per MAC
+    return flops / seconds / 1e9
+
+
 def _seconds(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -197,6 +221,8 @@ def main() -> None:
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, auto_precision: chosen.dtype or torch.float32}
     peaks = {name: matmul_peak(dtype) for name, dtype in dtypes.items()}
     flops = {name: step_flops(model, x0, None if name == "fp32" else dtype) for name, dtype in dtypes.items()}
+    ceilings = {"fp32": conv_ceiling(args.width, args.batch, None, False),
+                auto_precision: conv_ceiling(args.width, args.batch, chosen.dtype, chosen.channels_last)}
     achieved = {"genlab fp32 eager": flops["fp32"] / (ms["genlab fp32 eager"] / 1000) / 1e9,
                 auto_name: flops[auto_precision] / (ms[auto_name] / 1000) / 1e9}
     rows = {name: {"ms_per_step": round(v, 1), "vs_genlab_fp32": round(ms["genlab fp32 eager"] / v, 3),
@@ -209,7 +235,9 @@ def main() -> None:
           f"{flops['fp32'] / 1e9:.2f} GFLOP")
     for name, g in achieved.items():
         p = "fp32" if name == "genlab fp32 eager" else auto_precision
-        print(f"{name}: {g:.0f} GFLOP/s = {g / peaks[p]:.0%} of the {p} matmul peak")
+        print(f"{name}: {g:.0f} GFLOP/s = {g / peaks[p]:.0%} of the {p} matmul peak; its 3x3 convolutions alone "
+              f"reach {ceilings[p]:.0f} GFLOP/s ({ceilings[p] / peaks[p]:.0%} of the peak), the sampler "
+              f"{g / ceilings[p]:.0%} of that")
     kind = host_kind()
     out = Path(args.out or Path(__file__).parent / "results" / f"peer_samplers-{kind}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +246,7 @@ def main() -> None:
         "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "amx": torch.cpu._is_amx_tile_supported(),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "config": vars(args),
         "auto_decision": decision, "ms_per_step": rows, "matmul_peak_gflops": peaks, "step_flops": flops,
-        "achieved_gflops": achieved, "share_outside_network_passes": outside,
+        "achieved_gflops": achieved, "conv_ceiling_gflops": ceilings, "share_outside_network_passes": outside,
         "achieved_share_of_peak": {n: g / peaks["fp32" if n == "genlab fp32 eager" else auto_precision]
                                    for n, g in achieved.items()}}, indent=2) + "\n")
     print(f"written: {out}")
