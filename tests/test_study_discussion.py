@@ -1,6 +1,6 @@
 """The report's study paragraphs are computed from the run summaries: check they state the right numbers."""
 
-from genlab.report.studies import spread, study, time_to_fid
+from genlab.report.studies import fid_rebound, spread, study, time_to_fid
 
 
 def summary(seed, **metrics):
@@ -42,6 +42,22 @@ def test_gan_discussion_counts_seeds_where_the_gradient_penalty_wins_and_checks_
     assert "Best unconditional model by confident share: GAN (93.0%" in text_with_conditional
     assert "WGAN-GP: 70.0% of samples confidently classified (target 80%: not met)" in text_with_conditional
     assert "time to a validation FID of 10 (2x the best model's final best): GAN 2.0 min (2/2 seeds)" in text
+
+
+def test_fid_rebound_is_the_largest_rise_above_the_best_so_far():
+    curve = [[100, 1.0, 10.0], [200, 2.0, 5.0], [300, 3.0, 7.5], [400, 4.0, 4.0], [500, 5.0, 6.0]]
+    assert fid_rebound(summary(0, val_fid_curve=curve)) == 0.5  # 7.5 after a best of 5 (and 6 after 4)
+    assert fid_rebound(summary(0, val_fid_curve=curve[:2])) == 0.0
+    assert fid_rebound(summary(0, val_fid_curve=curve[:1])) is None
+
+
+def test_gan_discussion_reads_stability_from_the_validation_curves():
+    rising = [[100, 1.0, 10.0], [200, 2.0, 5.0], [300, 3.0, 10.0]]
+    falling = [[100, 1.0, 10.0], [200, 2.0, 5.0], [300, 3.0, 4.0]]
+    runs = {"wgan-hoda": [summary(0, test_fid=9.0, best_step=200, val_fid_curve=rising),
+                          summary(1, test_fid=8.0, best_step=300, val_fid_curve=falling)]}
+    text = " ".join(study("gan").discuss(runs))
+    assert "WGAN (clip) +50% (worst seed +100%; best generator at the last evaluation on 1 of 2 seeds)" in text
 
 
 def test_gan_discussion_says_which_models_draw_from_label_free_clusters_and_how_pure_they_are():

@@ -463,6 +463,35 @@ def time_to_fid(summary: dict[str, Any], threshold: float, curve_key: str = "val
     return next((wall for _, wall, fid in curve if fid <= threshold), None)
 
 
+def fid_rebound(summary: dict[str, Any], curve_key: str = "val_fid_curve") -> float | None:
+    """The largest rise of the evaluated FID above its best so far, as a fraction of that best (0: it never
+    got worse): a training run that learns and then loses what it learnt (oscillation, collapse) shows here,
+    where the kept best generator hides it. None without two evaluations."""
+    fids = [fid for _, _, fid in metric(summary, curve_key) or []]
+    if len(fids) < 2:
+        return None
+    best, worst = fids[0], 0.0
+    for fid in fids[1:]:
+        worst = max(worst, fid / best - 1)
+        best = min(best, fid)
+    return worst
+
+
+def _gan_stability_line(present: Runs) -> list[str]:
+    parts = []
+    for name, rs in present.items():
+        rebounds = [r for r in (fid_rebound(run) for run in rs) if r is not None]
+        if rebounds:
+            late = sum(metric(run, "best_step") == (metric(run, "val_fid_curve") or [[None]])[-1][0] for run in rs)
+            parts.append(f"{name} {statistics.mean(rebounds):+.0%} (worst seed {max(rebounds):+.0%}; best generator "
+                         f"at the last evaluation on {late} of {len(rs)} seeds)")
+    if not parts:
+        return []
+    return ["Stability: the largest rise of validation FID above its best so far during training, mean over seeds "
+            "(0%: it never got worse; a best generator at the last evaluation means training was still improving "
+            "when it stopped): " + "; ".join(parts) + "."]
+
+
 def _discuss_gan(runs: Runs) -> list[str]:
     lines = []
     names = {"gan-hoda": "GAN", "wgan-hoda": "WGAN (clip)", "wgangp-hoda": "WGAN-GP",
@@ -516,6 +545,7 @@ def _discuss_gan(runs: Runs) -> list[str]:
         lines.append("Does the critic's Wasserstein estimate track quality? Spearman correlation with validation FID "
                      "over training: " + ", ".join(f"{n} {v}" for n, v in tracking.items())
                      + " (near 1: the estimate falls as the samples improve).")
+    lines += _gan_stability_line(present)
     level = t.CONVERGENCE_LEVEL["gan"]
     threshold = level * min(mean(rs, "best_val_fid") or math.inf for rs in present.values())
     if math.isfinite(threshold):
