@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genlab.config import override
+from genlab.data.augment import random_resized_crop
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.errors import ConfigError
@@ -97,3 +98,12 @@ def test_the_head_learns_with_the_model():
     before = [p.clone() for p in trainer.head.parameters()]
     trainer.train_step(0)
     assert all(not torch.equal(p, q) for p, q in zip(before, trainer.head.parameters()))
+
+
+def test_resized_crop_of_the_whole_image_is_the_identity_and_crops_stay_inside_the_image():
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    assert torch.allclose(random_resized_crop(x, (1.0, 1.0), (1.0, 1.0)), x, atol=1e-5)
+    background = torch.full((64, 1, 28, 28), -1.0)  # grid_sample would read zeros outside the image
+    assert torch.allclose(random_resized_crop(background, (0.3, 1.0), (0.5, 2.0)), background, atol=1e-5)
+    crops = random_resized_crop(x[:1].expand(8, 1, 28, 28).contiguous())
+    assert not torch.allclose(crops[0], crops[1])

@@ -87,9 +87,9 @@ class DVAETrainConfig:
                                       "straight-through gradients), so that images of one class get near codes "
                                       "(0: off)", ge=0)
     contrastive_temperature: float = param(0.5, "temperature of the NT-Xent loss", gt=0)
-    contrastive_augment: Literal["shift", "affine", "crop_flip"] = param(
+    contrastive_augment: Literal["shift", "affine", "crop_flip", "crop"] = param(
         "affine", "the two views of the contrastive loss: shift = up to 2 pixels, affine = rotation, scale, shift, "
-        "crop_flip = padded crop and horizontal flip")
+        "crop_flip = padded crop and horizontal flip, crop = SimCLR's random resized crop (half the area or more)")
     contrastive_head: int = param(0, "width of SimCLR's projection head (Linear, ReLU, Linear) between the "
                                   "flattened quantised vectors and the loss (0: the loss on them directly)", ge=0)
     tau_start: float = param(1.0, "gumbel: temperature at step 0", gt=0)
