@@ -31,12 +31,14 @@ def _smoke(dataset, run_dir, *sets):
     return json.loads((run_dir / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("dataset, quantizer, invariance", [("mnist", "vq", 0.0), ("fashion_mnist", "gumbel", 0.5)])
-def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, invariance, tmp_path):
+@pytest.mark.parametrize("dataset, quantizer, term", [("mnist", "vq", "contrastive"),
+                                                     ("fashion_mnist", "gumbel", "invariance")])
+def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, term, tmp_path):
     if not have_dataset(dataset):
         pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")
     run_dir = tmp_path / "run"
-    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.invariance_weight={invariance}")
+    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.{term}_weight=0.5",
+                     *(["train.contrastive_head=16"] if term == "contrastive" else []))
     metrics = summary["metrics"]
     assert summary["status"] == "complete" and metrics["quantizer"] == quantizer
     assert {p.stem for p in (run_dir / "figures").glob("*.png")} == FIGURES
@@ -54,7 +56,7 @@ def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, invar
     assert sorted(metrics["cluster_to_class"]["hungarian"]) == list(range(10))
     assert len((run_dir / "study" / "cluster_labels.csv").read_text().splitlines()) == 11  # header + 10 clusters
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {"recon_mse", "psnr", "perplexity", "dead_codes"} <= set(records[0])
+    assert {"recon_mse", "psnr", "perplexity", "dead_codes", term} <= set(records[0])
     for phase in ("autoencoder", "classifier_true_labels", "classifier_pseudo_labels"):
         assert (run_dir / phase / "metrics.jsonl").exists() and CheckpointStore(run_dir / phase / "checkpoints").paths()
 

@@ -85,13 +85,21 @@ class DVAETrainConfig:
     contrastive_weight: float = param(0.0, "weight of the NT-Xent loss (SimCLR) between two augmented views of "
                                       "each image, on what the decoder reads (their quantised vectors, flattened; "
                                       "straight-through gradients), so that images of one class get near codes "
-                                      "(0: off)", ge=0)
-    contrastive_temperature: float = param(0.5, "temperature of the NT-Xent loss", gt=0)
+                                      "(0: off). Weight 0.1, head 128, affine: on 20,000 MNIST images (4 epochs) "
+                                      "KMeans 0.908 and 0.836 (seeds 0, 1) against 0.822 and 0.867 without it, pixels "
+                                      "0.833 and 0.808; on all 60,000 (quick, seed 0) 0.810 against 0.836 without "
+                                      "it and pixels' 0.895, Fashion-MNIST 0.561 against pixels' 0.679: off by "
+                                      "default", ge=0)
+    contrastive_temperature: float = param(0.5, "temperature of the NT-Xent loss (SimCLR's 0.5; 0.2 gave 0.88 "
+                                           "against 0.91 on 20,000 MNIST images)", gt=0)
     contrastive_augment: Literal["shift", "affine", "crop_flip", "crop"] = param(
         "affine", "the two views of the contrastive loss: shift = up to 2 pixels, affine = rotation, scale, shift, "
-        "crop_flip = padded crop and horizontal flip, crop = SimCLR's random resized crop (half the area or more)")
+        "crop_flip = padded crop and horizontal flip, crop = SimCLR's random resized crop (half the area or more). "
+        "On 20,000 MNIST images: affine 0.91, shift 0.82, crop 0.79")
     contrastive_head: int = param(0, "width of SimCLR's projection head (Linear, ReLU, Linear) between the "
-                                  "flattened quantised vectors and the loss (0: the loss on them directly)", ge=0)
+                                  "flattened quantised vectors and the loss (0: the loss on them directly, which "
+                                  "cost reconstruction and clustering: 0.75 at weight 0.1 against 0.91 with a "
+                                  "head of 128 on 20,000 MNIST images)", ge=0)
     tau_start: float = param(1.0, "gumbel: temperature at step 0", gt=0)
     tau_end: float = param(0.1, "gumbel: temperature at the last step (geometric decay in between)", gt=0)
 
