@@ -31,12 +31,14 @@ def _smoke(dataset, run_dir, *sets):
     return json.loads((run_dir / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("dataset, quantizer, invariance", [("mnist", "vq", 0.0), ("fashion_mnist", "gumbel", 0.5)])
-def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, invariance, tmp_path):
+@pytest.mark.parametrize("dataset, quantizer, term", [("mnist", "vq", "contrastive"),
+                                                     ("fashion_mnist", "gumbel", "invariance")])
+def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, term, tmp_path):
     if not have_dataset(dataset):
         pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")
     run_dir = tmp_path / "run"
-    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.invariance_weight={invariance}")
+    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.{term}_weight=0.5",
+                     *(["train.contrastive_head=16"] if term == "contrastive" else []))
     metrics = summary["metrics"]
     assert summary["status"] == "complete" and metrics["quantizer"] == quantizer
     assert {p.stem for p in (run_dir / "figures").glob("*.png")} == FIGURES
@@ -54,31 +56,32 @@ def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, invar
     assert sorted(metrics["cluster_to_class"]["hungarian"]) == list(range(10))
     assert len((run_dir / "study" / "cluster_labels.csv").read_text().splitlines()) == 11  # header + 10 clusters
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {"recon_mse", "psnr", "perplexity", "dead_codes"} <= set(records[0])
+    assert {"recon_mse", "psnr", "perplexity", "dead_codes", term} <= set(records[0])
     for phase in ("autoencoder", "classifier_true_labels", "classifier_pseudo_labels"):
         assert (run_dir / phase / "metrics.jsonl").exists() and CheckpointStore(run_dir / phase / "checkpoints").paths()
 
 
-def _tiny_trainer(quantizer, invariance_weight=0.0):
+def _tiny_trainer(quantizer, **options):
     g = torch.Generator().manual_seed(0)
     data = ImageSet("toy", "train", torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8),
                     torch.zeros(64, dtype=torch.long), tuple("0123456789"))
     torch.manual_seed(0)
     model = build_dvae(quantizer, width=8, code_dim=4, num_codes=16, res_blocks=1)
-    return DVAETrainer(model, Batches(data, 16, 0), data, DVAETrainConfig(invariance_weight=invariance_weight), 20,
+    return DVAETrainer(model, Batches(data, 16, 0), data, DVAETrainConfig(**options), 20,
                        torch.device("cpu"))
 
 
-@pytest.mark.parametrize("quantizer, invariance_weight", [("vq", 0.0), ("gumbel", 0.0), ("vq", 0.5)])
-def test_trainer_state_makes_the_next_steps_repeat_exactly(quantizer, invariance_weight):
-    """Weights, Adam moments, the EMA codebook and its counts are all in the state (the RNG, which also draws
-    the invariance loss's augmentations, is the loop's)."""
-    trainer = _tiny_trainer(quantizer, invariance_weight)
+@pytest.mark.parametrize("quantizer, options", [("vq", {}), ("gumbel", {}), ("vq", {"invariance_weight": 0.5}),
+                                                ("vq", {"contrastive_weight": 0.5, "contrastive_head": 16})])
+def test_trainer_state_makes_the_next_steps_repeat_exactly(quantizer, options):
+    """Weights, the projection head, Adam moments, the EMA codebook and its counts are all in the state (the
+    RNG, which also draws the augmentations, is the loop's)."""
+    trainer = _tiny_trainer(quantizer, **options)
     for step in range(3):
         trainer.train_step(step)
     state, rng = copy.deepcopy(trainer.state_dict()), torch.get_rng_state()
     first = [trainer.train_step(step) for step in range(3, 6)]
-    resumed = _tiny_trainer(quantizer, invariance_weight)
+    resumed = _tiny_trainer(quantizer, **options)
     resumed.load_state_dict(state)
     torch.set_rng_state(rng)
     again = [resumed.train_step(step) for step in range(3, 6)]

@@ -5,6 +5,8 @@ Randomness comes from the global torch generator, which checkpoints save and res
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -50,4 +52,21 @@ def random_affine(x: torch.Tensor, degrees: float = 15.0, scale: float = 0.1, sh
     return F.grid_sample(x + 1, grid, align_corners=False) - 1  # zero padding of x + 1 is background -1
 
 
-AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "crop_flip": random_crop_flip, "affine": random_affine}
+def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.5, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """A random rectangle of ``scale`` of the image's area and aspect ``ratio`` (log-uniform), resized to the
+    full image: SimCLR's crop (Chen et al. 2020, https://arxiv.org/abs/2002.05709), the augmentation its
+    contrastive learning needs most, here with a gentler smallest area for 28x28 images."""
+    b = x.shape[0]
+    area = scale[0] + torch.rand(b) * (scale[1] - scale[0])
+    aspect = torch.exp(math.log(ratio[0]) + torch.rand(b) * math.log(ratio[1] / ratio[0]))
+    width, height = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
+    centre = (torch.rand(b, 2) * 2 - 1) * torch.stack([1 - width, 1 - height], 1)  # the crop stays inside
+    zero = torch.zeros(b)
+    theta = torch.stack([torch.stack([width, zero, centre[:, 0]], 1), torch.stack([zero, height, centre[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)  # the outer half-pixels
+
+
+AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "crop_flip": random_crop_flip, "affine": random_affine,
+                 "crop": random_resized_crop}

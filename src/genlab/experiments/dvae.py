@@ -204,7 +204,8 @@ def _autoencoder_phase(ctx: RunContext, train_set: ImageSet, test_set: ImageSet)
     model = dvae_from_config(cfg.model, spec.image_shape[0], spec.image_shape[-1], quantizer="none")
     batches = ctx.batches(train_set, cfg.train.batch_size, cfg.seed)
     total = math.ceil(cfg.cluster.autoencoder_epochs * batches.steps_per_epoch)
-    plain = dataclasses.replace(cfg.train, invariance_weight=0.0)  # a plain autoencoder: it has no codes to hold
+    # a plain autoencoder: no codes to hold, no contrastive views
+    plain = dataclasses.replace(cfg.train, invariance_weight=0.0, contrastive_weight=0.0, contrastive_head=0)
     trainer = DVAETrainer(model, batches, test_set, plain, total, ctx.device)
     return model, _phase(ctx, "autoencoder", trainer, total)
 

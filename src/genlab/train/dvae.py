@@ -9,8 +9,14 @@ so that distances between codes follow the content. (Comparing the view's straig
 vectors instead pushes the encoder by a code difference that does not shrink as it moves: on MNIST its
 outputs drifted and the codebook fell to 5 effective codes.) This is the consistency idea of
 augmentation-based clustering (IIC, Ji et al. 2019, https://arxiv.org/abs/1807.06653; SCAN, Van Gansbeke
-et al. 2020, https://arxiv.org/abs/2005.12320) applied to the code grid. The augmented view goes through
-the encoder alone, outside the distributed wrapper, so the term is for single-process runs.
+et al. 2020, https://arxiv.org/abs/2005.12320) applied to the code grid.
+
+With ``contrastive_weight`` > 0 the clean batch and two augmented views of it are quantised together and
+the NT-Xent loss of SimCLR (Chen et al. 2020, https://arxiv.org/abs/2002.05709) makes each view's quantised
+vectors (flattened, straight-through, optionally through a projection head) pick the other view of its image
+among the batch: images that augmentations connect get near codes, and the rest are pushed apart. The
+reconstruction loss stays on the clean images. Augmented views go through the encoder outside the distributed
+wrapper, so both augmentation terms are for single-process runs.
 
 Images are in [-1, 1], so PSNR is ``10 log10(2^2 / mse)``: the same number as on [0, 1] images with peak 1.
 """
@@ -23,6 +29,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genlab import distributed
 from genlab.config import param
@@ -30,8 +37,10 @@ from genlab.data.augment import AUGMENTATIONS
 from genlab.data.batches import Batches, iterate
 from genlab.data.datasets import ImageSet
 from genlab.errors import ConfigError
+from genlab.nets.contrastive import nt_xent, projection_head
 from genlab.nets.modes import evaluating
-from genlab.nets.vq import DiscreteVAE, GumbelQuantizer, VectorQuantizerEMA, build_dvae, code_counts, perplexity
+from genlab.nets.vq import (DiscreteVAE, GumbelQuantizer, Quantized, VectorQuantizerEMA, build_dvae, code_counts,
+                            perplexity)
 from genlab.train.base import ModelTrainer, set_lr
 
 
@@ -73,10 +82,32 @@ class DVAETrainConfig:
                                      "content more than the pose (0: off)", ge=0)
     invariance_augment: Literal["shift", "affine"] = param("affine", "the augmented view of the invariance loss: "
                                                            "shift = up to 2 pixels, affine = rotation, scale, shift")
+    contrastive_weight: float = param(0.0, "weight of the NT-Xent loss (SimCLR) between two augmented views of "
+                                      "each image, on what the decoder reads (their quantised vectors, flattened; "
+                                      "straight-through gradients), so that images of one class get near codes "
+                                      "(0: off). Weight 0.1, head 128, affine, seeds 0-2 on 20,000 MNIST images (4 "
+                                      "epochs): KMeans 0.882 on average against 0.832 without it (pixels 0.802); "
+                                      "but on all 60,000 (quick, seeds 0, 1) 0.810 and 0.904 against 0.836 and "
+                                      "0.926 without it, and on Fashion-MNIST 0.561 against pixels' 0.679: off by "
+                                      "default", ge=0)
+    contrastive_temperature: float = param(0.5, "temperature of the NT-Xent loss (SimCLR's 0.5; 0.2 gave 0.88 "
+                                           "against 0.91 on 20,000 MNIST images)", gt=0)
+    contrastive_augment: Literal["shift", "affine", "crop_flip", "crop"] = param(
+        "affine", "the two views of the contrastive loss: shift = up to 2 pixels, affine = rotation, scale, shift, "
+        "crop_flip = padded crop and horizontal flip, crop = SimCLR's random resized crop (half the area or more). "
+        "On 20,000 MNIST images: affine 0.91, shift 0.82, crop 0.79")
+    contrastive_head: int = param(0, "width of SimCLR's projection head (Linear, ReLU, Linear) between the "
+                                  "flattened quantised vectors and the loss (0: the loss on them directly, which "
+                                  "cost reconstruction and clustering: 0.75 at weight 0.1 against 0.91 with a "
+                                  "head of 128 on 20,000 MNIST images)", ge=0)
     tau_start: float = param(1.0, "gumbel: temperature at step 0", gt=0)
     tau_end: float = param(0.1, "gumbel: temperature at the last step (geometric decay in between)", gt=0)
 
     def check(self) -> None:
+        if self.contrastive_head and not self.contrastive_weight:
+            raise ConfigError(f"train.contrastive_head ({self.contrastive_head}) is the head of the contrastive "
+                              "loss, which is off (train.contrastive_weight = 0)",
+                              hint="set train.contrastive_weight above 0, or train.contrastive_head=0")
         if self.tau_end > self.tau_start:
             raise ConfigError(f"train.tau_end ({self.tau_end}) must not exceed train.tau_start ({self.tau_start}): "
                               "the temperature is annealed downwards", hint="e.g. --set train.tau_end=0.1")
@@ -105,14 +136,27 @@ class DVAETrainer(ModelTrainer):
                  total_steps: int, device: torch.device):
         self.model, self.batches, self.eval_set, self.cfg = model.to(device), batches, eval_set, cfg
         self.total_steps, self.device = total_steps, device
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.head = self._projection_head(eval_set.images.shape[1:]).to(device)
+        self.optimizer = torch.optim.Adam([*model.parameters(), *self.head.parameters()], lr=cfg.lr)
         self.gumbel = isinstance(model.quantizer, GumbelQuantizer)
+
+    def _projection_head(self, image_shape: torch.Size) -> nn.Module:
+        """SimCLR's head on the flattened quantised vectors, or the identity (``contrastive_head`` = 0)."""
+        if not self.cfg.contrastive_head:
+            return nn.Identity()
+        with torch.no_grad():
+            grid = self.model.encoder(torch.zeros(1, *image_shape, device=self.device)).shape[2:]
+        return projection_head(self.model.quantizer.dim * grid.numel(), self.cfg.contrastive_head)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"model": self.model, **({"head": self.head} if self.cfg.contrastive_head else {})}
 
     def distribute(self, device: torch.device) -> None:
         """Under torchrun, also the EMA codebook learns from the global batch (the sum of every rank's)."""
-        if self.cfg.invariance_weight > 0 and distributed.current().world_size > 1:
-            raise ConfigError("train.invariance_weight runs the augmented view outside the distributed wrapper, "
-                              "so it is for single-process runs", hint="run without torchrun, or set it to 0")
+        for name in ("invariance_weight", "contrastive_weight"):
+            if getattr(self.cfg, name) > 0 and distributed.current().world_size > 1:
+                raise ConfigError(f"train.{name} runs augmented views outside the distributed wrapper, so it is "
+                                  "for single-process runs", hint="run without torchrun, or set it to 0")
         super().distribute(device)
         if isinstance(self.model.quantizer, VectorQuantizerEMA):
             self.model.quantizer.sum_over_ranks = distributed.sum_over_ranks
@@ -137,12 +181,16 @@ class DVAETrainer(ModelTrainer):
             self.model.quantizer.temperature = self.temperature_at(step)
             metrics["tau"] = torch.tensor(self.model.quantizer.temperature)
         self.model.train()
-        recon, q = self.loss_model(x)
+        if self.cfg.contrastive_weight > 0:
+            recon, q, contrastive = self._contrastive_forward(x)
+            metrics["contrastive"] = contrastive.detach()
+        else:
+            (recon, q), contrastive = self.loss_model(x), 0.0
         mse = F.mse_loss(recon, x)
-        loss = mse + q.loss
+        loss = mse + q.loss + self.cfg.contrastive_weight * contrastive
         if self.cfg.invariance_weight > 0:
             view = self.model.encoder(AUGMENTATIONS[self.cfg.invariance_augment](x))
-            invariance = self.model.quantizer.consistency(view, q.indices.detach())
+            invariance = self.model.quantizer.consistency(view, q.indices[:len(x)].detach())
             loss = loss + self.cfg.invariance_weight * invariance
             metrics["invariance"] = invariance.detach()
         self.optimizer.zero_grad(set_to_none=True)
@@ -151,6 +199,16 @@ class DVAETrainer(ModelTrainer):
         mse = mse.detach()
         return {"loss": loss.detach(), "recon_mse": mse, "psnr": psnr(mse), "quant_loss": q.loss.detach(),
                 "perplexity": q.perplexity, "dead_codes": q.dead_codes.float(), **metrics}
+
+    def _contrastive_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Quantized, torch.Tensor]:
+        """The clean batch and two augmented views of it quantised together (the quantiser's loss and codebook
+        updates see all three); the decoder reconstructs the clean batch; NT-Xent (SimCLR) between the views'
+        quantised vectors, flattened, through the projection head."""
+        augment, b = AUGMENTATIONS[self.cfg.contrastive_augment], len(x)
+        q = self.model.quantizer(self.model.encoder(torch.cat([x, augment(x), augment(x)])))
+        views = self.head(q.quantized[b:].flatten(1))
+        return (self.model.decoder(q.quantized[:b]), q,
+                nt_xent(views[:b], views[b:], self.cfg.contrastive_temperature))
 
     def evaluate(self, step: int) -> dict[str, float]:
         return reconstruction_report(self.model, self.eval_set, self.device)
