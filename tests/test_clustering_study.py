@@ -1,5 +1,9 @@
 """The code-clustering study: representations, embeddings, the K sweep, pseudo-labels, config rules."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -95,6 +99,25 @@ def test_umap_embedding_separates_blobs_and_repeats_for_a_seed():
     first, again = embed(points, spec, seed=0), embed(points, spec, seed=0)
     assert first.shape == (300, 2) and np.array_equal(first, again)
     assert clustering_report(blobs, kmeans(first, 3, seed=0))["hungarian_accuracy"] == 1.0
+
+
+_UMAP_THEN_THREADS = """
+import torch
+from sklearn.datasets import make_blobs
+from genlab.eval.code_clusters import EmbeddingSpec, embed
+points, _ = make_blobs(100, n_features=8, centers=2, random_state=0)
+embed(points, EmbeddingSpec("umap", dim=2, pca_dim=4, neighbors=10), seed=0)
+print(torch.get_num_threads())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="numba's thread count equals OpenMP's on one core")
+def test_umap_leaves_the_processs_openmp_thread_count_as_it_was():
+    # In a fresh process: numba changes the count only the first time it runs.
+    out = subprocess.run([sys.executable, "-c", _UMAP_THEN_THREADS], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.stdout.split() == ["1"]
 
 
 def test_gaussian_mixture_fits_a_wide_and_a_tight_cluster_where_kmeans_cuts_halfway():

@@ -51,6 +51,7 @@ from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
 from sklearn.metrics import silhouette_samples
 from sklearn.neighbors import kneighbors_graph
+from threadpoolctl import threadpool_limits
 
 from genlab.eval.clustering import clustering_report, hungarian_mapping, majority_mapping, sampled_silhouette
 
@@ -126,12 +127,17 @@ def laplacian_eigenmap(affinity: sparse.spmatrix, dim: int, seed: int) -> np.nda
 
 def umap_embedding(points: np.ndarray, dim: int, neighbors: int, min_dist: float, seed: int) -> np.ndarray:
     """UMAP of ``points`` into ``dim`` dimensions. A fixed ``random_state`` makes umap-learn run on one
-    thread and give the same layout for a seed."""
+    thread and give the same layout for a seed.
+
+    numba's OpenMP layer sets the process's OpenMP thread count to its own (all cores) when it first runs,
+    and torch and scikit-learn share that count: afterwards they would ignore OMP_NUM_THREADS and any
+    threadpool limit. ``threadpool_limits(None)`` sets nothing and restores every pool's count on exit."""
     import umap  # imported here: numba compiles on first import, which costs seconds the other embeddings skip
 
     neighbors = min(neighbors, len(points) - 1)
-    return umap.UMAP(n_components=dim, n_neighbors=neighbors, min_dist=min_dist, random_state=seed,
-                     n_jobs=1).fit_transform(points).astype(np.float32)
+    with threadpool_limits(None):
+        return umap.UMAP(n_components=dim, n_neighbors=neighbors, min_dist=min_dist, random_state=seed,
+                         n_jobs=1).fit_transform(points).astype(np.float32)
 
 
 def _pca(features: Features, dim: int, seed: int) -> np.ndarray:
