@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from genlab.train.ebm import contrastive_divergence_loss
+from genlab.train.ebm import contrastive_divergence_loss, sampler_kl_loss
 from genlab.train.jem import jem_loss
 
 
@@ -21,6 +21,30 @@ def test_contrastive_divergence_gradient_lowers_data_and_raises_sample_energy():
     e_neg = torch.tensor([0.0, 0.0], requires_grad=True)
     contrastive_divergence_loss(e_pos, e_neg, alpha=0.0)[0].backward()
     assert torch.equal(e_pos.grad, torch.full((2,), 0.5)) and torch.equal(e_neg.grad, torch.full((2,), -0.5))
+
+
+class _Quadratic(torch.nn.Module):
+    """E(x) = a/2 |x|^2 per image: one Langevin step moves x to (1 - drift a) x."""
+
+    def __init__(self, a: float):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(a))
+
+    def forward(self, x):
+        return 0.5 * self.a * x.flatten(1).pow(2).sum(1)
+
+
+def test_sampler_kl_loss_by_hand_reaches_the_parameters_only_through_the_step():
+    # loss = mean a/2 |(1 - d a) x|^2 with the outer a frozen: value a0/2 (1 - d a0)^2 mean|x|^2, gradient
+    # -a0 d (1 - d a0) mean|x|^2 (the frozen energy alone would add (1 - d a0)^2/2 mean|x|^2).
+    model, drift = _Quadratic(0.5), 0.4
+    x = torch.tensor([[1.0, 2.0], [0.0, -2.0]]).view(2, 1, 1, 2)
+    squared = (5.0 + 4.0) / 2
+    loss = sampler_kl_loss(model, x, drift)
+    assert loss.item() == pytest.approx(0.25 * 0.8 ** 2 * squared)
+    loss.backward()
+    assert model.a.grad.item() == pytest.approx(-0.5 * 0.4 * 0.8 * squared)
+    assert not x.requires_grad
 
 
 def test_jem_loss_by_hand():

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, Literal
 
 from genlab.config import param, section
+from genlab.sampling.schedules import make_schedule
 
 
 @dataclass
@@ -58,6 +59,12 @@ class SamplerConfig:
         "auto", "precision of the energy's passes inside the sampler (bf16, fp16: autocast, the chain itself stays "
                 "float32; auto: the fastest whose chains agree with fp32, measured once per machine and network and "
                 "cached: genlab speed show)")
+
+    def last_drift(self) -> float:
+        """How far the chain's last step moves along the negative energy gradient: the decoupled form's step
+        (its schedule's last value), or eps^2/2 in the coupled form."""
+        eps = make_schedule(self.schedule, self.step_size, self.step_size_end)(self.steps - 1, self.steps)
+        return eps * eps / 2 if self.form == "coupled" else eps
 
     def settings(self) -> dict[str, Any]:
         """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""

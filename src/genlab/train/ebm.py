@@ -13,6 +13,10 @@ A conditional model can add ``class_weight`` times the cross-entropy of p(y|x) =
 data. Since log p(x, y) = log p(x) + log p(y|x), this is the exact gradient of the conditional half of the
 joint likelihood (JEM's factorisation), which CD alone estimates only through samples: early on, when the
 samples of every label look alike, CD cannot tell labels apart and the label is ignored for a long time.
+
+``kl_weight`` adds the KL term of improved contrastive divergence (Du et al. 2021, see
+:func:`sampler_kl_loss`): CD treats the negatives as if they came from the model, and this term trains the
+energy so that its own Langevin steps take them there.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from genlab.config import param
 from genlab.data.batches import Batches
@@ -61,6 +66,9 @@ class EBMTrainConfig:
     data_noise: float = param(0.0, "standard deviation of Gaussian noise added to data images", ge=0)
     lr_decay: Literal["none", "cosine"] = param("none", "learning rate constant, or cosine-decayed to 0 over "
                                                         "train.iterations (late CD updates then cannot undo the run)")
+    kl_weight: float = param(0.0, "weight of improved contrastive divergence's KL term (Du et al. 2021): one more "
+                                  "Langevin step from each negative, differentiated through, scored by the frozen "
+                                  "energy (0: off; costs about a third more per iteration at five steps)", ge=0)
     class_weight: float = param(0.0, "conditional models: weight of the cross-entropy of p(y|x) = "
                                      "softmax(-E(x, .)) on data (0: pure contrastive divergence)", ge=0)
     channels_last: bool = param(True, "keep the energy's weights channels-last (faster convolutions on the CPU "
@@ -80,6 +88,24 @@ def contrastive_divergence_loss(e_pos: torch.Tensor, e_neg: torch.Tensor,
     zero (it balances the CD gradient at |E| = 1 / (2 alpha)), so energies cannot drift without bound."""
     cd = e_pos.mean() - e_neg.mean()
     return cd + alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean()), cd
+
+
+def sampler_kl_loss(model: torch.nn.Module, x_neg: torch.Tensor, drift: float,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The KL term of improved contrastive divergence (Du et al. 2021, eq. 7 and their released code, which
+    differentiates through the last Langevin step): one more gradient step from the negatives,
+
+        x' = x- - drift * grad_x E_theta(x-),   loss = mean E_stop(theta)(x'),
+
+    kept differentiable in theta through grad_x E_theta (create_graph), and scored with theta's values frozen,
+    so the gradient reaches theta only through the step. Lowering it makes the energy's own Langevin steps
+    lower the energy further: the sampler that CD assumes has converged gets closer to it in few steps. The
+    step is noiseless (the noise does not depend on theta) and in float32."""
+    args = (labels,) if labels is not None else ()
+    x = x_neg.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x, *args).sum(), x, create_graph=True)
+    frozen = {name: p.detach() for name, p in model.named_parameters()}
+    return functional_call(model, frozen, (x - drift * grad, *args)).mean()
 
 
 class EBMTrainer(ModelTrainer):
@@ -133,6 +159,10 @@ class EBMTrainer(ModelTrainer):
         loss, cd = contrastive_divergence_loss(e_pos, e_neg, self.cfg.alpha)
         if self.cfg.class_weight and self.conditional:
             loss = loss + self.cfg.class_weight * extra["class_loss"]
+        if self.cfg.kl_weight:
+            extra["kl"] = sampler_kl_loss(self.model, result.x, self.sampler.last_drift(),
+                                          y_neg if self.conditional else None)
+            loss = loss + self.cfg.kl_weight * extra["kl"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or float("inf"))
