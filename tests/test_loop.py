@@ -155,3 +155,16 @@ def test_the_relative_bound_waits_for_a_history_and_ignores_energies_near_zero()
         assert guard.problem({"energy_neg": 0.02}) is None
     assert guard.problem({"energy_neg": 40.0}) is None  # 2,000 times the median, but the median is floored at 1
     assert guard.problem({"energy_neg": 60.0}) is not None
+
+
+def test_the_guard_catches_a_network_gone_flat_and_not_a_dip():
+    guard = DivergenceGuard(GuardConfig(), vanishing=("grad_norm",))
+    healthy = [0.5, 0.3, 0.8, 0.6, 0.4, 0.7]
+    dip = [3e-4] * 9 + [0.9]  # nine log steps near zero, then back: the count starts again
+    for norm in healthy + dip:
+        assert guard.problem({"grad_norm": norm}) is None
+    flat = [2e-4] * 9
+    for norm in flat:
+        assert guard.problem({"grad_norm": norm}) is None
+    problem = guard.problem({"grad_norm": 2e-5})
+    assert problem is not None and "grad_norm" in problem and "flat" in problem
