@@ -128,7 +128,8 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     trainer = EBMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          spec.image_shape, ctx.device, cfg.data.conditional,
                          evaluator=Evaluator(ctx, judge, real, cfg.eval.samples), gaussians=gaussians)
-    guard = DivergenceGuard(cfg.guard, finite=("loss",), bounded=("energy_pos", "energy_neg"), vanishing=("grad_norm",))
+    guard = DivergenceGuard(cfg.guard, finite=("loss",), bounded=("energy_pos", "energy_neg"),
+                            vanishing=("grad_norm",))
     ctx.train(trainer, cfg.train.iterations, guard)
     ctx.sampler_precision = precision_summary(model)
 
