@@ -136,3 +136,21 @@ def test_sigkill_in_the_pseudo_label_phase_then_resume_matches_an_uninterrupted_
     assert main(["resume", str(killed), "--no-progress", "--device", "cpu"]) == 0
     got = json.loads((killed / "summary.json").read_text())
     assert got["metrics"] == ref["metrics"]
+
+
+@needs_data("mnist")
+@pytest.mark.slow
+def test_sigkill_in_the_code_study_then_resume_matches_an_uninterrupted_run(tmp_path):
+    # The code study (embedding, K sweep, pseudo-labels) keeps no checkpoint: killed inside it, the resumed run
+    # studies the codes again from the start and must reach the same numbers.
+    ref = _smoke("mnist", tmp_path / "ref")
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "genlab.cli", "run", "dvae-mnist", "--preset", "smoke", "--run-dir", str(killed),
+           "--no-progress", "--device", "cpu"]
+    last_autoencoder_step = 12  # 600 images in batches of 50, one epoch
+    sigkill_after_checkpoint(cmd, killed / "autoencoder" / "checkpoints", step=last_autoencoder_step, timeout=300)
+    assert not (killed / "study" / "study.json").exists() and not (killed / "classifier_true_labels").exists()
+
+    assert main(["resume", str(killed), "--no-progress", "--device", "cpu"]) == 0
+    got = json.loads((killed / "summary.json").read_text())
+    assert got["metrics"] == ref["metrics"]
