@@ -25,6 +25,7 @@ from sklearn.decomposition import PCA
 
 from genlab import api
 from genlab.data import load
+from genlab.data.batches import to_float
 from genlab.experiments.base import machine_info
 
 COLUMNS = ("fid", "randnet_fid", "precision", "recall", "coverage", "class_coverage")
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cluster_starts.json"))
     args = parser.parse_args()
     train = load(args.dataset, "train")
-    flat = train.images.reshape(len(train.images), -1).float() / 127.5 - 1
+    flat = to_float(train.images).reshape(len(train.images), -1)
     rows = {}
     for k in args.clusters:
         started = time.perf_counter()

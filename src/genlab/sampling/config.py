@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, Literal
 
 from genlab.config import param, section
+from genlab.sampling.langevin import drift
 from genlab.sampling.schedules import make_schedule
 
 
@@ -63,8 +64,8 @@ class SamplerConfig:
     def last_drift(self) -> float:
         """How far the chain's last step moves along the negative energy gradient: the decoupled form's step
         (its schedule's last value), or eps^2/2 in the coupled form."""
-        eps = make_schedule(self.schedule, self.step_size, self.step_size_end)(self.steps - 1, self.steps)
-        return eps * eps / 2 if self.form == "coupled" else eps
+        return drift(make_schedule(self.schedule, self.step_size, self.step_size_end)(self.steps - 1, self.steps),
+                     self.form)
 
     def settings(self) -> dict[str, Any]:
         """What `genlab sample` needs to rerun the chains as in training (stored in checkpoints)."""

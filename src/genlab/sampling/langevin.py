@@ -39,6 +39,12 @@ class Chain:
     energy_trace: torch.Tensor | None
 
 
+def drift(eps: float, form: Literal["coupled", "decoupled"]) -> float:
+    """How far a step of size ``eps`` moves along the negative energy gradient: eps^2/2 in the coupled form
+    (x - eps^2/2 grad + eps noise), eps itself in the decoupled one."""
+    return eps * eps / 2 if form == "coupled" else eps
+
+
 def _as_schedule(value: float | Schedule) -> Schedule:
     return Constant(float(value)) if isinstance(value, (int, float)) else value
 
@@ -81,11 +87,8 @@ def langevin(energy: Energy, x0: torch.Tensor, steps: int, step_size: float | Sc
             if grad_clip is not None:
                 grad.clamp_(-grad_clip, grad_clip)
             eps = step_of(t, steps)
-            if form == "coupled":
-                drift, sigma = eps * eps / 2, eps
-            else:
-                drift, sigma = eps, noise_of(t, steps)
-            x.add_(grad, alpha=-drift)
+            sigma = eps if form == "coupled" else noise_of(t, steps)
+            x.add_(grad, alpha=-drift(eps, form))
             if sigma:
                 x.add_(noise.normal_(), alpha=sigma)
             if clamp is not None:
