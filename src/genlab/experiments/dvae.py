@@ -41,7 +41,6 @@ from genlab.eval.clustering import clustering_report, hungarian_mapping, majorit
 from genlab.experiments.base import Experiment, RunContext
 from genlab.io import read_json, write_atomic, write_json
 from genlab.nets.classifiers import build_classifier
-from genlab.nets.contrastive import ClusterHeads
 from genlab.nets.modes import evaluating
 from genlab.nets.vq import DiscreteVAE, VectorQuantizerEMA, code_counts
 from genlab.report import cluster_figures as cf
@@ -49,7 +48,7 @@ from genlab.report.figures import confusion_figure, curves_figure
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.classifier import ClassifierModelConfig, ClassifierTrainConfig, ClassifierTrainer
 from genlab.train.dvae import (DVAEModelConfig, DVAETrainConfig, DVAETrainer, dvae_from_config, encode_dataset,
-                               encode_latents, head_clusters, reconstruction_report)
+                               encode_latents, reconstruction_report)
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.loop import LogConfig, run_loop
 from genlab.train.run_dir import RunDir
@@ -149,7 +148,7 @@ def run_dvae(ctx: RunContext) -> dict[str, Any]:
             autoencoder, timings["autoencoder"] = _autoencoder_phase(ctx, train_set, test_set)
             started = time.perf_counter()
         with threadpool_limits(cfg.cluster.threads or None):
-            study = _code_study(ctx, model, autoencoder, train_set, test_set, trainer.cluster_heads)
+            study = _code_study(ctx, model, autoencoder, train_set, test_set)
     metrics.update(study["metrics"])
     timings["study"] = time.perf_counter() - started
 
@@ -205,9 +204,8 @@ def _autoencoder_phase(ctx: RunContext, train_set: ImageSet, test_set: ImageSet)
     model = dvae_from_config(cfg.model, spec.image_shape[0], spec.image_shape[-1], quantizer="none")
     batches = ctx.batches(train_set, cfg.train.batch_size, cfg.seed)
     total = math.ceil(cfg.cluster.autoencoder_epochs * batches.steps_per_epoch)
-    # a plain autoencoder: no codes to hold, no augmented views
-    plain = dataclasses.replace(cfg.train, invariance_weight=0.0, contrastive_weight=0.0, contrastive_head=0,
-                                iic_weight=0.0)
+    # a plain autoencoder: no codes to hold, no contrastive views
+    plain = dataclasses.replace(cfg.train, invariance_weight=0.0, contrastive_weight=0.0, contrastive_head=0)
     trainer = DVAETrainer(model, batches, test_set, plain, total, ctx.device)
     return model, _phase(ctx, "autoencoder", trainer, total)
 
@@ -241,7 +239,7 @@ def _prefixed(prefix: str, report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _code_study(ctx: RunContext, model: DiscreteVAE, autoencoder: DiscreteVAE | None, train_set: ImageSet,
-                test_set: ImageSet, heads: ClusterHeads | None) -> dict[str, Any]:
+                test_set: ImageSet) -> dict[str, Any]:
     """Cluster the training images by their codes, and by the same pipeline on pixels and on the continuous
     autoencoder's vectors (the baselines); KMeans the headline, a Gaussian mixture beside it; figures;
     cached in study/."""
@@ -278,8 +276,6 @@ def _code_study(ctx: RunContext, model: DiscreteVAE, autoencoder: DiscreteVAE | 
         if name != "cluster":
             baselines[name] = clustering_report(labels, kmeans(where, cfg.k, seed, cfg.n_init))
         baselines[f"{name}_gmm"] = clustering_report(labels, gaussian_mixture(where, cfg.k, seed, cfg.gmm_n_init))
-    if heads is not None:
-        baselines["head"] = clustering_report(labels, head_clusters(model, heads, train_set, ctx.device).numpy())
     autoencoder_report = baselines.pop("autoencoder", {})
     metrics = {"cluster_representation": cfg.representation, "cluster_embedding": cfg.embedding, "cluster_k": cfg.k,
                **_prefixed("cluster", chosen),
@@ -322,7 +318,7 @@ def _comparison_rows(metrics: dict[str, Any], embedding: str) -> list[tuple[str,
     names = {"cluster": f"codes, {embedding} + KMeans", "cluster_gmm": f"codes, {embedding} + GMM",
              "ae_embedded": f"autoencoder, {embedding} + KMeans", "ae_embedded_gmm": f"autoencoder, {embedding} + GMM",
              "pixels_embedded": f"pixels, {embedding} + KMeans", "pixels_embedded_gmm": f"pixels, {embedding} + GMM",
-             "head": "codes, IIC head", "codes_plain": "codes, plain KMeans", "pixels_plain": "pixels, plain KMeans"}
+             "codes_plain": "codes, plain KMeans", "pixels_plain": "pixels, plain KMeans"}
     return [(text, metrics[f"{prefix}_hungarian_accuracy"]) for prefix, text in names.items()
             if f"{prefix}_hungarian_accuracy" in metrics]
 

@@ -15,12 +15,8 @@ With ``contrastive_weight`` > 0 the clean batch and two augmented views of it ar
 the NT-Xent loss of SimCLR (Chen et al. 2020, https://arxiv.org/abs/2002.05709) makes each view's quantised
 vectors (flattened, straight-through, optionally through a projection head) pick the other view of its image
 among the batch: images that augmentations connect get near codes, and the rest are pushed apart. The
-reconstruction loss stays on the clean images.
-
-With ``iic_weight`` > 0, cluster heads (``ClusterHeads``) read the two views' quantised vectors and IIC's loss
-(Ji et al. 2019, https://arxiv.org/abs/1807.06653) maximises the mutual information of their cluster
-assignments. Augmented views go through the encoder outside the distributed wrapper, so the three
-augmentation terms are for single-process runs.
+reconstruction loss stays on the clean images. Augmented views go through the encoder outside the distributed
+wrapper, so both augmentation terms are for single-process runs.
 
 Images are in [-1, 1], so PSNR is ``10 log10(2^2 / mse)``: the same number as on [0, 1] images with peak 1.
 """
@@ -41,7 +37,7 @@ from genlab.data.augment import AUGMENTATIONS
 from genlab.data.batches import Batches, iterate
 from genlab.data.datasets import ImageSet
 from genlab.errors import ConfigError
-from genlab.nets.contrastive import ClusterHeads, iic_loss, nt_xent, projection_head
+from genlab.nets.contrastive import nt_xent, projection_head
 from genlab.nets.modes import evaluating
 from genlab.nets.vq import (DiscreteVAE, GumbelQuantizer, Quantized, VectorQuantizerEMA, build_dvae, code_counts,
                             perplexity)
@@ -104,13 +100,6 @@ class DVAETrainConfig:
                                   "flattened quantised vectors and the loss (0: the loss on them directly, which "
                                   "cost reconstruction and clustering: 0.75 at weight 0.1 against 0.91 with a "
                                   "head of 128 on 20,000 MNIST images)", ge=0)
-    iic_weight: float = param(0.0, "weight of IIC's loss: minus the mutual information of the cluster assignments "
-                              "of two augmented views, read by heads on their quantised vectors (0: off)", ge=0)
-    iic_clusters: int = param(10, "clusters of IIC's main head (the number of classes you expect)", ge=2)
-    iic_overclusters: int = param(50, "clusters of IIC's auxiliary overclustering head (0: none)", ge=0)
-    iic_hidden: int = param(128, "hidden units of each IIC head (0: a linear head)", ge=0)
-    iic_augment: Literal["shift", "affine", "crop_flip", "crop"] = param(
-        "affine", "the two views of IIC's loss (as train.contrastive_augment)")
     tau_start: float = param(1.0, "gumbel: temperature at step 0", gt=0)
     tau_end: float = param(0.1, "gumbel: temperature at the last step (geometric decay in between)", gt=0)
 
@@ -147,27 +136,24 @@ class DVAETrainer(ModelTrainer):
                  total_steps: int, device: torch.device):
         self.model, self.batches, self.eval_set, self.cfg = model.to(device), batches, eval_set, cfg
         self.total_steps, self.device = total_steps, device
-        code_size = self._code_size(eval_set.images.shape[1:])
-        self.head = (projection_head(code_size, cfg.contrastive_head) if cfg.contrastive_head else nn.Identity()).to(device)
-        self.cluster_heads = (ClusterHeads(code_size, cfg.iic_clusters, cfg.iic_overclusters, cfg.iic_hidden).to(device)
-                              if cfg.iic_weight else None)
-        extra = [*self.head.parameters(), *(self.cluster_heads.parameters() if self.cluster_heads else [])]
-        self.optimizer = torch.optim.Adam([*model.parameters(), *extra], lr=cfg.lr)
+        self.head = self._projection_head(eval_set.images.shape[1:]).to(device)
+        self.optimizer = torch.optim.Adam([*model.parameters(), *self.head.parameters()], lr=cfg.lr)
         self.gumbel = isinstance(model.quantizer, GumbelQuantizer)
 
-    def _code_size(self, image_shape: torch.Size) -> int:
-        """Numbers in an image's quantised vectors, flattened: what the heads read."""
+    def _projection_head(self, image_shape: torch.Size) -> nn.Module:
+        """SimCLR's head on the flattened quantised vectors, or the identity (``contrastive_head`` = 0)."""
+        if not self.cfg.contrastive_head:
+            return nn.Identity()
         with torch.no_grad():
             grid = self.model.encoder(torch.zeros(1, *image_shape, device=self.device)).shape[2:]
-        return self.model.quantizer.dim * grid.numel()
+        return projection_head(self.model.quantizer.dim * grid.numel(), self.cfg.contrastive_head)
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"model": self.model, **({"head": self.head} if self.cfg.contrastive_head else {}),
-                **({"cluster_heads": self.cluster_heads} if self.cluster_heads is not None else {})}
+        return {"model": self.model, **({"head": self.head} if self.cfg.contrastive_head else {})}
 
     def distribute(self, device: torch.device) -> None:
         """Under torchrun, also the EMA codebook learns from the global batch (the sum of every rank's)."""
-        for name in ("invariance_weight", "contrastive_weight", "iic_weight"):
+        for name in ("invariance_weight", "contrastive_weight"):
             if getattr(self.cfg, name) > 0 and distributed.current().world_size > 1:
                 raise ConfigError(f"train.{name} runs augmented views outside the distributed wrapper, so it is "
                                   "for single-process runs", hint="run without torchrun, or set it to 0")
@@ -195,14 +181,13 @@ class DVAETrainer(ModelTrainer):
             self.model.quantizer.temperature = self.temperature_at(step)
             metrics["tau"] = torch.tensor(self.model.quantizer.temperature)
         self.model.train()
-        weights = {"contrastive": self.cfg.contrastive_weight, "iic": self.cfg.iic_weight}
-        if any(weights.values()):
-            recon, q, terms = self._views_forward(x)
-            metrics.update({name: value.detach() for name, value in terms.items()})
+        if self.cfg.contrastive_weight > 0:
+            recon, q, contrastive = self._contrastive_forward(x)
+            metrics["contrastive"] = contrastive.detach()
         else:
-            (recon, q), terms = self.loss_model(x), {}
+            (recon, q), contrastive = self.loss_model(x), 0.0
         mse = F.mse_loss(recon, x)
-        loss = mse + q.loss + sum(weights[name] * value for name, value in terms.items())
+        loss = mse + q.loss + self.cfg.contrastive_weight * contrastive
         if self.cfg.invariance_weight > 0:
             view = self.model.encoder(AUGMENTATIONS[self.cfg.invariance_augment](x))
             invariance = self.model.quantizer.consistency(view, q.indices[:len(x)].detach())
@@ -215,22 +200,15 @@ class DVAETrainer(ModelTrainer):
         return {"loss": loss.detach(), "recon_mse": mse, "psnr": psnr(mse), "quant_loss": q.loss.detach(),
                 "perplexity": q.perplexity, "dead_codes": q.dead_codes.float(), **metrics}
 
-    def _views_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Quantized, dict[str, torch.Tensor]]:
-        """The clean batch and two augmented views of it per view term quantised together; the decoder
-        reconstructs the clean batch. NT-Xent (SimCLR) through the projection head, IIC's loss over its heads."""
-        cfg, b = self.cfg, len(x)
-        augments = {name: AUGMENTATIONS[augment] for name, weight, augment in (
-            ("contrastive", cfg.contrastive_weight, cfg.contrastive_augment), ("iic", cfg.iic_weight, cfg.iic_augment))
-            if weight > 0}
-        q = self.model.quantizer(self.model.encoder(torch.cat([x, *(f(x) for f in augments.values() for _ in "ab")])))
-        terms = {}
-        for i, name in enumerate(augments):
-            first, second = q.quantized[b * (1 + 2 * i):b * (2 + 2 * i)], q.quantized[b * (2 + 2 * i):b * (3 + 2 * i)]
-            if name == "contrastive":
-                terms[name] = nt_xent(self.head(first.flatten(1)), self.head(second.flatten(1)), cfg.contrastive_temperature)
-            else:
-                terms[name] = sum(iic_loss(p, r) for p, r in zip(self.cluster_heads(first), self.cluster_heads(second)))
-        return self.model.decoder(q.quantized[:b]), q, terms
+    def _contrastive_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Quantized, torch.Tensor]:
+        """The clean batch and two augmented views of it quantised together (the quantiser's loss and codebook
+        updates see all three); the decoder reconstructs the clean batch; NT-Xent (SimCLR) between the views'
+        quantised vectors, flattened, through the projection head."""
+        augment, b = AUGMENTATIONS[self.cfg.contrastive_augment], len(x)
+        q = self.model.quantizer(self.model.encoder(torch.cat([x, augment(x), augment(x)])))
+        views = self.head(q.quantized[b:].flatten(1))
+        return (self.model.decoder(q.quantized[:b]), q,
+                nt_xent(views[:b], views[b:], self.cfg.contrastive_temperature))
 
     def evaluate(self, step: int) -> dict[str, float]:
         return reconstruction_report(self.model, self.eval_set, self.device)
@@ -266,11 +244,3 @@ def encode_latents(model: DiscreteVAE, data: ImageSet, device: torch.device, bat
     vectors of a discrete VAE, the continuous vectors of an autoencoder."""
     with evaluating(model):
         return torch.cat([model.latents(x).cpu() for x, _ in iterate(data, batch_size, device)])
-
-
-@torch.no_grad()
-def head_clusters(model: DiscreteVAE, heads: ClusterHeads, data: ImageSet, device: torch.device,
-                  batch_size: int = 500) -> torch.Tensor:
-    """The cluster (N,) of every image of ``data`` by IIC's main head on its quantised vectors, on the CPU."""
-    with evaluating(model), evaluating(heads):
-        return torch.cat([heads(model.latents(x))[0].argmax(1).cpu() for x, _ in iterate(data, batch_size, device)])
