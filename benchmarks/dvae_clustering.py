@@ -4,6 +4,7 @@
         [--quantizers vq gumbel] [--set data.train_limit=20000 ...] [--threads 1] [--out FILE]
     python benchmarks/dvae_clustering.py --compare-representations RUN_DIR... [--representations quantized
         onehot histogram] [--embeddings umap spectral]
+    python benchmarks/dvae_clustering.py --neighbour-purity RUN_DIR...
 
 Columns: clustering accuracy (Hungarian, K = cluster.k) of the codes, of the continuous autoencoder's
 vectors and of raw pixels, each through the same embedding then KMeans and then a Gaussian mixture; plain
@@ -84,25 +85,75 @@ def targets(dataset: str, rows: list[dict]) -> list[str]:
     return [f"{verdict((target, value))}: {text}" for text, target, value in checks]
 
 
+def _trained_dvae(run_dir: str, phase: str = ""):
+    """A finished run's directory, config, training images and its discrete VAE, or (``phase="autoencoder"``)
+    its continuous autoencoder (None if the run trained none)."""
+    from genlab.data.datasets import load
+    from genlab.experiments.base import trained_state
+    from genlab.experiments.dvae import DVAEConfig
+    from genlab.train.checkpoint import CheckpointStore
+    from genlab.train.dvae import dvae_from_config
+    from genlab.train.run_dir import RunDir
+
+    run, cfg, state = trained_state(run_dir, DVAEConfig, "cpu")
+    data = load(cfg.data.dataset, "train")
+    data = data.subset(torch.arange(min(cfg.data.train_limit or len(data), len(data))))
+    if phase:
+        stored = run.read_config()
+        meta = {"experiment": stored["experiment"], "config_hash": state["meta"]["config_hash"], "phase": phase}
+        folder = RunDir(run.path / phase).checkpoints
+        state = CheckpointStore(folder).latest(meta) if folder.is_dir() else None
+        if state is None:
+            return run, cfg, data, None
+    model = dvae_from_config(cfg.model, data.shape[0], data.shape[-1], quantizer="none" if phase else None)
+    model.load_state_dict(state["trainer"]["model"])
+    return run, cfg, data, model
+
+
+def neighbour_purity(run_dirs: list[str], ks: tuple[int, ...] = (1, 5, 10, 20)) -> list[dict]:
+    """The share of each training image's k nearest neighbours (Euclidean, in the 50 principal components the
+    study's neighbour graph is built on) that carry its class, for the codes, the continuous autoencoder's
+    vectors and raw pixels: the ceiling of every clustering that reads only that neighbour graph."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from genlab.eval.code_clusters import EmbeddingSpec, code_representation, embed, pixel_representation
+    from genlab.train.dvae import encode_dataset, encode_latents
+
+    rows = []
+    for run_dir in run_dirs:
+        run, cfg, data, model = _trained_dvae(run_dir)
+        _, _, _, autoencoder = _trained_dvae(run_dir, "autoencoder")
+        labels, cpu = data.labels.numpy(), torch.device("cpu")
+        inputs = {"codes": code_representation(encode_dataset(model, data, cpu).numpy(),
+                                               model.quantizer.codebook.detach().numpy(), "quantized"),
+                  "pixels": pixel_representation(data.images.numpy())}
+        if autoencoder is not None:
+            inputs["autoencoder"] = encode_latents(autoencoder, data, cpu).flatten(1).numpy()
+        for name, features in inputs.items():
+            reduced = embed(features, EmbeddingSpec("pca", dim=cfg.cluster.pca_dim), cfg.seed)
+            neighbours = NearestNeighbors(n_neighbors=max(ks) + 1).fit(reduced).kneighbors(reduced)[1][:, 1:]
+            same = labels[neighbours] == labels[:, None]
+            row = {"run_dir": str(run.path), "dataset": cfg.data.dataset, "seed": cfg.seed,
+                   "contrastive_weight": cfg.train.contrastive_weight, "input": name,
+                   **{f"purity_at_{k}": float(same[:, :k].mean()) for k in ks}}
+            rows.append(row)
+            print(f"{cfg.data.dataset} seed {cfg.seed} {name:11s}: " +
+                  ", ".join(f"k={k} {row[f'purity_at_{k}']:.4f}" for k in ks), flush=True)
+    return rows
+
+
 def compare_representations(run_dirs: list[str], representations: list[str], embeddings: list[str]) -> list[dict]:
     """Cluster the codes of finished runs' discrete VAEs as each representation through each embedding (the
     run's other cluster settings, KMeans and the Gaussian mixture at K = cluster.k): which to choose."""
     from threadpoolctl import threadpool_limits
 
-    from genlab.data.datasets import load
     from genlab.eval.clustering import clustering_report
     from genlab.eval.code_clusters import EmbeddingSpec, code_representation, embed, gaussian_mixture, kmeans
-    from genlab.experiments.base import trained_state
-    from genlab.experiments.dvae import DVAEConfig
-    from genlab.train.dvae import dvae_from_config, encode_dataset
+    from genlab.train.dvae import encode_dataset
 
     rows = []
     for run_dir in run_dirs:
-        run, cfg, state = trained_state(run_dir, DVAEConfig, "cpu")
-        data = load(cfg.data.dataset, "train")
-        data = data.subset(torch.arange(min(cfg.data.train_limit or len(data), len(data))))
-        model = dvae_from_config(cfg.model, data.shape[0], data.shape[-1])
-        model.load_state_dict(state["trainer"]["model"])
+        run, cfg, data, model = _trained_dvae(run_dir)
         codes = encode_dataset(model, data, torch.device("cpu")).numpy()
         codebook = model.quantizer.codebook.detach().numpy()
         labels, c = data.labels.numpy(), cfg.cluster
@@ -141,14 +192,21 @@ def main() -> None:
                         help="JSON output (default: benchmarks/results/dvae_clustering-<preset>.json)")
     parser.add_argument("--compare-representations", nargs="+", default=None, metavar="RUN_DIR",
                         help="instead of new runs: cluster these finished runs' codes in every representation")
+    parser.add_argument("--neighbour-purity", nargs="+", default=None, metavar="RUN_DIR",
+                        help="instead of new runs: how often the nearest neighbours of these finished runs' codes, "
+                             "autoencoder vectors and pixels share their class")
     parser.add_argument("--representations", nargs="+", default=["quantized", "onehot", "histogram"])
     parser.add_argument("--embeddings", nargs="+", default=["umap"])
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.compare_representations:
-        rows = compare_representations(args.compare_representations, args.representations, args.embeddings)
-        out = Path(args.out or Path(__file__).parent / "results" / "dvae_clustering-representations.json")
+    if args.compare_representations or args.neighbour_purity:
+        if args.neighbour_purity:
+            rows, name = neighbour_purity(args.neighbour_purity), "neighbour-purity"
+        else:
+            rows = compare_representations(args.compare_representations, args.representations, args.embeddings)
+            name = "representations"
+        out = Path(args.out or Path(__file__).parent / "results" / f"dvae_clustering-{name}.json")
         out.write_text(json.dumps({"threads": torch.get_num_threads(), "machine": machine_info(torch.device("cpu")),
                                    "results": rows}, indent=2) + "\n")
         print(f"\nwritten: {out}")
