@@ -85,29 +85,34 @@ def targets(dataset: str, rows: list[dict]) -> list[str]:
     return [f"{verdict((target, value))}: {text}" for text, target, value in checks]
 
 
-def _trained_dvae(run_dir: str, phase: str = ""):
-    """A finished run's directory, config, training images and its discrete VAE, or (``phase="autoencoder"``)
-    its continuous autoencoder (None if the run trained none)."""
+def _trained_dvae(run_dir: str):
+    """A finished run's directory, config, training images, discrete VAE and its checkpoint state."""
     from genlab.data.datasets import load
     from genlab.experiments.base import trained_state
     from genlab.experiments.dvae import DVAEConfig
-    from genlab.train.checkpoint import CheckpointStore
     from genlab.train.dvae import dvae_from_config
-    from genlab.train.run_dir import RunDir
 
     run, cfg, state = trained_state(run_dir, DVAEConfig, "cpu")
     data = load(cfg.data.dataset, "train")
     data = data.subset(torch.arange(min(cfg.data.train_limit or len(data), len(data))))
-    if phase:
-        stored = run.read_config()
-        meta = {"experiment": stored["experiment"], "config_hash": state["meta"]["config_hash"], "phase": phase}
-        folder = RunDir(run.path / phase).checkpoints
-        state = CheckpointStore(folder).latest(meta) if folder.is_dir() else None
-        if state is None:
-            return run, cfg, data, None
-    model = dvae_from_config(cfg.model, data.shape[0], data.shape[-1], quantizer="none" if phase else None)
+    model = dvae_from_config(cfg.model, data.shape[0], data.shape[-1])
     model.load_state_dict(state["trainer"]["model"])
-    return run, cfg, data, model
+    return run, cfg, data, model, state
+
+
+def _trained_autoencoder(run, cfg, state: dict, data):
+    """The run's continuous autoencoder baseline (its ``autoencoder`` phase), or None if it trained none."""
+    from genlab.train.checkpoint import CheckpointStore
+    from genlab.train.dvae import dvae_from_config
+    from genlab.train.run_dir import RunDir
+
+    folder = RunDir(run.path / "autoencoder").checkpoints
+    phase = CheckpointStore(folder).latest({**state["meta"], "phase": "autoencoder"}) if folder.is_dir() else None
+    if phase is None:
+        return None
+    model = dvae_from_config(cfg.model, data.shape[0], data.shape[-1], quantizer="none")
+    model.load_state_dict(phase["trainer"]["model"])
+    return model
 
 
 def neighbour_purity(run_dirs: list[str], ks: tuple[int, ...] = (1, 5, 10, 20)) -> list[dict]:
@@ -121,8 +126,8 @@ def neighbour_purity(run_dirs: list[str], ks: tuple[int, ...] = (1, 5, 10, 20)) 
 
     rows = []
     for run_dir in run_dirs:
-        run, cfg, data, model = _trained_dvae(run_dir)
-        _, _, _, autoencoder = _trained_dvae(run_dir, "autoencoder")
+        run, cfg, data, model, state = _trained_dvae(run_dir)
+        autoencoder = _trained_autoencoder(run, cfg, state, data)
         labels, cpu = data.labels.numpy(), torch.device("cpu")
         inputs = {"codes": code_representation(encode_dataset(model, data, cpu).numpy(),
                                                model.quantizer.codebook.detach().numpy(), "quantized"),
@@ -153,7 +158,7 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
 
     rows = []
     for run_dir in run_dirs:
-        run, cfg, data, model = _trained_dvae(run_dir)
+        run, cfg, data, model, _ = _trained_dvae(run_dir)
         codes = encode_dataset(model, data, torch.device("cpu")).numpy()
         codebook = model.quantizer.codebook.detach().numpy()
         labels, c = data.labels.numpy(), cfg.cluster
