@@ -12,12 +12,21 @@ from torch import nn
 
 
 def conv_block(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
-    """3x3 convolution, batch norm (or none), ReLU."""
+    """3x3 convolution, batch norm (or none), ReLU.
+
+    Without batch norm the convolution takes He initialisation (He et al. 2015), which keeps the signal's
+    scale through ReLU layers; PyTorch's default shrinks it about threefold per layer, so the classifiers'
+    initial logits were near zero and they sat at chance for the first epoch, a plateau whose end (and the
+    final accuracy) varied with the host's arithmetic.
+    """
     if norm == "batch":
         return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
                              nn.ReLU(inplace=True))
     if norm == "none":
-        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True))
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+        return nn.Sequential(conv, nn.ReLU(inplace=True))
     raise ValueError(f"unknown norm '{norm}'; use batch or none")
 
 
