@@ -39,7 +39,8 @@ class Stage:
     sets: dict[str, Any] = field(default_factory=dict)
     seeded: bool = True  # repeated over the pipeline's seeds (judges and JEM starting points are not)
     # Expected minutes of the quick preset, one thread beside another run on a 2-core CPU (measured in the
-    # one-piece quick pipeline of 2026-11-26, benchmarks/README.md): the time estimate and the longest-first order.
+    # one-piece quick pipeline of 2026-12-01 on the Intel host with AMX, benchmarks/README.md): the time
+    # estimate and the longest-first order.
     minutes: float = 5.0
     label: str = ""
     needs: tuple[str, ...] = ()  # stages (classifiers) this one uses
@@ -62,36 +63,35 @@ _MNIST_START, _MNIST_START_NOBN = "classifier-mnist-seed1", "classifier-mnist-se
 _CIFAR_START, _CIFAR_START_NOBN = "classifier-cifar10-seed1", "classifier-cifar10-seed1-nobn"
 
 STAGES: tuple[Stage, ...] = (
-    Stage("classifiers", _MNIST, seeded=False, minutes=2.1),
-    Stage("classifiers", "classifier-fashion_mnist", seeded=False, minutes=9.9),
-    Stage("classifiers", "classifier-hoda", seeded=False, minutes=3.0),
-    Stage("classifiers", _CIFAR, seeded=False, minutes=26.0),
-    Stage("classifiers", _MNIST, {"seed": 1}, False, 2.4, _MNIST_START),
-    Stage("classifiers", _MNIST, {"seed": 1, "model.norm": "none"}, False, 1.8, _MNIST_START_NOBN),
-    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 8.9, _CIFAR_START),
-    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 10, "model.norm": "none"}, False, 16.3,
+    Stage("classifiers", _MNIST, seeded=False, minutes=2.2),
+    Stage("classifiers", "classifier-fashion_mnist", seeded=False, minutes=8.9),
+    Stage("classifiers", "classifier-hoda", seeded=False, minutes=2.4),
+    Stage("classifiers", _CIFAR, seeded=False, minutes=25.4),
+    Stage("classifiers", _MNIST, {"seed": 1}, False, 2.1, _MNIST_START),
+    Stage("classifiers", _MNIST, {"seed": 1, "model.norm": "none"}, False, 1.6, _MNIST_START_NOBN),
+    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 5}, False, 8.6, _CIFAR_START),
+    Stage("classifiers", _CIFAR, {"seed": 1, "train.epochs": 10, "model.norm": "none"}, False, 14.3,
           _CIFAR_START_NOBN),
-    # an estimate, not yet measured with the current preset (benchmarks/history.md#the-quick-pipeline)
-    Stage("ebm", "ebm-mnist-cond", minutes=8.5, needs=(_MNIST,)),
-    Stage("ebm", "ebm-cifar10-noise", minutes=9.3, needs=(_CIFAR,)),
-    Stage("ebm", "ebm-cifar10-buffer", minutes=8.6, needs=(_CIFAR,)),
-    Stage("ebm", "ebm-cifar10-buffer-decay", minutes=9.0, needs=(_CIFAR,)),
-    Stage("ebm", "ebm-cifar10-gaussian", minutes=13.1, needs=(_CIFAR,)),
-    Stage("ebm", "ebm-cifar10-sampling-study", minutes=11.4, needs=(_CIFAR,), after=("ebm-cifar10-buffer",)),
-    Stage("jem", "jem-mnist", minutes=21.6, needs=(_MNIST, _MNIST_START_NOBN)),
-    Stage("jem", "jempp-mnist", minutes=13.1, needs=(_MNIST, _MNIST_START)),
-    Stage("jem", "jempp-mnist-noinit", minutes=12.2, needs=(_MNIST, _MNIST_START)),
-    Stage("jem", "jempp-mnist-nopyld", minutes=9.7, needs=(_MNIST, _MNIST_START)),
+    Stage("ebm", "ebm-mnist-cond", minutes=8.0, needs=(_MNIST,)),
+    Stage("ebm", "ebm-cifar10-noise", minutes=8.1, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-buffer", minutes=6.7, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-buffer-decay", minutes=7.2, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-gaussian", minutes=9.1, needs=(_CIFAR,)),
+    Stage("ebm", "ebm-cifar10-sampling-study", minutes=8.4, needs=(_CIFAR,), after=("ebm-cifar10-buffer",)),
+    Stage("jem", "jem-mnist", minutes=19.7, needs=(_MNIST, _MNIST_START_NOBN)),
+    Stage("jem", "jempp-mnist", minutes=12.1, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-noinit", minutes=12.6, needs=(_MNIST, _MNIST_START)),
+    Stage("jem", "jempp-mnist-nopyld", minutes=10.1, needs=(_MNIST, _MNIST_START)),
     Stage("jem", "jempp-mnist-nobn", minutes=10.5, needs=(_MNIST, _MNIST_START_NOBN)),
-    Stage("jem", "jem-cifar10", minutes=5.8, needs=(_CIFAR, _CIFAR_START_NOBN)),
-    Stage("jem", "jempp-cifar10", minutes=3.5, needs=(_CIFAR, _CIFAR_START)),
-    Stage("dvae", "dvae-mnist", minutes=4.4),
-    Stage("dvae", "dvae-fashion_mnist", minutes=4.7),
-    Stage("gan", "gan-hoda", minutes=19.6, needs=("classifier-hoda",)),
-    Stage("gan", "gan-hoda", {"model.conditional": True, "model.clusters": 0}, minutes=19.3, label="gan-hoda-conditional",
+    Stage("jem", "jem-cifar10", minutes=5.1, needs=(_CIFAR, _CIFAR_START_NOBN)),
+    Stage("jem", "jempp-cifar10", minutes=3.3, needs=(_CIFAR, _CIFAR_START)),
+    Stage("dvae", "dvae-mnist", minutes=5.1),
+    Stage("dvae", "dvae-fashion_mnist", minutes=5.0),
+    Stage("gan", "gan-hoda", minutes=18.5, needs=("classifier-hoda",)),
+    Stage("gan", "gan-hoda", {"model.conditional": True, "model.clusters": 0}, minutes=18.8, label="gan-hoda-conditional",
           needs=("classifier-hoda",)),
-    Stage("gan", "wgan-hoda", minutes=23.4, needs=("classifier-hoda",)),
-    Stage("gan", "wgangp-hoda", minutes=18.5, needs=("classifier-hoda",)),
+    Stage("gan", "wgan-hoda", minutes=21.4, needs=("classifier-hoda",)),
+    Stage("gan", "wgangp-hoda", minutes=16.8, needs=("classifier-hoda",)),
 )
 
 
