@@ -186,6 +186,22 @@ def test_the_time_estimate_leaves_out_runs_already_complete(tmp_path):
     assert book.time_left() == jobs[1].stage.minutes * 60  # a reused run says nothing of the pace
 
 
+def test_an_earlier_record_of_a_job_to_run_again_is_dropped(tmp_path):
+    """A run folder removed (or left unfinished) since an earlier invocation: its old record would call a run
+    complete that is not; the records of other finished jobs stay."""
+    jobs = plan(1, only=["dvae"])
+    kept, redone = jobs[0], jobs[1]
+    done = pipeline.run_dir_of(tmp_path, "quick", kept)[0]
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text(json.dumps({"status": "complete"}))
+    folder = tmp_path / "pipeline-quick"
+    folder.mkdir()
+    earlier = {key: {"status": "complete"} for key in (kept.key, redone.key, "gan-hoda/seed0")}
+    (folder / "pipeline.json").write_text(json.dumps({"seeds": 1, "studies": ["dvae", "gan"], "jobs": earlier}))
+    book = pipeline._Book(tmp_path, "quick", 1, jobs, 1, out=lambda line: None)
+    assert set(book.state["jobs"]) == {kept.key, "gan-hoda/seed0"}
+
+
 def test_a_parallel_job_runs_the_same_command_a_user_would(tmp_path):
     job = next(j for j in plan(1, only=["jem"]) if j.key == "classifier-mnist-seed1-nobn")
     record = {"run_dir": str(tmp_path / "run"), "sets": {"model.norm": "none", "train.augment": True}}

@@ -183,15 +183,17 @@ class _Book:
         self.preset, self.jobs, self.out = preset, jobs, out
         self.folder = runs_dir / f"pipeline-{preset}"
         self.folder.mkdir(parents=True, exist_ok=True)
-        # Earlier invocations' records stay, so `--only jem --seeds 3` adds seeds to a full pipeline's index.
-        earlier = read_json(self.folder / "pipeline.json") if (self.folder / "pipeline.json").exists() else {}
-        self.state = {"preset": preset, "seeds": max(seeds, earlier.get("seeds", 1)),
-                      "studies": sorted({j.stage.study for j in jobs} | set(earlier.get("studies", []))),
-                      "jobs_at_once": at_once, "jobs": earlier.get("jobs", {})}
-        self.started = time.perf_counter()
-        self.at_once, self.begun = at_once, 0
         self.run_dirs = {j.key: run_dir_of(runs_dir, preset, j) for j in jobs}  # (path, overrides) per job
         self.todo = {j.key for j in jobs if not _is_complete(self.run_dirs[j.key][0])}
+        # Earlier invocations' records stay, so `--only jem --seeds 3` adds seeds to a full pipeline's index;
+        # but not those of jobs to run again (their run folder unfinished or gone): they no longer hold.
+        earlier = read_json(self.folder / "pipeline.json") if (self.folder / "pipeline.json").exists() else {}
+        records = {key: record for key, record in earlier.get("jobs", {}).items() if key not in self.todo}
+        self.state = {"preset": preset, "seeds": max(seeds, earlier.get("seeds", 1)),
+                      "studies": sorted({j.stage.study for j in jobs} | set(earlier.get("studies", []))),
+                      "jobs_at_once": at_once, "jobs": records}
+        self.started = time.perf_counter()
+        self.at_once, self.begun = at_once, 0
         self.expected_left = (sum(j.stage.minutes for j in jobs if j.key in self.todo) * 60
                               if preset == "quick" else None)
         self.finished_expected = self.finished_actual = 0.0
