@@ -59,8 +59,10 @@ def test_two_processes_follow_one_process_loss_curve_and_resume(tmp_path):
     curve_one, curve_two = _train_losses(one), _train_losses(two)
     assert [s for s, _ in curve_one] == [s for s, _ in curve_two] and len(curve_one) >= 3
     assert curve_one[-1][1] < curve_one[0][1]  # it learns, so equal curves say something
+    # Summation order differs, and a network that learns carries the difference forward: the curves agree
+    # to about 1e-5 of the loss, where a wrong share of the batch or a missing average moves them by percents.
     for (_, a), (_, b) in zip(curve_one, curve_two):
-        assert b == pytest.approx(a, abs=1e-5)
+        assert b == pytest.approx(a, rel=1e-4)
     summary = json.loads((two / "summary.json").read_text())
     assert summary["machine"]["processes"] == 2
     assert summary["metrics"]["test_accuracy"] == pytest.approx(

@@ -2,6 +2,7 @@
 Slurm (the single-node one of .ci/slurm-up.sh; skipped, with the reason, where Slurm is not reachable)."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -34,9 +35,10 @@ def test_a_job_with_several_gpus_runs_under_torchrun():
 
 
 def test_sbatch_parameters_come_from_the_stage_and_the_options():
-    gan = _job("gan-hoda/seed0")  # 19.6 expected minutes
+    gan = _job("gan-hoda/seed0")
     parameters = sbatch_parameters(gan, SlurmOptions(), after=["41", "42"])
-    assert parameters["time"] == 59 + 2  # ceil(19.6 * 3) minutes and the two before the stop signal
+    # three times the expected minutes, rounded up, and the two before the stop signal
+    assert parameters["time"] == math.ceil(gan.stage.minutes * 3) + 2
     assert parameters["cpus_per_task"] == 2 and "gpus_per_node" not in parameters and "mem" not in parameters
     assert parameters["additional_parameters"] == {"signal": "TERM@120", "dependency": "afterany:41:42"}
     assert parameters["job_name"] == "genlab-gan-hoda-seed0" and "partition" not in parameters
