@@ -15,9 +15,9 @@ def conv_block(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
     """3x3 convolution, batch norm (or none), ReLU.
 
     Without batch norm the convolution takes He initialisation (He et al. 2015), which keeps the signal's
-    scale through ReLU layers; PyTorch's default (weights with a sixth of He's variance) shrinks it at every layer, so the classifiers'
-    initial logits were near zero and they sat at chance for the first epoch, a plateau whose end (and the
-    final accuracy) varied with the host's arithmetic.
+    scale through ReLU layers; PyTorch's default (weights with a sixth of He's variance) shrinks it at every
+    layer, so the classifiers' initial logits were near zero and they sat at chance for the first epoch, a
+    plateau whose end (and the final accuracy) varied with the host's arithmetic.
     """
     if norm == "batch":
         return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
