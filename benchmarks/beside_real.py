@@ -19,7 +19,7 @@ import torchvision.utils as vutils
 from genlab.data import get_spec, load
 from genlab.data.batches import to_float
 from genlab.eval.samples_io import load_samples
-from genlab.experiments.base import fitted_class_gaussians
+from genlab.experiments.base import fitted_starts
 from genlab.io import read_json
 from genlab.report.figures import grids_figure, save
 
@@ -39,7 +39,7 @@ def main() -> None:
     titles = args.titles or [c["experiment"] for c in configs]
     if args.gaussians:
         torch.manual_seed(0)
-        grids.append(fitted_class_gaussians(dataset, 0, "cpu").images(args.n))
+        grids.append(fitted_starts("gaussian", dataset, 0, "cpu").images(args.n))
         titles.append("class-Gaussian draws, no model")
     grids.append(to_float(load(dataset, "test").images[:args.n]))
     titles.append(f"real {dataset} test images")

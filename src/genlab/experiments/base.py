@@ -16,14 +16,14 @@ import torchvision.utils as vutils
 
 from genlab import __version__, distributed
 from genlab.config import ConfigError, config_hash, from_dict, override
-from genlab.data.batches import Batches, to_float
+from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet, load, split_indices
 from genlab.data.registry import cache_key, get_spec
 from genlab.data.user import is_user
 from genlab.devices import cpu_model, has_native_bf16
 from genlab.errors import CheckpointError, DataError
 from genlab.report.figures import plt, save
-from genlab.sampling import ClassGaussians
+from genlab.sampling import StartDistribution, fit_starts
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.guard import DivergenceGuard
 from genlab.train.loop import Trainer, run_loop
@@ -69,12 +69,14 @@ def trained_state(run_dir: str | Path, config_cls: type, device: torch.device | 
     return run, cfg, state
 
 
-def fitted_class_gaussians(dataset: str, train_limit: int, device: torch.device | str) -> ClassGaussians:
-    """The class Gaussians a run with Gaussian chain starts fitted to its training images (the first
-    ``train_limit``, 0: all), refitted for sampling it later."""
+def fitted_starts(start: str, dataset: str, train_limit: int, device: torch.device | str, clusters: int = 0,
+                  seed: int = 0) -> StartDistribution | None:
+    """The informative chain starts (``sampler.start``: ``gaussian``, ``clusters``) a run fitted to its training
+    images (the first ``train_limit``, 0: all), refitted the same way; None for uniform noise."""
     train = load(dataset, "train")
     limit = train_limit or len(train)
-    return ClassGaussians(to_float(train.images[:limit]), train.labels[:limit], len(train.classes)).to(device)
+    starts = fit_starts(start, train.images[:limit], train.labels[:limit], len(train.classes), clusters, seed)
+    return starts.to(device) if starts is not None else None
 
 
 def uses_labels(experiment: Experiment, config: Any) -> bool:

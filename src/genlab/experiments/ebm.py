@@ -24,11 +24,11 @@ from genlab.eval.judge import Embedding, Judge
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.cas import classification_accuracy_score
 from genlab.eval.score import Reference, build_reference, reference_embedding, score_embeddings, score_images
-from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
+from genlab.experiments.base import Experiment, RunContext, fitted_starts, trained_state
 from genlab.experiments.ebm_analysis import chain_statistics, feature_diversity
 from genlab.nets.energy import ResNetEnergy
 from genlab.report.figures import curves_figure, grids_figure, memorisation_figure, sampling_figure, spread_picks
-from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, run_chain, sampler_section, uniform_noise
+from genlab.sampling import SamplerConfig, fit_starts, buffer_starts, run_chain, sampler_section, uniform_noise
 from genlab.sampling.precision import precision_summary
 from genlab.train.ebm import EBMTrainConfig, EBMTrainer, EnergyNetConfig
 from genlab.train.guard import DivergenceGuard, GuardConfig
@@ -123,8 +123,9 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     ctx.notes.append(judge.description)
     train = ctx.load_data(cfg.data.dataset, "train", cfg.data.train_limit)
     model = build_model(cfg)
-    gaussians = (ClassGaussians(to_float(train.images), train.labels, len(spec.classes)).to(ctx.device)
-                 if cfg.sampler.start == "gaussian" else None)
+    gaussians = fit_starts(cfg.sampler.start, train.images, train.labels, len(spec.classes),
+                           cfg.sampler.start_clusters, cfg.seed)
+    gaussians = gaussians.to(ctx.device) if gaussians is not None else None
     trainer = EBMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          spec.image_shape, ctx.device, cfg.data.conditional,
                          evaluator=Evaluator(ctx, judge, real, cfg.eval.samples), gaussians=gaussians)
@@ -246,7 +247,9 @@ def _run_starts(cfg: EBMConfig, n: int, labels: torch.Tensor | None, device) -> 
     spec = get_spec(cfg.data.dataset)
     if cfg.sampler.start == "uniform":
         return uniform_noise(n, spec.image_shape, device)
-    return fitted_class_gaussians(cfg.data.dataset, cfg.data.train_limit, device).sample(n, labels)[0]
+    starts = fitted_starts(cfg.sampler.start, cfg.data.dataset, cfg.data.train_limit, device,
+                           cfg.sampler.start_clusters, cfg.seed)
+    return starts.sample(n, labels)[0]
 
 
 _SMOKE = {"eval.reference_images": 500, "model.width": 8, "model.blocks": "1,1", "sampler.steps": 5,

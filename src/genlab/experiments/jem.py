@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from genlab.config import ConfigError, param, section, to_dict
-from genlab.data.batches import to_float
 from genlab.data.datasets import ImageSet
 from genlab.data.registry import check_name, get_spec
 from genlab.eval.calibration import expected_calibration_error, reliability_bins
@@ -25,11 +24,11 @@ from genlab.eval.ood import auroc, max_softmax, negative_energy
 from genlab.eval.samples_io import save_sample_set, save_samples
 from genlab.eval.cas import classification_accuracy_score
 from genlab.eval.score import build_reference, reference_embedding, score_embeddings, score_images
-from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
+from genlab.experiments.base import Experiment, RunContext, fitted_starts, trained_state
 from genlab.judges import load_classifier
 from genlab.nets.classifiers import build_classifier
 from genlab.report.figures import curves_figure, memorisation_figure, reliability_figure
-from genlab.sampling import ClassGaussians, SamplerConfig, buffer_starts, sampler_section
+from genlab.sampling import SamplerConfig, buffer_starts, fit_starts, sampler_section
 from genlab.sampling.precision import precision_summary
 from genlab.train.guard import DivergenceGuard, GuardConfig
 from genlab.train.jem import JEM_SAMPLER, JEMTrainConfig, JEMTrainer
@@ -149,9 +148,9 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
     ood = as_shape(ood_set.images, spec.image_shape)
     baseline = _classifier_numbers(model, test, ood, ctx.device)
 
-    gaussians = None
-    if cfg.sampler.start == "gaussian":
-        gaussians = ClassGaussians(to_float(train.images), train.labels, len(spec.classes)).to(ctx.device)
+    gaussians = fit_starts(cfg.sampler.start, train.images, train.labels, len(spec.classes),
+                           cfg.sampler.start_clusters, cfg.seed)
+    gaussians = gaussians.to(ctx.device) if gaussians is not None else None
     trainer = JEMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          gaussians, spec.image_shape, ctx.device, Evaluator(ctx, judge, real, test, cfg.eval))
     ctx.train(trainer, cfg.train.iterations, DivergenceGuard(cfg.guard, finite=("loss",),
@@ -221,9 +220,9 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
         raise ConfigError(f"--label must be in 0..{classes - 1}; got {label}")
     model = build_classifier(cfg.model.arch, spec.image_shape[0], classes, cfg.model.width, cfg.model.norm)
     model.load_state_dict(state["trainer"]["model"])
-    gaussians = None
-    if cfg.sampler.start == "gaussian":  # the buffer is filled from them before the checkpoint's replaces it
-        gaussians = fitted_class_gaussians(cfg.data.dataset, cfg.data.train_limit, device)
+    # the buffer is filled from them before the checkpoint's replaces it
+    gaussians = fitted_starts(cfg.sampler.start, cfg.data.dataset, cfg.data.train_limit, device,
+                              cfg.sampler.start_clusters, cfg.seed)
     trainer = JEMTrainer(model, None, cfg.train, cfg.sampler, gaussians, spec.image_shape, torch.device(device))
     labels = None if label is None else torch.full((n,), label, device=device)
     if label is None and init == "buffer":

@@ -36,7 +36,7 @@ from genlab.eval.judge import Judge
 from genlab.eval.quality import best_first, fid
 from genlab.eval.randnet import randnet_features
 from genlab.eval.score import reference_embedding
-from genlab.experiments.base import Experiment, RunContext, fitted_class_gaussians, trained_state
+from genlab.experiments.base import Experiment, RunContext, fitted_starts, trained_state
 from genlab.experiments.ebm import EBMConfig, build_model
 from genlab.io import read_json
 from genlab.report.figures import grids_figure, heatmap_figure
@@ -279,7 +279,7 @@ def run_sampling_study(ctx: RunContext) -> dict[str, Any]:
     starts = {"uniform": fresh,
               "buffer": buffer_starts(buffer, grid.samples, None, ctx.device, lambda: fresh) if buffer else fresh}
     if "gaussian" in grid.starts:
-        starts["gaussian"] = fitted_class_gaussians(dataset, ebm.data.train_limit, ctx.device).images(grid.samples)
+        starts["gaussian"] = fitted_starts("gaussian", dataset, ebm.data.train_limit, ctx.device).images(grid.samples)
     if "buffer" in grid.starts and not buffer:
         ctx.notes.append(f"{run.path} saved no replay buffer: its buffer cells start from uniform noise")
 

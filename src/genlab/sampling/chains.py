@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.sampling import precision
 from genlab.sampling.config import SamplerConfig
-from genlab.sampling.initializers import ClassGaussians
+from genlab.sampling.initializers import StartDistribution
 from genlab.sampling.langevin import Chain, langevin
 from genlab.sampling.proximal import proximal_langevin
 from genlab.sampling.replay import ReplayBuffer, uniform_noise
@@ -86,9 +86,11 @@ class ChainStarts:
     """
 
     def __init__(self, cfg: SamplerConfig, shape: tuple[int, ...], device: torch.device,
-                 num_classes: int | None = None, gaussians: ClassGaussians | None = None):
-        if cfg.start == "gaussian" and gaussians is None:
-            raise ValueError("sampler.start=gaussian needs the Gaussians fitted to the training images")
+                 num_classes: int | None = None, gaussians: StartDistribution | None = None):
+        if cfg.start != "uniform" and gaussians is None:
+            raise ValueError(f"sampler.start={cfg.start} needs the Gaussians fitted to the training images")
+        if cfg.start == "clusters" and num_classes is not None:
+            raise ValueError("sampler.start=clusters draws no labels: a conditional model needs sampler.start=gaussian")
         self.cfg, self.shape, self.device = cfg, tuple(shape), device
         self.num_classes, self.gaussians = num_classes, gaussians
         self.buffer = (ReplayBuffer(cfg.buffer_size, shape, device, cfg.reinit_prob, cfg.buffer_policy,
@@ -97,7 +99,7 @@ class ChainStarts:
 
     def fresh(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` fresh starts (``cfg.start``), for their labels if given."""
-        if self.cfg.start == "gaussian":
+        if self.cfg.start != "uniform":
             return self.gaussians.sample(n, labels)[0]
         return uniform_noise(n, self.shape, self.device)
 

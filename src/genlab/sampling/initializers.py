@@ -1,14 +1,21 @@
-"""Where chains start: uniform noise, or JEM++'s informative initialisation.
+"""Where chains start: uniform noise, or an informative Gaussian mixture fitted to the training images.
 
 :class:`ClassGaussians` fits one Gaussian per class (mean and full covariance of that class's training
-images) and samples a class, then an image from its Gaussian, clamped to [-1, 1]. Marginally this is a
-Gaussian mixture with one component per class, weighted by the class frequencies; conditionally it gives
-starts for p(x | y). Covariances get ``ridge`` added to the diagonal so they are positive definite.
+images) and samples a class, then an image from its Gaussian, clamped to [-1, 1]: JEM++'s informative
+initialisation (Yang & Ji 2021). Marginally this is a Gaussian mixture with one component per class, weighted
+by the class frequencies; conditionally it gives starts for p(x | y). Covariances get ``ridge`` added to the
+diagonal so they are positive definite.
+
+:class:`ClusterGaussians` is the same mixture without labels: one Gaussian per k-means cluster of the
+training images, for an unconditional model whose starts must not know the classes.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
 
 
 class ClassGaussians:
@@ -50,3 +57,76 @@ class ClassGaussians:
 
     def images(self, n: int) -> torch.Tensor:
         return self.sample(n)[0]
+
+
+class ClusterGaussians:
+    """One Gaussian per k-means cluster of the training images, drawn by cluster size; no labels used.
+
+    The clusters are KMeans (one restart, ``seed``) on the images' first ``pca_dim`` principal components.
+    A cluster of m members has a covariance of rank below m, so instead of a (D, D) matrix per cluster a
+    draw is ``mean + w @ (members - mean) + ridge_std * N(0, I)`` with ``w ~ N(0, 1/m)``: exactly the
+    Gaussian of the members' mean and covariance, plus a small isotropic ridge. Members are kept as the
+    uint8 images they came from (a quarter of float32's memory).
+    """
+
+    def __init__(self, images: torch.Tensor, clusters: int, seed: int = 0, pca_dim: int = 64,
+                 ridge_std: float = 1e-2):
+        """``images``: uint8 (N, C, H, W), mapped to [-1, 1] as :func:`genlab.data.to_float` does."""
+        if not 1 <= clusters <= len(images) // 2:
+            raise ValueError(f"{clusters} clusters of {len(images)} images: need between 1 and "
+                             f"{len(images) // 2} (at least two images per cluster on average)")
+        self.shape = tuple(images.shape[1:])
+        self.members = images.reshape(len(images), -1)
+        flat = self._float(self.members).numpy()
+        reduced = PCA(min(pca_dim, *flat.shape), svd_solver="randomized", random_state=seed).fit_transform(flat)
+        assignment = KMeans(clusters, n_init=1, random_state=seed).fit_predict(reduced)
+        order = np.argsort(assignment, kind="stable")
+        sizes = np.bincount(assignment, minlength=clusters)
+        self.starts = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)]))
+        self.order = torch.from_numpy(order)
+        self.means = torch.stack([self._float(self.members[self._indices(c)]).mean(0) for c in range(clusters)])
+        self.cluster_probs = torch.from_numpy(sizes).float() / len(images)
+        self.ridge_std = ridge_std
+        self.device = torch.device("cpu")
+
+    @staticmethod
+    def _float(pixels: torch.Tensor) -> torch.Tensor:
+        return pixels.float() / 127.5 - 1
+
+    def _indices(self, cluster: int) -> torch.Tensor:
+        return self.order[self.starts[cluster]:self.starts[cluster + 1]]
+
+    def to(self, device: torch.device | str) -> "ClusterGaussians":
+        self.device = torch.device(device)
+        return self
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, clusters): ``n`` draws and the cluster each came from."""
+        if labels is not None:
+            raise ValueError("cluster Gaussians know no classes: a conditional model needs sampler.start=gaussian")
+        clusters = torch.multinomial(self.cluster_probs, n, replacement=True)
+        x = torch.empty(n, self.means.shape[1])
+        for c in clusters.unique():
+            chosen = clusters == c
+            members = self._float(self.members[self._indices(int(c))])
+            weights = torch.randn(int(chosen.sum()), len(members)) / len(members) ** 0.5
+            x[chosen] = self.means[c] + weights @ (members - self.means[c])
+        x += self.ridge_std * torch.randn_like(x)
+        return x.clamp(-1, 1).view(n, *self.shape).to(self.device), clusters.to(self.device)
+
+    def images(self, n: int) -> torch.Tensor:
+        return self.sample(n)[0]
+
+
+StartDistribution = ClassGaussians | ClusterGaussians
+
+
+def fit_starts(start: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int, clusters: int,
+               seed: int) -> StartDistribution | None:
+    """The informative start distribution ``start`` names (``sampler.start``), fitted to uint8 training
+    ``images``; None for ``uniform`` noise."""
+    if start == "gaussian":
+        return ClassGaussians(images.float() / 127.5 - 1, labels, num_classes)
+    if start == "clusters":
+        return ClusterGaussians(images, clusters, seed)
+    return None

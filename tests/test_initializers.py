@@ -1,0 +1,49 @@
+"""Informative chain starts: the class Gaussians' label-free twin, Gaussians of k-means clusters."""
+
+import pytest
+import torch
+
+from genlab.data.batches import to_float
+from genlab.sampling import ChainStarts, ClusterGaussians, SamplerConfig, fit_starts
+
+
+def _two_groups(n_dark: int = 300, n_bright: int = 100) -> torch.Tensor:
+    """uint8 (N, 1, 4, 4): a dark group whose pixels vary together, a bright one whose pixels vary alone."""
+    g = torch.Generator().manual_seed(0)
+    dark = 40 + 20 * torch.randn(n_dark, 1, 1, 1, generator=g) + torch.zeros(n_dark, 1, 4, 4)
+    bright = 200 + 15 * torch.randn(n_bright, 1, 4, 4, generator=g)
+    return torch.cat([dark, bright]).round().clamp(0, 255).to(torch.uint8)
+
+
+def test_cluster_draws_have_each_clusters_share_mean_and_covariance():
+    images = _two_groups()
+    torch.manual_seed(1)
+    starts = ClusterGaussians(images, clusters=2, seed=0, ridge_std=0.0)
+    x, clusters = starts.sample(8000)
+    bright = x.mean((1, 2, 3)) > 0
+    assert torch.equal(bright, clusters == clusters[bright][0])  # each draw lies in its own cluster's group
+    assert bright.float().mean().item() == pytest.approx(0.25, abs=0.02)  # drawn by cluster size, 100 of 400
+    for group, draws in ((to_float(images[:300]), x[~bright]), (to_float(images[300:]), x[bright])):
+        members, draws = group.flatten(1), draws.flatten(1)
+        assert torch.allclose(draws.mean(0), members.mean(0), atol=0.01)
+        true_cov = torch.cov(members.T, correction=0)
+        assert torch.allclose(torch.cov(draws.T, correction=0), true_cov, atol=0.1 * true_cov.diagonal().max().item())
+    dark_cov = torch.cov(x[~bright].flatten(1).T)
+    assert dark_cov[0, 1] / dark_cov[0, 0] > 0.95  # the dark group's pixels still move together: full covariance
+
+
+def test_cluster_starts_know_no_labels():
+    starts = fit_starts("clusters", _two_groups(), torch.zeros(400).long(), 1, clusters=2, seed=0)
+    with pytest.raises(ValueError, match="know no classes"):
+        starts.sample(4, labels=torch.zeros(4).long())
+    with pytest.raises(ValueError, match="start=clusters draws no labels"):
+        ChainStarts(SamplerConfig(start="clusters"), (1, 4, 4), torch.device("cpu"), num_classes=2, gaussians=starts)
+    with pytest.raises(ValueError, match="between 1 and 200"):
+        ClusterGaussians(_two_groups(), clusters=201)
+
+
+def test_fit_starts_names_each_start():
+    images, labels = _two_groups(), torch.arange(400) // 300
+    assert fit_starts("uniform", images, labels, 2, clusters=2, seed=0) is None
+    class_starts = fit_starts("gaussian", images, labels, 2, clusters=2, seed=0)
+    assert torch.allclose(class_starts.means[1], to_float(images[300:]).flatten(1).mean(0), atol=1e-6)
