@@ -150,12 +150,12 @@ def bench_training(args, device: torch.device) -> list[dict]:
     if "compile" in args.levers and device.type == "cuda":  # reduce-overhead: the compiled passes as CUDA graphs
         variants.append(("precision auto + channels_last + compile + CUDA graphs", "auto", True, "reduce-overhead"))
     rows, base = [], None
-    for variant, precision, channels_last, compile_mode in variants:
+    for variant, sampler_precision, channels_last, compile_mode in variants:
         torch.manual_seed(0)
         model = ResNetEnergy(3, args.training_width, (3, 3, 3))
         train_cfg = EBMTrainConfig(batch_size=batch, channels_last=channels_last, compile=compile_mode == "default")
         trainer = EBMTrainer(model, Batches(data, batch, 0, device), train_cfg,
-                             SamplerConfig(steps=args.training_steps, buffer_size=1000, precision=precision),
+                             SamplerConfig(steps=args.training_steps, buffer_size=1000, precision=sampler_precision),
                              (3, 32, 32), device, conditional=False)
         if compile_mode == "reduce-overhead":
             trainer.energy = torch.compile(trainer.model, mode=compile_mode)

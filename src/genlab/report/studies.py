@@ -119,8 +119,8 @@ def _memorisation_lines(runs: Runs, key: str) -> list[str]:
     if not shares:
         return []
     flagged = [name for name, v in shares.items() if v > 0.05]
-    return [f"Memorisation (share of samples nearer a training image than 99% of test images; about 0.01 for new "
-            f"images, 1 for copies): " + ", ".join(f"{n} {v:.3f}" for n, v in shares.items())
+    return ["Memorisation (share of samples nearer a training image than 99% of test images; about 0.01 for new "
+            "images, 1 for copies): " + ", ".join(f"{n} {v:.3f}" for n, v in shares.items())
             + (f"; above 0.05, look at figures/memorisation.png: {', '.join(flagged)}." if flagged else ".")]
 
 
