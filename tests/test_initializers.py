@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from genlab.data.batches import to_float
+from genlab.errors import ConfigError
 from genlab.sampling import ChainStarts, ClusterGaussians, SamplerConfig, fit_starts
 
 
@@ -32,14 +33,20 @@ def test_cluster_draws_have_each_clusters_share_mean_and_covariance():
     assert dark_cov[0, 1] / dark_cov[0, 0] > 0.95  # the dark group's pixels still move together: full covariance
 
 
-def test_cluster_starts_know_no_labels():
+def test_conditional_chains_start_from_the_label_free_mixture():
+    """A chain for class y starts from the whole mixture, whatever y: the starts know no classes."""
     starts = fit_starts("clusters", _two_groups(), torch.zeros(400).long(), 1, clusters=2, seed=0)
-    with pytest.raises(ValueError, match="know no classes"):
-        starts.sample(4, labels=torch.zeros(4).long())
-    with pytest.raises(ValueError, match="start=clusters draws no labels"):
-        ChainStarts(SamplerConfig(start="clusters"), (1, 4, 4), torch.device("cpu"), num_classes=2, gaussians=starts)
-    with pytest.raises(ValueError, match="between 1 and 200"):
+    chains = ChainStarts(SamplerConfig(start="clusters"), (1, 4, 4), torch.device("cpu"), num_classes=2,
+                         gaussians=starts)
+    torch.manual_seed(0)
+    x = chains.fresh(4000, labels=torch.zeros(4000).long())
+    assert (x.mean((1, 2, 3)) > 0).float().mean().item() == pytest.approx(0.25, abs=0.03)
+
+
+def test_too_many_clusters_is_a_config_error():
+    with pytest.raises(ConfigError, match="between 1 and 200") as caught:
         ClusterGaussians(_two_groups(), clusters=201)
+    assert "sampler.start_clusters" in caught.value.hint
 
 
 def test_fit_starts_names_each_start():

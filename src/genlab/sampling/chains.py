@@ -89,8 +89,6 @@ class ChainStarts:
                  num_classes: int | None = None, gaussians: StartDistribution | None = None):
         if cfg.start != "uniform" and gaussians is None:
             raise ValueError(f"sampler.start={cfg.start} needs the Gaussians fitted to the training images")
-        if cfg.start == "clusters" and num_classes is not None:
-            raise ValueError("sampler.start=clusters draws no labels: a conditional model needs sampler.start=gaussian")
         self.cfg, self.shape, self.device = cfg, tuple(shape), device
         self.num_classes, self.gaussians = num_classes, gaussians
         self.buffer = (ReplayBuffer(cfg.buffer_size, shape, device, cfg.reinit_prob, cfg.buffer_policy,

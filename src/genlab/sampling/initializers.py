@@ -17,6 +17,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
+from genlab.errors import ConfigError
+
 
 class ClassGaussians:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, ridge: float = 1e-4):
@@ -61,6 +63,7 @@ class ClassGaussians:
 
 class ClusterGaussians:
     """One Gaussian per k-means cluster of the training images, drawn by cluster size; no labels used.
+    A conditional chain for class y starts from the same label-free mixture: E(x, y) does the conditioning.
 
     The clusters are KMeans (one restart, ``seed``) on the images' first ``pca_dim`` principal components.
     A cluster of m members has a covariance of rank below m, so instead of a (D, D) matrix per cluster a
@@ -73,8 +76,9 @@ class ClusterGaussians:
                  ridge_std: float = 1e-2):
         """``images``: uint8 (N, C, H, W), mapped to [-1, 1] as :func:`genlab.data.to_float` does."""
         if not 1 <= clusters <= len(images) // 2:
-            raise ValueError(f"{clusters} clusters of {len(images)} images: need between 1 and "
-                             f"{len(images) // 2} (at least two images per cluster on average)")
+            raise ConfigError(f"{clusters} k-means clusters of {len(images)} training images: the chain starts "
+                              f"need between 1 and {len(images) // 2} (two images per cluster on average)",
+                              hint="lower sampler.start_clusters, or train on more images (data.train_limit)")
         self.shape = tuple(images.shape[1:])
         self.members = images.reshape(len(images), -1)
         flat = self._float(self.members).numpy()
@@ -101,9 +105,7 @@ class ClusterGaussians:
         return self
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, clusters): ``n`` draws and the cluster each came from."""
-        if labels is not None:
-            raise ValueError("cluster Gaussians know no classes: a conditional model needs sampler.start=gaussian")
+        """(images, clusters): ``n`` draws and the cluster each came from; ``labels`` are not used."""
         clusters = torch.multinomial(self.cluster_probs, n, replacement=True)
         x = torch.empty(n, self.means.shape[1])
         for c in clusters.unique():
