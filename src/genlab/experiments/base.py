@@ -75,8 +75,7 @@ def fitted_starts(start: str, dataset: str, train_limit: int, device: torch.devi
     images (the first ``train_limit``, 0: all), refitted the same way; None for uniform noise."""
     train = load(dataset, "train")
     limit = train_limit or len(train)
-    starts = fit_starts(start, train.images[:limit], train.labels[:limit], len(train.classes), clusters, seed)
-    return starts.to(device) if starts is not None else None
+    return fit_starts(start, train.images[:limit], train.labels[:limit], len(train.classes), clusters, seed, device)
 
 
 def uses_labels(experiment: Experiment, config: Any) -> bool:

@@ -124,8 +124,7 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
     train = ctx.load_data(cfg.data.dataset, "train", cfg.data.train_limit)
     model = build_model(cfg)
     gaussians = fit_starts(cfg.sampler.start, train.images, train.labels, len(spec.classes),
-                           cfg.sampler.start_clusters, cfg.seed)
-    gaussians = gaussians.to(ctx.device) if gaussians is not None else None
+                           cfg.sampler.start_clusters, cfg.seed, ctx.device)
     trainer = EBMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          spec.image_shape, ctx.device, cfg.data.conditional,
                          evaluator=Evaluator(ctx, judge, real, cfg.eval.samples), gaussians=gaussians)

@@ -149,8 +149,7 @@ def run_jem(ctx: RunContext) -> dict[str, Any]:
     baseline = _classifier_numbers(model, test, ood, ctx.device)
 
     gaussians = fit_starts(cfg.sampler.start, train.images, train.labels, len(spec.classes),
-                           cfg.sampler.start_clusters, cfg.seed)
-    gaussians = gaussians.to(ctx.device) if gaussians is not None else None
+                           cfg.sampler.start_clusters, cfg.seed, ctx.device)
     trainer = JEMTrainer(model, ctx.batches(train, cfg.train.batch_size, cfg.seed), cfg.train, cfg.sampler,
                          gaussians, spec.image_shape, ctx.device, Evaluator(ctx, judge, real, test, cfg.eval))
     ctx.train(trainer, cfg.train.iterations, DivergenceGuard(cfg.guard, finite=("loss",),

@@ -17,6 +17,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
+from genlab.data.batches import to_float
 from genlab.errors import ConfigError
 
 
@@ -74,28 +75,24 @@ class ClusterGaussians:
 
     def __init__(self, images: torch.Tensor, clusters: int, seed: int = 0, pca_dim: int = 64,
                  ridge_std: float = 1e-2):
-        """``images``: uint8 (N, C, H, W), mapped to [-1, 1] as :func:`genlab.data.to_float` does."""
+        """``images``: uint8 (N, C, H, W)."""
         if not 1 <= clusters <= len(images) // 2:
             raise ConfigError(f"{clusters} k-means clusters of {len(images)} training images: the chain starts "
                               f"need between 1 and {len(images) // 2} (two images per cluster on average)",
                               hint="lower sampler.start_clusters, or train on more images (data.train_limit)")
         self.shape = tuple(images.shape[1:])
         self.members = images.reshape(len(images), -1)
-        flat = self._float(self.members).numpy()
+        flat = to_float(self.members).numpy()
         reduced = PCA(min(pca_dim, *flat.shape), svd_solver="randomized", random_state=seed).fit_transform(flat)
         assignment = KMeans(clusters, n_init=1, random_state=seed).fit_predict(reduced)
         order = np.argsort(assignment, kind="stable")
         sizes = np.bincount(assignment, minlength=clusters)
         self.starts = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)]))
         self.order = torch.from_numpy(order)
-        self.means = torch.stack([self._float(self.members[self._indices(c)]).mean(0) for c in range(clusters)])
+        self.means = torch.stack([to_float(self.members[self._indices(c)]).mean(0) for c in range(clusters)])
         self.cluster_probs = torch.from_numpy(sizes).float() / len(images)
         self.ridge_std = ridge_std
         self.device = torch.device("cpu")
-
-    @staticmethod
-    def _float(pixels: torch.Tensor) -> torch.Tensor:
-        return pixels.float() / 127.5 - 1
 
     def _indices(self, cluster: int) -> torch.Tensor:
         return self.order[self.starts[cluster]:self.starts[cluster + 1]]
@@ -110,7 +107,7 @@ class ClusterGaussians:
         x = torch.empty(n, self.means.shape[1])
         for c in clusters.unique():
             chosen = clusters == c
-            members = self._float(self.members[self._indices(int(c))])
+            members = to_float(self.members[self._indices(int(c))])
             weights = torch.randn(int(chosen.sum()), len(members)) / len(members) ** 0.5
             x[chosen] = self.means[c] + weights @ (members - self.means[c])
         x += self.ridge_std * torch.randn_like(x)
@@ -124,11 +121,11 @@ StartDistribution = ClassGaussians | ClusterGaussians
 
 
 def fit_starts(start: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int, clusters: int,
-               seed: int) -> StartDistribution | None:
+               seed: int, device: torch.device | str = "cpu") -> StartDistribution | None:
     """The informative start distribution ``start`` names (``sampler.start``), fitted to uint8 training
-    ``images``; None for ``uniform`` noise."""
+    ``images`` and drawing on ``device``; None for ``uniform`` noise."""
     if start == "gaussian":
-        return ClassGaussians(images.float() / 127.5 - 1, labels, num_classes)
+        return ClassGaussians(to_float(images), labels, num_classes).to(device)
     if start == "clusters":
-        return ClusterGaussians(images, clusters, seed)
+        return ClusterGaussians(images, clusters, seed).to(device)
     return None

@@ -31,7 +31,7 @@ from torch.func import functional_call
 from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.energy import ResNetEnergy
-from genlab.sampling import (ChainStarts, ClassGaussians, SamplerConfig, balanced_labels, fresh_chains,
+from genlab.sampling import (ChainStarts, SamplerConfig, StartDistribution, balanced_labels, fresh_chains,
                              run_chain)
 from genlab.sampling.precision import precision_summary, restore_summary
 from genlab.train.base import ModelTrainer
@@ -115,7 +115,7 @@ class EBMTrainer(ModelTrainer):
     def __init__(self, model: ResNetEnergy, batches: Batches, cfg: EBMTrainConfig, sampler: SamplerConfig,
                  image_shape: tuple[int, int, int], device: torch.device, conditional: bool,
                  evaluator: Callable[["EBMTrainer", int], dict[str, Any]] | None = None,
-                 gaussians: ClassGaussians | None = None):
+                 gaussians: StartDistribution | None = None):
         self.model, self.batches, self.cfg, self.sampler = model.to(device), batches, cfg, sampler
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)

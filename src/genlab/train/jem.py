@@ -34,7 +34,7 @@ from torch import nn
 from genlab.config import param
 from genlab.data.batches import Batches
 from genlab.nets.modes import evaluating
-from genlab.sampling import ChainStarts, ClassGaussians, SamplerConfig, fresh_chains, run_chain
+from genlab.sampling import ChainStarts, SamplerConfig, StartDistribution, fresh_chains, run_chain
 from genlab.sampling.precision import precision_summary, restore_summary
 from genlab.train.base import ModelTrainer
 
@@ -98,7 +98,7 @@ def bn_mode(model: nn.Module, policy: str) -> Iterator[None]:
 
 class JEMTrainer(ModelTrainer):
     def __init__(self, model: nn.Module, batches: Batches, cfg: JEMTrainConfig, sampler: SamplerConfig,
-                 init: ClassGaussians | None, shape: tuple[int, int, int], device: torch.device,
+                 init: StartDistribution | None, shape: tuple[int, int, int], device: torch.device,
                  evaluator: Callable[["JEMTrainer", int], dict[str, Any]] | None = None):
         self.model, self.batches, self.cfg, self.sampler = model.to(device).train(), batches, cfg, sampler
         self.shape, self.device, self.evaluator = shape, device, evaluator
