@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import needs_data
 
-from genlab.eval.cas import classification_accuracy_score
+from genlab.eval.cas import classification_accuracy_score, epochs_for
 from genlab.eval.memorisation import memorisation, train_neighbours
 from genlab.eval.per_class import per_class_scores
 from genlab.eval.quality import density_coverage, fid
@@ -101,11 +101,28 @@ def _bars(labels: torch.Tensor, seed: int) -> torch.Tensor:
 def test_cas_is_high_for_informative_samples_and_chance_for_shuffled_labels():
     labels = torch.arange(600) % 10
     train, test = _bars(labels, 0), _bars(labels[:300], 1)
-    good = classification_accuracy_score(_bars(labels, 2), labels, train, labels, test, labels[:300], 10, epochs=3)
+    good = classification_accuracy_score(_bars(labels, 2), labels, train, labels, test, labels[:300], 10, epochs=3,
+                                         min_steps=0)
     assert good["cas"] > 0.8 and good["cas_real"] > 0.8 and good["cas_images"] == 600
     shuffled = labels[torch.randperm(600, generator=torch.Generator().manual_seed(0))]
-    bad = classification_accuracy_score(_bars(labels, 2), shuffled, train, labels, test, labels[:300], 10, epochs=3)
+    bad = classification_accuracy_score(_bars(labels, 2), shuffled, train, labels, test, labels[:300], 10, epochs=3,
+                                        min_steps=0)
     assert bad["cas"] < 0.3
+
+
+def test_a_small_sample_set_gets_enough_steps_to_learn_from():
+    """500 samples at batch 32 are 16 steps an epoch: 2 epochs would leave the classifier near chance, so
+    training runs 19 epochs (304 steps, the first count at or above 300); 10,000 images keep their 2 epochs.
+    60 bar images (2 steps an epoch) learnt for one epoch are at chance, for 30 (60 steps) well above it."""
+    assert epochs_for(500, 2) == 19 and epochs_for(10_000, 2) == 2 and epochs_for(33, 1) == 300
+    labels, test_labels = torch.arange(60) % 10, torch.arange(300) % 10
+    train, test = _bars(labels, 0), _bars(test_labels, 1)
+    def score(min_steps):
+        return classification_accuracy_score(_bars(labels, 2), labels, train, labels, test, test_labels, 10, epochs=1,
+                                             min_steps=min_steps)
+    few, enough = score(0), score(60)
+    assert few["cas_epochs"] == 1 and few["cas_real"] < 0.3
+    assert enough["cas_epochs"] == 30 and enough["cas"] > 0.8 and enough["cas_real"] > 0.8
 
 
 @needs_data("mnist")
