@@ -4,7 +4,8 @@
     python benchmarks/pipeline_time.py --existing runs/pipeline-quick      # a pipeline that already ran
 
 The target (issue: one command for everything): the quick pipeline, one seed, in under 3 hours on the
-project's 2-core CPU. Writes benchmarks/results/pipeline-<preset>.json.
+project's 2-core CPU. Writes benchmarks/results/pipeline-<preset>.json: every run's numbers and, for a
+pipeline run with ``--seeds N``, each stage's mean and standard deviation over its seeds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -22,7 +25,12 @@ from genlab.experiments.pipeline import run_pipeline
 from genlab.report.index import build_index
 
 HEADLINES = ("test_accuracy", "fid", "class_accuracy", "min_class_accuracy", "conditional_accuracy", "ece",
-             "cluster_hungarian_accuracy", "test_fid", "test_confident_share", "divergence_events")
+             "cluster_hungarian_accuracy", "pixels_embedded_hungarian_accuracy", "pseudo_label_classifier_accuracy",
+             "true_label_classifier_accuracy", "test_fid", "test_confident_share", "divergence_events")
+# the metrics beyond one classifier's features (density and coverage, per class, label-free, memorisation, CAS)
+BEYOND = ("precision", "recall", "density", "coverage", "intra_fid", "randnet_fid", "memorised_share", "cas",
+          "cas_real", "test_precision", "test_recall", "test_density", "test_coverage", "test_intra_fid",
+          "test_randnet_fid", "test_memorised_share")
 TARGET_S = PIPELINE_HOURS.threshold * 3600
 
 
@@ -45,7 +53,8 @@ def main() -> None:
         metrics = summary.get("metrics", {})
         runs.append({"job": key, "status": job["status"], "reused": job.get("reused", False),
                      "seconds": job["seconds"], "run_seconds": summary.get("wall_time_s"),
-                     **{k: metrics[k] for k in HEADLINES if isinstance(metrics.get(k), (int, float))}})
+                     "stage": job.get("stage", key), "seed": job.get("seed"),
+                     **{k: metrics[k] for k in HEADLINES + BEYOND if isinstance(metrics.get(k), (int, float))}})
     wall = state["wall_time_s"]
     print(f"| run | status | run minutes | {' | '.join(HEADLINES)} |")
     print("| --- " * (3 + len(HEADLINES)) + "|")
@@ -59,11 +68,34 @@ def main() -> None:
                                       "time covers the whole pipeline"
                                       if reused else f"target under {PIPELINE_HOURS.threshold:.0f} h: "
                                       f"{verdict((PIPELINE_HOURS, wall / 3600))}"))
+    seeds = over_seeds(runs)
+    if any(numbers["seeds"] > 1 for numbers in seeds.values()):
+        print("\nmean +- sd over seeds:")
+        for stage, numbers in seeds.items():
+            print(f"{stage} ({numbers['seeds']} seeds): " + ", ".join(
+                f"{k} {v['mean']:.4g} +- {v['sd']:.2g}" for k, v in numbers.items() if k != "seeds"))
     out = Path(args.out or Path(__file__).parent / "results" / f"pipeline-{state['preset']}.json")
     out.write_text(json.dumps({"preset": state["preset"], "jobs_at_once": state.get("jobs_at_once", 1),
                                "wall_time_s": wall, "runs_reused": reused, "target_s": TARGET_S, "machine": machine_info(torch.device("cpu")),
-                               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "runs": runs}, indent=2) + "\n")
+                               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "runs": runs,
+                               "over_seeds": seeds}, indent=2) + "\n")
     print(f"written: {out}")
+
+
+def over_seeds(runs: list[dict]) -> dict[str, dict]:
+    """Each stage's complete runs: how many seeds, and every number's mean and sample standard deviation
+    (0 for one seed)."""
+    stages: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        if run["status"] == "complete":
+            stages[run["stage"]].append(run)
+    table = {}
+    for stage, found in stages.items():
+        keys = [k for k in HEADLINES + BEYOND if any(k in run for run in found)]
+        table[stage] = {"seeds": len(found), **{
+            k: {"mean": statistics.mean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
+            for k in keys for v in [[run[k] for run in found if k in run]]}}
+    return table
 
 
 if __name__ == "__main__":
