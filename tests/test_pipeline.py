@@ -258,3 +258,22 @@ def test_index_tables_give_the_spread_over_seeds(tmp_path):
     assert "0.978 &plusmn; 0.003 (n=3)" in page and "0.99 &plusmn; 0.0001 (n=3)" in page
     assert "11 &plusmn; 1 (n=3)" in page  # the FID column
     assert (tmp_path / "jem-mnist" / "s2" / "report.html").exists()  # every run's own report refreshed
+
+
+def test_index_prose_is_escaped_so_an_order_reads_as_text(tmp_path):
+    """Where the label-free FID orders two stages unlike the judge's FID, the index says 'a < b': shown as
+    text (&lt;), not read as the start of a tag."""
+    folder = tmp_path / "pipeline-quick"
+    folder.mkdir()
+    jobs = {}
+    for stage, fid, free in (("jem-mnist", 40.0, 0.1), ("jempp-mnist", 10.0, 0.2)):
+        run = tmp_path / stage / "s0"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"experiment": stage, "preset": "quick", "config": {"seed": 0}}))
+        (run / "summary.json").write_text(json.dumps({"status": "complete", "seed": 0, "wall_time_s": 60.0,
+                                                      "metrics": {"fid": fid, "randnet_fid": free}}))
+        jobs[f"{stage}/seed0"] = {"study": "jem", "stage": stage, "seed": 0, "run_dir": str(run), "status": "complete"}
+    (folder / "pipeline.json").write_text(json.dumps({"preset": "quick", "seeds": 1, "jobs": jobs}))
+    page = build_index(folder).read_text()
+    assert "judge jempp-mnist &lt; jem-mnist, label-free jem-mnist &lt; jempp-mnist" in page
+    assert "jempp-mnist < jem-mnist" not in page

@@ -45,7 +45,7 @@ def _section(name: str, jobs: list[dict[str, Any]], folder: Path) -> str:
     parts += [f'<div class="note">{html.escape(n)}</div>' for n in notes]
     lines = spec.discuss(runs)
     if lines:
-        parts.append("<h3>What the numbers say</h3>" + "".join(f"<p>{line}</p>" for line in lines))
+        parts.append("<h3>What the numbers say</h3>" + "".join(f"<p>{html.escape(line)}</p>" for line in lines))
     failed = [j for j in jobs if j.get("status") != "complete"]
     for job in failed:
         parts.append(f'<div class="note"><strong>{html.escape(job["stage"])} (seed {job["seed"]}) '
