@@ -277,3 +277,18 @@ def test_index_prose_is_escaped_so_an_order_reads_as_text(tmp_path):
     page = build_index(folder).read_text()
     assert "judge jempp-mnist &lt; jem-mnist, label-free jem-mnist &lt; jempp-mnist" in page
     assert "jempp-mnist < jem-mnist" not in page
+
+
+def test_a_resumed_run_does_not_set_the_pace(tmp_path):
+    """A run an earlier invocation left near its end finishes in seconds: that says nothing about how fast
+    the fresh runs will go, so the estimate keeps its pace of 1."""
+    jobs = plan(1, only=["dvae"])
+    first, second = (job.stage.minutes * 60 for job in jobs)
+    started = pipeline.run_dir_of(tmp_path, "quick", jobs[0])[0]
+    started.mkdir(parents=True)
+    (started / "config.json").write_text("{}")
+    book = pipeline._Book(tmp_path, "quick", 1, jobs, 1, out=lambda line: None)
+    record = book.begin(jobs[0])
+    record.update(status="complete", clock=record["clock"] - first / 20)
+    book.end(jobs[0], record)
+    assert book.time_left() == pytest.approx(second, rel=1e-3)

@@ -185,6 +185,7 @@ class _Book:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.run_dirs = {j.key: run_dir_of(runs_dir, preset, j) for j in jobs}  # (path, overrides) per job
         self.todo = {j.key for j in jobs if not _is_complete(self.run_dirs[j.key][0])}
+        self.resumed = {key for key in self.todo if _is_started(self.run_dirs[key][0])}
         # Earlier invocations' records stay, so `--only jem --seeds 3` adds seeds to a full pipeline's index;
         # but not those of jobs to run again (their run folder unfinished or gone): they no longer hold.
         earlier = read_json(self.folder / "pipeline.json") if (self.folder / "pipeline.json").exists() else {}
@@ -229,8 +230,9 @@ class _Book:
             self.out(f"  failed: {job.key}: {record['error']}")
         if record["status"] != "interrupted" and self.expected_left is not None and not record["reused"]:
             self.expected_left -= job.stage.minutes * 60
-            self.finished_expected += job.stage.minutes * 60
-            self.finished_actual += record["seconds"]
+            if job.key not in self.resumed:  # a run resumed near its end would make the pace look fast
+                self.finished_expected += job.stage.minutes * 60
+                self.finished_actual += record["seconds"]
         self.state["jobs"][job.key] = record
         self.state["wall_time_s"] = round(time.perf_counter() - self.started, 1)
         write_json(self.folder / "pipeline.json", self.state)
@@ -241,12 +243,17 @@ def _is_complete(run_dir: Path) -> bool:
     return summary.exists() and read_json(summary).get("status") == "complete"
 
 
+def _is_started(run_dir: Path) -> bool:
+    """An earlier invocation began this run (it resumes from its checkpoint, or from its start if it has none)."""
+    return (run_dir / "config.json").exists()
+
+
 def _run_here(book: _Book, device: str, data_dir: str | Path | None, progress: bool) -> None:
     for job in book.jobs:
         record = book.begin(job)
         path = Path(record["run_dir"])
         try:
-            if (path / "config.json").exists():
+            if _is_started(path):
                 resume_run(path, device, data_dir, progress)
             else:
                 start_run(job.stage.experiment, book.preset, record["sets"], job.seed, device, run_dir=path,
@@ -265,7 +272,7 @@ def _run_here(book: _Book, device: str, data_dir: str | Path | None, progress: b
 def _command(job: Job, record: dict[str, Any], preset: str, device: str, data_dir: str | Path | None) -> list[str]:
     """The `genlab` command line that runs (or resumes) one job in its own process."""
     path = record["run_dir"]
-    if (Path(path) / "config.json").exists():
+    if _is_started(Path(path)):
         args = ["resume", path]
     else:
         args = ["run", job.stage.experiment, "--preset", preset, "--seed", str(job.seed), "--run-dir", path]
