@@ -89,7 +89,8 @@ class ClusterGaussians:
         sizes = np.bincount(assignment, minlength=clusters)
         self.starts = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)]))
         self.order = torch.from_numpy(order)
-        self.means = torch.stack([to_float(self.members[self._indices(c)]).mean(0) for c in range(clusters)])
+        pixels = torch.from_numpy(flat)
+        self.means = torch.stack([pixels[self._indices(c)].mean(0) for c in range(clusters)])
         self.cluster_probs = torch.from_numpy(sizes).float() / len(images)
         self.ridge_std = ridge_std
         self.device = torch.device("cpu")
