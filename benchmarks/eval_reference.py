@@ -15,7 +15,8 @@ class, each repeated N/classes times (collapse within every class), and draws fr
 each class's training images (the informative start of JEM++ and of Gaussian-start EBMs: where such a
 sampler begins before its energy does anything). Candidates with labels (the
 training labels) are also scored per intended class and by the Classification Accuracy Score: a
-fresh classifier trained on the first ``--cas-n`` of them for ``--cas-epochs`` epochs, tested on the
+fresh classifier trained on the first ``--cas-n`` of them for ``--cas-epochs`` epochs (or as many more as
+``genlab.eval.cas.MIN_STEPS`` optimiser steps need), tested on the
 test split, beside the same classifier trained on as many other real training images (``cas_real``).
 Prints a markdown table and the time to score N samples; writes JSON (entries of datasets not rerun
 are kept).
@@ -32,7 +33,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from genlab.data import load
-from genlab.eval.cas import train_and_test
+from genlab.eval.cas import epochs_for, train_and_test
 from genlab.eval.judge import Judge
 from genlab.eval.memorisation import subset
 from genlab.eval.quality import feature_stats, frechet_distance
@@ -108,14 +109,15 @@ def main() -> None:
                           "score_seconds": time.perf_counter() - started}
         results[dataset] = {"judge": judge.description, "reference": f"{dataset}/test, {reference.count:,} images",
                             "note": reference.note, "candidates": n, "cas_images": args.cas_n,
-                            "cas_epochs": args.cas_epochs, "cas_real": cas_real, "rows": rows}
+                            "cas_epochs": epochs_for(args.cas_n, args.cas_epochs), "cas_real": cas_real, "rows": rows}
         print(f"\n### {dataset}: {n:,} candidates vs {reference.count:,} test images\n{judge.description}"
               + (f"\n{reference.note}" if reference.note else ""))
         for columns in (COLUMNS, NEW_COLUMNS):
             print("\n| candidates | " + " | ".join(columns) + " |\n|" + " --- |" * (len(columns) + 1))
             for name, row in rows.items():
                 print(f"| {name} | " + " | ".join(f"{row[c]:.4g}" if c in row else "-" for c in columns) + " |")
-        print(f"\nCAS of {args.cas_n:,} real training images ({args.cas_epochs} epochs): {cas_real:.4f}")
+        print(f"\nCAS of {args.cas_n:,} real training images ({epochs_for(args.cas_n, args.cas_epochs)} epochs): "
+              f"{cas_real:.4f}")
         seconds = [r["fid_seconds"] for r in rows.values()]
         total = [r["score_seconds"] for r in rows.values()]
         print(f"domain FID of {n:,} samples (embedding + statistics): {min(seconds):.1f}-{max(seconds):.1f} s; "
