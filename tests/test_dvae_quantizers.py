@@ -184,3 +184,24 @@ def test_consistency_is_the_distance_to_the_other_views_codes():
     logits = gumbel.to_logits(z)[0].reshape(3, 2).T  # (positions, codes)
     expected = -(logits.log_softmax(1)[[0, 1], [2, 0]]).mean()
     assert gumbel.consistency(z, torch.tensor([[[2, 0]]])).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["vq", "gumbel", "none"])
+def test_token_form_codes_are_a_row_of_global_tokens_and_decode_to_the_image_size(kind):
+    model = build_dvae(kind, width=8, code_dim=2, num_codes=16, res_blocks=1, tokens=6)
+    recon, q = model(torch.randn(3, 1, 28, 28))
+    assert q.quantized.shape == (3, 2, 1, 6) and q.indices.shape == (3, 1, 6) and recon.shape == (3, 1, 28, 28)
+    if kind != "none":
+        assert model.decode(q.indices).shape == (3, 1, 28, 28)
+
+
+def test_a_token_reads_the_whole_image_where_a_grid_code_reads_its_patch():
+    def reach(model):  # which pixels move the encoder's first code vector
+        x = torch.zeros(1, 1, 28, 28, requires_grad=True)
+        model.encoder(x)[0, :, 0, 0].sum().backward()
+        return x.grad[0, 0].abs() > 0
+    torch.manual_seed(0)
+    grid, tokens = reach(build_dvae("vq", width=8, code_dim=2, res_blocks=1)), \
+        reach(build_dvae("vq", width=8, code_dim=2, res_blocks=1, tokens=4))
+    assert grid[0, 0] and not grid[27, 27]  # the top-left code never sees the bottom-right corner
+    assert tokens[0, 0] and tokens[27, 27] and tokens.all()

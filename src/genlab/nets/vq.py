@@ -3,6 +3,7 @@ a third stride-2 stage), a quantiser that replaces each vector by one of K codeb
 back to the image.
 
 Shapes: images (B, C, 28, 28) in [-1, 1]; encoder output (B, D, 7, 7); code indices (B, 7, 7) in [0, K).
+In the token form (``build_dvae(tokens=N)``) the grid is a row of N global codes: (B, D, 1, N), (B, 1, N).
 Two quantisers share one interface (``forward(z) -> Quantized``, ``lookup(indices)``, ``codebook``):
 
 - :class:`VectorQuantizerEMA`: nearest-codebook assignment, straight-through gradients, a commitment loss,
@@ -113,6 +114,33 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+class ToTokens(nn.Module):
+    """The encoder's feature map (B, C, h, w) to ``tokens`` global vectors (B, D, 1, tokens), each a linear
+    read of the whole map: the quantiser then sees a row of codes that describe the image as a whole, not
+    the local patches of the grid form (whose codes keep the pixels' neighbourhoods)."""
+
+    def __init__(self, map_size: int, tokens: int, dim: int):
+        super().__init__()
+        self.tokens, self.dim = tokens, dim
+        self.linear = nn.Linear(map_size, tokens * dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features.flatten(1)).reshape(len(features), self.tokens, self.dim).transpose(1, 2)[:, :, None]
+
+
+class FromTokens(nn.Module):
+    """The decoder's side of :class:`ToTokens`: a row of token vectors (B, D, 1, tokens) to a feature map
+    (B, channels, side, side)."""
+
+    def __init__(self, tokens: int, dim: int, channels: int, side: int):
+        super().__init__()
+        self.shape = (channels, side, side)
+        self.linear = nn.Linear(tokens * dim, channels * side * side)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.linear(z.transpose(1, 3).flatten(1))).reshape(len(z), *self.shape)
 
 
 def _flatten_grid(z: torch.Tensor) -> torch.Tensor:
@@ -347,9 +375,10 @@ class DiscreteVAE(nn.Module):
 def build_dvae(quantizer: str, in_channels: int = 1, width: int = 64, code_dim: int = 32, num_codes: int = 128,
                res_blocks: int = 2, beta: float = 0.25, decay: float = 0.99, dead_threshold: float = 1.0,
                kl_weight: float = 0.01, straight_through: bool = True, downsamples: int = 2,
-               side: int = 28) -> DiscreteVAE:
+               side: int = 28, tokens: int = 0) -> DiscreteVAE:
     """A discrete VAE with the ``"vq"`` (EMA codebook) or ``"gumbel"`` quantiser, or the same network
-    without quantisation (``"none"``: a continuous autoencoder); ``downsamples`` stride-2 stages."""
+    without quantisation (``"none"``: a continuous autoencoder); ``downsamples`` stride-2 stages. With
+    ``tokens`` > 0 the codes are that many global tokens (:class:`ToTokens`) instead of the grid's positions."""
     encoder_dim = width if quantizer == "gumbel" else code_dim
     if quantizer == "vq":
         bottleneck = VectorQuantizerEMA(num_codes, code_dim, beta, decay, dead_threshold)
@@ -359,5 +388,12 @@ def build_dvae(quantizer: str, in_channels: int = 1, width: int = 64, code_dim: 
         bottleneck = Continuous(code_dim)
     else:
         raise ValueError(f"unknown quantizer {quantizer!r}; use 'vq', 'gumbel' or 'none'")
-    return DiscreteVAE(Encoder(in_channels, width, encoder_dim, res_blocks, downsamples), bottleneck,
-                       Decoder(code_dim, width, in_channels, res_blocks, downsamples, side))
+    if not tokens:
+        return DiscreteVAE(Encoder(in_channels, width, encoder_dim, res_blocks, downsamples), bottleneck,
+                           Decoder(code_dim, width, in_channels, res_blocks, downsamples, side))
+    channels, grid = width // 2, grid_sides(side, downsamples)[-1]
+    return DiscreteVAE(nn.Sequential(Encoder(in_channels, width, channels, res_blocks, downsamples),
+                                     ToTokens(channels * grid * grid, tokens, encoder_dim)),
+                       bottleneck,
+                       nn.Sequential(FromTokens(tokens, code_dim, channels, grid),
+                                     Decoder(channels, width, in_channels, res_blocks, downsamples, side)))

@@ -55,6 +55,9 @@ class DVAEModelConfig:
     num_codes: int = param(128, "codebook size K", ge=2)
     downsamples: int = param(2, "stride-2 stages of the encoder: 2 gives a 7x7 code grid on 28x28 images, 3 a 4x4 "
                              "grid (fewer, coarser codes per image)", ge=2, le=4)
+    tokens: int = param(0, "0: one code per position of the grid; N > 0: N global codes, each a linear read of "
+                        "the encoder's whole map (codes of grid positions describe local patches and keep the "
+                        "pixels' neighbourhoods; global codes describe the image as a whole)", ge=0)
     beta: float = param(0.25, "vq: commitment loss weight", ge=0)
     decay: float = param(0.99, "vq: EMA decay of the codebook (also of the code-usage average of both forms)",
                          gt=0, lt=1)
@@ -119,7 +122,7 @@ def dvae_from_config(cfg: DVAEModelConfig, in_channels: int, side: int = 28,
     continuous autoencoder baseline)."""
     return build_dvae(quantizer or cfg.quantizer, in_channels, cfg.width, cfg.code_dim, cfg.num_codes,
                       cfg.res_blocks, cfg.beta, cfg.decay, cfg.dead_threshold, cfg.kl_weight, cfg.straight_through,
-                      cfg.downsamples, side)
+                      cfg.downsamples, side, cfg.tokens)
 
 
 def psnr(mse: torch.Tensor | float) -> torch.Tensor | float:
