@@ -131,3 +131,17 @@ def test_classifier_discussion_checks_jem_starting_points_against_the_minimum():
             "classifier-mnist-seed1": [summary(1, test_accuracy=0.993)]}
     text = " ".join(study("classifiers").discuss(runs))
     assert "classifier-cifar10-seed1-nobn 64.20% (not met), classifier-mnist-seed1 99.30% (met)" in text
+
+
+def test_dvae_discussion_says_what_the_codes_add_over_pixels_and_whether_the_quantiser_is_why():
+    def runs(codes, pixels_embedded, autoencoder):
+        return {"dvae-mnist": [summary(s, cluster_hungarian_accuracy=codes, pixels_plain_hungarian_accuracy=0.56,
+                                       codes_plain_hungarian_accuracy=0.57, cluster_nmi=0.9, cluster_ari=0.9,
+                                       pixels_embedded_hungarian_accuracy=pixels_embedded,
+                                       ae_embedded_hungarian_accuracy=autoencoder) for s in (0, 1)]}
+    text = " ".join(study("dvae").discuss(runs(0.977, 0.827, 0.976)))
+    assert "the codes add 0.150 over pixels" in text and "not the quantisation" in text
+    text = " ".join(study("dvae").discuss(runs(0.977, 0.827, 0.90)))
+    assert "the codes add 0.150 over pixels" in text and "not the quantisation" not in text
+    text = " ".join(study("dvae").discuss(runs(0.895, 0.894, 0.895)))
+    assert "more than the discrete codes, makes the images clusterable" in text and "not the quantisation" not in text

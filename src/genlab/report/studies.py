@@ -447,6 +447,8 @@ def _discuss_dvae(runs: Runs) -> list[str]:
         if autoencoder is not None:
             line += (f"; a continuous autoencoder of equal size, same pipeline, "
                      f"{spread(rs, 'ae_embedded_hungarian_accuracy')}")
+            if embedded is not None and codes - embedded >= 0.01 and abs(codes - autoencoder) < 0.01:
+                line += ", as good as the codes: the network's form, not the quantisation, makes the difference"
         lines.append(line + ".")
         true, pseudo = mean(rs, "true_label_classifier_accuracy"), mean(rs, "pseudo_label_classifier_accuracy")
         if true is not None and pseudo is not None:
