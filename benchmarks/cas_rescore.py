@@ -85,8 +85,8 @@ def main() -> None:
               f"{numbers['cas_real']['mean']:.3f} +- {numbers['cas_real']['sd']:.3f} ({numbers['seeds']} seeds)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"pipeline": str(args.existing), "machine": machine_info(torch.device("cpu")), "runs": runs,
-                               "over_seeds": stages}, indent=1))
+    out.write_text(json.dumps({"pipeline": str(args.existing), "machine": machine_info(torch.device("cpu")),
+                               "runs": runs, "over_seeds": stages}, indent=1))
     print(f"wrote {out}")
 
 

@@ -127,7 +127,8 @@ class ToTokens(nn.Module):
         self.linear = nn.Linear(map_size, tokens * dim)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features.flatten(1)).reshape(len(features), self.tokens, self.dim).transpose(1, 2)[:, :, None]
+        tokens = self.linear(features.flatten(1)).reshape(len(features), self.tokens, self.dim)
+        return tokens.transpose(1, 2)[:, :, None]
 
 
 class FromTokens(nn.Module):
