@@ -13,6 +13,7 @@ the CAS schedule. Writes every run's CAS and each stage's mean and standard devi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -29,6 +30,7 @@ from genlab.eval.samples_io import load_samples  # noqa: E402
 from genlab.experiments.base import machine_info  # noqa: E402
 
 SAMPLE_FILES = {"ebm": "final.npz", "jem": "conditional.npz"}  # family -> its labelled samples
+_load = functools.lru_cache(load)  # every seed and stage of a dataset reads the same splits once
 
 
 def rescore(run_dir: Path, family: str, data_dir: str | None) -> dict | None:
@@ -39,12 +41,12 @@ def rescore(run_dir: Path, family: str, data_dir: str | None) -> dict | None:
         return None
     cfg = json.loads((run_dir / "config.json").read_text())["config"]
     dataset, data, evaluation = cfg["data"]["dataset"], cfg["data"], cfg["eval"]
-    train = load(dataset, "train", data_dir)
+    train = _load(dataset, "train", data_dir)
     samples, labels = load_samples(path, tuple(train.images.shape[1:]), len(train.classes))
     if labels is None:
         return None
     train = train.subset(torch.arange(min(data["train_limit"], len(train)))) if data.get("train_limit") else train
-    test = load(dataset, "test", data_dir)
+    test = _load(dataset, "test", data_dir)
     test_limit = evaluation["reference_images"] if family == "ebm" else data.get("test_limit", 0)
     test = test.subset(torch.arange(min(test_limit, len(test)))) if test_limit else test
     scores = classification_accuracy_score(samples, labels, train.images, train.labels, test.images, test.labels,

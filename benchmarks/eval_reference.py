@@ -91,6 +91,7 @@ def main() -> None:
         n = min(args.n, len(train_set) - len(reference.neighbours.pixels))
         cas_test = (test_set.images[:reference.count], test_set.labels[:reference.count])
         classes = len(train_set.classes)
+        cas_epochs = epochs_for(args.cas_n, args.cas_epochs)  # what train_and_test trains, the step floor included
         real_pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(1))[:args.cas_n]
         cas_real = train_and_test(train_set.images[real_pick].float() / 127.5 - 1, train_set.labels[real_pick],
                                   *cas_test, classes, args.cas_epochs)
@@ -109,15 +110,14 @@ def main() -> None:
                           "score_seconds": time.perf_counter() - started}
         results[dataset] = {"judge": judge.description, "reference": f"{dataset}/test, {reference.count:,} images",
                             "note": reference.note, "candidates": n, "cas_images": args.cas_n,
-                            "cas_epochs": epochs_for(args.cas_n, args.cas_epochs), "cas_real": cas_real, "rows": rows}
+                            "cas_epochs": cas_epochs, "cas_real": cas_real, "rows": rows}
         print(f"\n### {dataset}: {n:,} candidates vs {reference.count:,} test images\n{judge.description}"
               + (f"\n{reference.note}" if reference.note else ""))
         for columns in (COLUMNS, NEW_COLUMNS):
             print("\n| candidates | " + " | ".join(columns) + " |\n|" + " --- |" * (len(columns) + 1))
             for name, row in rows.items():
                 print(f"| {name} | " + " | ".join(f"{row[c]:.4g}" if c in row else "-" for c in columns) + " |")
-        print(f"\nCAS of {args.cas_n:,} real training images ({epochs_for(args.cas_n, args.cas_epochs)} epochs): "
-              f"{cas_real:.4f}")
+        print(f"\nCAS of {args.cas_n:,} real training images ({cas_epochs} epochs): {cas_real:.4f}")
         seconds = [r["fid_seconds"] for r in rows.values()]
         total = [r["score_seconds"] for r in rows.values()]
         print(f"domain FID of {n:,} samples (embedding + statistics): {min(seconds):.1f}-{max(seconds):.1f} s; "
