@@ -20,6 +20,11 @@ sampler step (the energy's forward and input-gradient passes, counted by torch.u
 sampler's achieved GFLOP/s as a fraction of the peak at its precision, and the network's own ceiling: the
 GFLOP/s of its 3x3 convolutions alone at each stage's shape (what no sampler around them can exceed). JSON goes to
 benchmarks/results/peer_samplers-<hostkind>.json.
+
+Other host kinds on one machine: ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16`` runs the convolutions as a host with
+AVX-512 BF16 but no AMX would, ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` as an AVX2-only host (the
+same cores, caches and clock, so the kernels' instruction set is what differs); the host kind then ends in
+``-onednn-<isa>`` (:func:`genlab.devices.host_kind`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from genlab.devices import cpu_model
+from genlab.devices import cpu_model, host_kind, onednn_isa_limit
 from genlab.sampling import SamplerConfig, frozen, langevin, precision, run_chain
 
 STEP, NOISE = 10.0, 0.005
@@ -166,12 +171,6 @@ def step_flops(model, x0, dtype) -> int:
     return counter.get_total_flops()
 
 
-def host_kind() -> str:
-    amx = torch.cpu._is_amx_tile_supported()
-    bf16 = torch.cpu._is_avx512_bf16_supported()
-    return f"{torch.backends.cpu.get_cpu_capability().lower()}{'-bf16' if bf16 else ''}{'-amx' if amx else '-noamx'}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -244,6 +243,7 @@ def main() -> None:
     out.write_text(json.dumps({
         "host_kind": kind, "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "amx": torch.cpu._is_amx_tile_supported(),
+        "onednn_isa_limit": onednn_isa_limit(),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "config": vars(args),
         "auto_decision": decision, "ms_per_step": rows, "matmul_peak_gflops": peaks, "step_flops": flops,
         "achieved_gflops": achieved, "conv_ceiling_gflops": ceilings, "share_outside_network_passes": outside,

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from genlab.cli import main
+from genlab.devices import ISA_LIMIT_VARIABLES, host_kind, onednn_isa_limit
 from genlab.nets.energy import ResNetEnergy
 from genlab.sampling import SamplerConfig, langevin, precision, run_chain
 from genlab.sampling.precision import Candidate, Decision, decide, measure
@@ -96,6 +97,21 @@ def test_a_decision_is_cached_per_machine_torch_and_network(monkeypatch):
     monkeypatch.setattr(precision, "machine_key", lambda device: {"device": "another CPU", "torch": "9.9"})
     with pytest.raises(AssertionError, match="not measured again"):
         precision.choose("auto", model, x0, False, never, chain_steps=5)
+
+
+def test_a_host_whose_onednn_is_limited_to_fewer_instructions_is_another_machine(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 on a host with AMX runs bf16 as a host without AMX would: a decision
+    measured without the limit must not be reused under it, and the host kind says which ran."""
+    for variable in ISA_LIMIT_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    cpu = torch.device("cpu")
+    unlimited, kind = precision.machine_key(cpu), host_kind()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")  # oneDNN's word for no limit
+    assert (onednn_isa_limit(), precision.machine_key(cpu), host_kind()) == (None, unlimited, kind)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_bf16")
+    assert onednn_isa_limit() == "AVX512_CORE_BF16"
+    assert precision.machine_key(cpu) != unlimited and "oneDNN AVX512_CORE_BF16" in precision.machine_key(cpu)["device"]
+    assert host_kind() == kind + "-onednn-avx512_core_bf16"
 
 
 def test_a_configured_precision_overrides_the_measurement():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -68,3 +69,30 @@ def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo where there is one)."""
     model = _cpuinfo("model name")
     return model if model is not None else platform.processor()
+
+
+ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def onednn_isa_limit() -> str | None:
+    """The instruction set the environment limits oneDNN to (torch's CPU library for convolutions and matrix
+    products), upper case, or None where it is not limited. With ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16`` a host
+    with AMX runs its convolutions as one without AMX would (bf16 then loses to float32), and with ``AVX2`` (and
+    ``ATEN_CPU_CAPABILITY=avx2`` for torch's own kernels) as an AVX2-only host: the CPU flags stay those of the
+    machine, so this is part of what the machine is as far as speed goes."""
+    for variable in ISA_LIMIT_VARIABLES:
+        value = os.environ.get(variable, "").strip().upper()
+        if value and value != "ALL":
+            return value
+    return None
+
+
+def host_kind() -> str:
+    """The host as the speed figures name it: torch's CPU capability, ``-bf16`` with AVX-512 BF16, ``-amx`` or
+    ``-noamx``, and ``-onednn-<isa>`` where oneDNN is limited to a smaller instruction set
+    (:func:`onednn_isa_limit`), e.g. ``avx512-bf16-amx`` or ``avx2-bf16-amx-onednn-avx2``."""
+    amx = torch.cpu._is_amx_tile_supported()
+    bf16 = torch.cpu._is_avx512_bf16_supported()
+    limit = onednn_isa_limit()
+    return (f"{torch.backends.cpu.get_cpu_capability().lower()}{'-bf16' if bf16 else ''}{'-amx' if amx else '-noamx'}"
+            + (f"-onednn-{limit.lower()}" if limit else ""))

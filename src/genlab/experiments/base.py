@@ -20,7 +20,7 @@ from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet, load, split_indices
 from genlab.data.registry import cache_key, get_spec
 from genlab.data.user import is_user
-from genlab.devices import cpu_model, has_native_bf16
+from genlab.devices import cpu_model, has_native_bf16, host_kind
 from genlab.errors import CheckpointError, DataError
 from genlab.report.figures import plt, save
 from genlab.sampling import StartDistribution, fit_starts
@@ -119,7 +119,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     fastest there is measured, not read from these flags (sampler.precision=auto, :mod:`genlab.sampling.precision`)."""
     info = {"device": str(device), "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": has_native_bf16(device), "cpu_threads": torch.get_num_threads(),
+            "native_bf16": has_native_bf16(device), "host_kind": host_kind(), "cpu_threads": torch.get_num_threads(),
             "processes": distributed.current().world_size}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -31,10 +31,10 @@ How the winner is picked (:func:`decide`):
    otherwise the baseline stays. ``auto`` is thus never slower than float32 eager beyond noise.
 
 The decision is cached as JSON in ``$GENLAB_CACHE_DIR/sampler_precision.json`` under a key made of the
-machine (CPU model and torch's CPU capability, or the GPU's name), the torch version and the network's
-signature (its class, parameter shapes and layout, the input's shape and dtype). ``--set
-sampler.precision=fp32|bf16`` bypasses it; ``genlab speed show`` lists the cache and ``genlab speed
-measure`` re-measures.
+machine (CPU model, torch's CPU capability and any oneDNN instruction-set limit, or the GPU's name), the
+torch version and the network's signature (its class, parameter shapes and layout, the input's shape and
+dtype). ``--set sampler.precision=fp32|bf16`` bypasses it; ``genlab speed show`` lists the cache and
+``genlab speed measure`` re-measures.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from genlab.data.files import cache_dir
-from genlab.devices import cpu_flags, cpu_model
+from genlab.devices import cpu_flags, cpu_model, onednn_isa_limit
 
 TOLERANCE = 0.05
 MARGIN = 0.05
@@ -229,10 +229,13 @@ def layout(module: nn.Module | None, channels_last: bool) -> Iterator[None]:
 # --- the cache ---------------------------------------------------------------------------------------------
 
 def machine_key(device: torch.device) -> dict[str, str]:
-    """The machine as far as speed goes: the GPU's name, or the CPU model and torch's CPU capability."""
+    """The machine as far as speed goes: the GPU's name, or the CPU model, torch's CPU capability and the
+    instruction set oneDNN is limited to, if any (a limited host runs as a smaller one would)."""
     if device.type == "cuda":
         return {"device": torch.cuda.get_device_name(device), "torch": torch.__version__}
-    return {"device": f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})", "torch": torch.__version__}
+    limit = onednn_isa_limit()
+    kind = torch.backends.cpu.get_cpu_capability() + (f", oneDNN {limit}" if limit else "")
+    return {"device": f"{cpu_model()} ({kind})", "torch": torch.__version__}
 
 
 def network_signature(module: nn.Module, x: torch.Tensor, labelled: bool, switch_layout: bool = True) -> str:
