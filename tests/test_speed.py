@@ -70,6 +70,26 @@ def test_measure_times_round_robin_and_refuses_a_candidate_whose_chains_disagree
     assert decision.chosen == "bf16/contiguous" and not decision.cached
 
 
+def test_a_candidate_far_slower_than_fp32_after_one_step_is_not_run_further():
+    x0 = torch.zeros(4, 3)
+    clock = FakeClock({"fp32/contiguous": 1.0, "bf16/contiguous": 7.0, "fp32/channels_last": 0.5},
+                      {"fp32/contiguous": 0.0, "bf16/contiguous": 0.0, "fp32/channels_last": 0.0})
+    steps_run = {}
+    chain = clock.run(x0)
+
+    def counting(candidate, steps):
+        steps_run[candidate.name] = steps_run.get(candidate.name, 0) + steps
+        return chain(candidate, steps)
+
+    decision = measure(counting, x0, [FP32, BF16, FP32_CL], chain_steps=20, steps=3, repeats=3, timer=clock)
+    assert steps_run["bf16/contiguous"] == 2  # the warm-up and the timed step: 7x slower, screened out
+    assert steps_run["fp32/channels_last"] == 2 + 20 + 3 * 3  # screen, agreement chain, three timed rounds
+    assert decision.measured["bf16/contiguous"] == {"speedup": pytest.approx(1 / 7, abs=1e-3), "deviation": None,
+                                                    "agrees": None, "screened_out": True, "ms_per_step": 7000.0}
+    assert decision.chosen == "fp32/channels_last"
+    assert "screened out" in decision.describe()
+
+
 def _tiny_energy() -> ResNetEnergy:
     torch.manual_seed(0)
     return ResNetEnergy(1, width=4, blocks=(1,))

@@ -18,6 +18,9 @@ minute or more on a small CPU, for each batch shape, far more than the measureme
 
 How the winner is picked (:func:`decide`):
 
+0. Screen. One step of each candidate is timed after a warm-up step; a candidate more than :data:`SCREEN`
+   (2x) slower than the baseline cannot win and is measured no further (bf16 on an AVX2-only CPU runs about
+   7x slower than float32: its full agreement chain would cost minutes for nothing).
 1. Agreement. Every candidate runs the configured chain (``cfg.steps`` steps) from the same start and the
    same random seed as float32 in the network's own layout (the baseline). Its deviation is the mean
    absolute difference of the end points divided by the mean absolute distance the baseline chains
@@ -58,6 +61,7 @@ from genlab.devices import cpu_flags, cpu_model, onednn_isa_limit
 
 TOLERANCE = 0.05
 MARGIN = 0.05
+SCREEN = 2.0
 CACHE_FILE = "sampler_precision.json"
 
 
@@ -84,7 +88,8 @@ class Candidate:
 @dataclass
 class Decision:
     """What the sampler runs: the chosen candidate, how it was found (``measured``: per candidate its
-    speed-up over the baseline, its deviation and whether it agrees), and whether it came from the cache."""
+    speed-up over the baseline, its deviation and whether it agrees, or for one screened out the speed-up of
+    its one timed step), and whether it came from the cache."""
 
     chosen: str
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -103,7 +108,8 @@ class Decision:
         """One line for reports: the choice, how it was made, and each candidate's speed-up."""
         how = {"config": "set by sampler.precision", "no network": "no network to measure"}.get(
             self.source, "measured earlier on this machine (cached)" if self.cached else "measured in this run")
-        speeds = ", ".join(f"{name} {m['speedup']:.2f}x" + ("" if m["agrees"] else " (disagrees)")
+        speeds = ", ".join(f"{name} {m['speedup']:.2f}x" + (" (one step: screened out)" if m.get("screened_out")
+                                                             else "" if m["agrees"] else " (disagrees)")
                            for name, m in self.measured.items())
         return f"{self.chosen}: {how}" + (f"; speed-up over fp32 eager: {speeds}" if speeds else "")
 
@@ -167,26 +173,40 @@ def measure(run: Callable[[Candidate, int], torch.Tensor], x0: torch.Tensor, opt
     decide. The global random state is the same afterwards as before."""
     baseline = options[0].name
     devices = [x0.device.index or 0] if x0.device.type == "cuda" else []
+
+    def timed(c: Candidate, n: int) -> float:
+        _synchronize(x0.device)
+        start = timer()
+        run(c, n)
+        _synchronize(x0.device)
+        return timer() - start
+
     with torch.random.fork_rng(devices=devices):
+        first = {}
+        for c in options:
+            torch.manual_seed(0)
+            run(c, 1)  # warm-up
+            first[c.name] = timed(c, 1)
+        screened_out = {c.name for c in options[1:] if first[c.name] > SCREEN * first[baseline]}
+        kept = [c for c in options if c.name not in screened_out]
         ends = {}
-        for c in options:  # also each candidate's warm-up
+        for c in kept:
             torch.manual_seed(0)
             ends[c.name] = run(c, chain_steps)
         deviations = {name: deviation(x, ends[baseline], x0) for name, x in ends.items()}
-        times: dict[str, list[float]] = {c.name: [] for c in options}
+        times: dict[str, list[float]] = {c.name: [] for c in kept}
         for _ in range(repeats):
-            for c in options:
-                _synchronize(x0.device)
-                start = timer()
-                run(c, steps)
-                _synchronize(x0.device)
-                times[c.name].append(timer() - start)
+            for c in kept:
+                times[c.name].append(timed(c, steps))
     speedups = {name: statistics.median(b / max(t, 1e-12) for b, t in zip(times[baseline], ts))
                 for name, ts in times.items()}
     chosen = decide(speedups, deviations, baseline)
     measured = {name: {"speedup": round(speedups[name], 3), "deviation": round(deviations[name], 4),
                        "agrees": deviations[name] <= TOLERANCE,
                        "ms_per_step": round(1000 * statistics.median(times[name]) / steps, 2)} for name in times}
+    for name in screened_out:  # one step's time is all that was measured
+        measured[name] = {"speedup": round(first[baseline] / max(first[name], 1e-12), 3), "deviation": None,
+                          "agrees": None, "screened_out": True, "ms_per_step": round(1000 * first[name], 2)}
     return Decision(chosen, measured)
 
 
