@@ -19,8 +19,8 @@ minute or more on a small CPU, for each batch shape, far more than the measureme
 How the winner is picked (:func:`decide`):
 
 0. Screen. One step of each candidate is timed after a warm-up step; a candidate more than :data:`SCREEN`
-   (2x) slower than the baseline cannot win and is measured no further (bf16 on an AVX2-only CPU runs about
-   7x slower than float32: its full agreement chain would cost minutes for nothing).
+   (2x) slower than the baseline cannot win and is measured no further (bf16 on an AVX2-only CPU runs 7-20x
+   slower than float32: its agreement chain would cost many minutes for nothing).
 1. Agreement. Every candidate runs the configured chain (``cfg.steps`` steps) from the same start and the
    same random seed as float32 in the network's own layout (the baseline). Its deviation is the mean
    absolute difference of the end points divided by the mean absolute distance the baseline chains
