@@ -22,9 +22,9 @@ GFLOP/s of its 3x3 convolutions alone at each stage's shape (what no sampler aro
 benchmarks/results/peer_samplers-<hostkind>.json.
 
 Other host kinds on one machine: ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16`` runs the convolutions as a host with
-AVX-512 BF16 but no AMX would, ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` as an AVX2-only host (the
-same cores, caches and clock, so the kernels' instruction set is what differs); the host kind then ends in
-``-onednn-<isa>`` (:func:`genlab.devices.host_kind`).
+AVX-512 BF16 but no AMX would, ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2``
+as an AVX2-only host (MKL: the matrix-multiply peak; the same cores, caches and clock, so the kernels'
+instruction set is what differs); the host kind then ends in ``-onednn-<isa>`` (:func:`genlab.devices.host_kind`).
 """
 
 from __future__ import annotations
