@@ -54,3 +54,21 @@ def test_fit_starts_names_each_start():
     assert fit_starts("uniform", images, labels, 2, clusters=2, seed=0) is None
     class_starts = fit_starts("gaussian", images, labels, 2, clusters=2, seed=0)
     assert torch.allclose(class_starts.means[1], to_float(images[300:]).flatten(1).mean(0), atol=1e-6)
+
+
+def test_class_clusters_never_mix_classes_and_follow_the_chains_labels():
+    """Clusters found within each class: with two clusters per class, four components, none straddling a
+    class; a chain of class y starts in one of y's clusters."""
+    images = _two_groups(n_dark=200, n_bright=200)
+    labels = torch.arange(400) // 200  # class 0 dark, class 1 bright
+    starts = fit_starts("class_clusters", images, labels, 2, clusters=2, seed=0)
+    assert len(starts.means) == 4
+    assert starts.cluster_class.tolist() == [0, 0, 1, 1]
+    assert (starts.means[:2].mean(1) < 0).all() and (starts.means[2:].mean(1) > 0).all()
+    torch.manual_seed(0)
+    wanted = torch.tensor([0, 1] * 500)
+    x, clusters = starts.sample(1000, wanted)
+    assert torch.equal(starts.cluster_class[clusters], wanted)
+    assert torch.equal(x.mean((1, 2, 3)) > 0, wanted == 1)
+    with pytest.raises(ConfigError, match="smallest class"):
+        fit_starts("class_clusters", images, labels, 2, clusters=101, seed=0)

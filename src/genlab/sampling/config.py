@@ -8,7 +8,8 @@ Its vocabulary, the same everywhere:
   chains) or a replay ``buffer`` of earlier chains' end points with ``reinit_prob`` of fresh starts;
 * ``start``: what a fresh start is: ``uniform`` noise, a ``gaussian`` fitted to the training images of
   the chain's class (JEM++'s informative initialisation), or one of ``start_clusters`` Gaussians fitted to
-  k-means ``clusters`` of the training images (the same without labels).
+  k-means ``clusters`` of the training images (the same without labels), or ``class_clusters``: that many
+  k-means clusters within each class.
 
 A family changes the defaults it needs (JEM: steps of size 1 with noise 0.01, chains written back in
 place) by building its section with :func:`sampler_section`.
@@ -48,11 +49,13 @@ class SamplerConfig:
     bound: float = param(1.0, "pyld: per-pixel clamp of the inner gradient (the proximal bound)", gt=0)
     init: Literal["noise", "buffer"] = param("buffer", "chain starts: fresh every time (short-run), or the replay "
                                              "buffer")
-    start: Literal["uniform", "gaussian", "clusters"] = param(
+    start: Literal["uniform", "gaussian", "clusters", "class_clusters"] = param(
         "uniform", "what fresh chains start from: uniform noise; a Gaussian fitted to the training images of "
                    "the chain's class (conditional) or of a class drawn by frequency (JEM++'s informative start); "
-                   "or a Gaussian fitted to one of start_clusters k-means clusters of the training images (no labels)")
-    start_clusters: int = param(500, "start=clusters: how many k-means clusters of the training images", ge=1)
+                   "a Gaussian fitted to one of start_clusters k-means clusters of the training images (clusters, "
+                   "no labels); or to one of start_clusters k-means clusters within each class (class_clusters)")
+    start_clusters: int = param(500, "start=clusters: how many k-means clusters of the training images; "
+                                     "start=class_clusters: how many in each class", ge=1)
     buffer_size: int = param(10000, "replay buffer capacity", ge=1)
     reinit_prob: float = param(0.05, "share of chains restarted fresh when using the buffer", ge=0, le=1)
     buffer_policy: Literal["fifo", "reservoir", "inplace"] = param("fifo", "how samples return to the buffer")

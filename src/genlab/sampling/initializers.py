@@ -7,7 +7,9 @@ by the class frequencies; conditionally it gives starts for p(x | y). Covariance
 diagonal so they are positive definite.
 
 :class:`ClusterGaussians` is the same mixture without labels: one Gaussian per k-means cluster of the
-training images, for an unconditional model whose starts must not know the classes.
+training images, for an unconditional model whose starts must not know the classes. Given labels, it finds
+its clusters within each class instead: a finer mixture than one Gaussian per class, whose components are
+nearer to single images (sharper starts) and never mix two classes.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ class ClassGaussians:
 
 
 class ClusterGaussians:
-    """One Gaussian per k-means cluster of the training images, drawn by cluster size; no labels used.
-    A conditional chain for class y starts from the same label-free mixture: E(x, y) does the conditioning.
+    """One Gaussian per k-means cluster of the training images, drawn by cluster size; no labels used
+    unless ``labels`` are given, and then ``clusters`` clusters are found within each class.
+    A conditional chain for class y starts from the same mixture: E(x, y) does the conditioning.
 
     The clusters are KMeans (one restart, ``seed``) on the images' first ``pca_dim`` principal components.
     A cluster of m members has a covariance of rank below m, so instead of a (D, D) matrix per cluster a
@@ -74,17 +77,28 @@ class ClusterGaussians:
     """
 
     def __init__(self, images: torch.Tensor, clusters: int, seed: int = 0, pca_dim: int = 64,
-                 ridge_std: float = 1e-2):
-        """``images``: uint8 (N, C, H, W)."""
-        if not 1 <= clusters <= len(images) // 2:
-            raise ConfigError(f"{clusters} k-means clusters of {len(images)} training images: the chain starts "
-                              f"need between 1 and {len(images) // 2} (two images per cluster on average)",
+                 ridge_std: float = 1e-2, labels: torch.Tensor | None = None):
+        """``images``: uint8 (N, C, H, W); ``labels``: find ``clusters`` clusters in each class."""
+        classes = None if labels is None else np.unique(labels.numpy())
+        groups = [np.arange(len(images))] if labels is None else [
+            np.flatnonzero(labels.numpy() == c) for c in classes]
+        smallest = min(len(g) for g in groups)
+        if not 1 <= clusters <= smallest // 2:
+            where = "training images" if labels is None else "images of the smallest class"
+            raise ConfigError(f"{clusters} k-means clusters of {smallest} {where}: the chain starts "
+                              f"need between 1 and {smallest // 2} (two images per cluster on average)",
                               hint="lower sampler.start_clusters, or train on more images (data.train_limit)")
         self.shape = tuple(images.shape[1:])
         self.members = images.reshape(len(images), -1)
         flat = to_float(self.members).numpy()
         reduced = PCA(min(pca_dim, *flat.shape), svd_solver="randomized", random_state=seed).fit_transform(flat)
-        assignment = KMeans(clusters, n_init=1, random_state=seed).fit_predict(reduced)
+        assignment = np.empty(len(flat), dtype=np.int64)
+        for g, members in enumerate(groups):
+            found = KMeans(clusters, n_init=1, random_state=seed).fit_predict(reduced[members])
+            assignment[members] = g * clusters + found
+        # the class of each cluster, so that a chain of class y starts in one of y's clusters
+        self.cluster_class = None if labels is None else torch.from_numpy(np.repeat(classes, clusters))
+        clusters *= len(groups)
         order = np.argsort(assignment, kind="stable")
         sizes = np.bincount(assignment, minlength=clusters)
         self.starts = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)]))
@@ -103,8 +117,13 @@ class ClusterGaussians:
         return self
 
     def sample(self, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, clusters): ``n`` draws and the cluster each came from; ``labels`` are not used."""
-        clusters = torch.multinomial(self.cluster_probs, n, replacement=True)
+        """(images, clusters): ``n`` draws and the cluster each came from; given ``labels`` (the chains'
+        classes) and clusters found within classes, each draw comes from a cluster of its class."""
+        if labels is None or self.cluster_class is None:
+            clusters = torch.multinomial(self.cluster_probs, n, replacement=True)
+        else:
+            of_class = self.cluster_class.to(labels.device) == labels[:, None]
+            clusters = torch.multinomial(self.cluster_probs * of_class.cpu(), 1).squeeze(1)
         x = torch.empty(n, self.means.shape[1])
         for c in clusters.unique():
             chosen = clusters == c
@@ -129,4 +148,6 @@ def fit_starts(start: str, images: torch.Tensor, labels: torch.Tensor, num_class
         return ClassGaussians(to_float(images), labels, num_classes).to(device)
     if start == "clusters":
         return ClusterGaussians(images, clusters, seed).to(device)
+    if start == "class_clusters":
+        return ClusterGaussians(images, clusters, seed, labels=labels).to(device)
     return None
