@@ -9,7 +9,8 @@ import torch
 from genlab.cli import main
 from genlab.data.batches import Batches, to_float
 from genlab.data.datasets import ImageSet, load
-from genlab.errors import DivergenceError
+from genlab.errors import ConfigError, DivergenceError
+from genlab.experiments.registry import get_experiment
 from genlab.experiments.ebm import energy_per_class
 from genlab.nets.energy import Downsample, ResNetEnergy
 from genlab.sampling import ClassGaussians, SamplerConfig
@@ -201,16 +202,18 @@ def test_cifar_smoke_runs(tmp_path, capsys, variant):
 
 
 @needs_data("cifar10")
-def test_gaussian_start_run_scores_its_starts_alone(tmp_path):
+@pytest.mark.parametrize("start", ["gaussian", "class_clusters"])
+def test_gaussian_start_run_scores_its_starts_alone(tmp_path, start):
     """The informative-start variant reports what its starts score before any step, from their own seed: the
     bar its chains must clear. The random stream of the run is left alone (its samples do not change)."""
     assert main(["run", "classifier-cifar10", "--preset", "smoke", "--run-dir", str(tmp_path / "judge"),
                  "--no-progress"]) == 0
     run = tmp_path / "gaussian"
-    assert main(["run", "ebm-cifar10-gaussian", "--preset", "smoke", "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["run", "ebm-cifar10-gaussian", "--preset", "smoke", "--run-dir", str(run), "--no-progress",
+                 "--set", f"sampler.start={start}", "--set", "sampler.start_clusters=2"]) == 0
     metrics = json.loads((run / "summary.json").read_text())["metrics"]
     config = json.loads((run / "config.json").read_text())["config"]
-    assert (config["sampler"]["init"], config["sampler"]["start"]) == ("noise", "gaussian")
+    assert (config["sampler"]["init"], config["sampler"]["start"]) == ("noise", start)
     assert config["data"]["conditional"] is False and config["model"]["stem_downsample"] == "pool"
     for key in ("fid", "randnet_fid", "precision", "recall", "coverage"):
         assert 0 <= metrics[f"start_{key}"] < float("inf")
@@ -331,3 +334,14 @@ def test_channels_last_and_compiled_energy_train_like_the_plain_one():
         torch.manual_seed(1)
         losses.append(torch.stack([trainer.train_step(step)["loss"] for step in range(3)]))
     assert torch.allclose(losses[0], losses[1], atol=1e-4), losses
+
+
+def test_long_preset_lies_between_quick_and_full():
+    """`long` exists where a variant defines it (the Gaussian-start CIFAR-10 recipe), trains longer than
+    quick on the same network and less than full; the assignment's variants have none."""
+    gaussian = get_experiment("ebm-cifar10-gaussian")
+    quick, long, full = (gaussian.config(p) for p in ("quick", "long", "full"))
+    assert quick.train.iterations < long.train.iterations < full.train.iterations
+    assert long.model == quick.model and long.sampler.start == "class_clusters"
+    with pytest.raises(ConfigError, match="no preset 'long'"):
+        get_experiment("ebm-cifar10-buffer").config("long")
