@@ -3,8 +3,9 @@
     python benchmarks/beside_real.py RUN_DIR [RUN_DIR ...] --out docs/figures/NAME.png [--n 64] [--titles T ...]
 
 The samples are the first ``n`` of each run's ``samples/final.npz``; the real images are the first ``n`` of
-the (first run's) dataset's test split, on the same grid. ``--gaussians`` adds ``n`` draws from Gaussians
-fitted to each class's training images, with no model: where Gaussian-start chains begin.
+the (first run's) dataset's test split, on the same grid. ``--starts`` adds ``n`` draws from the last run's
+informative start distribution (``sampler.start``: class Gaussians, k-means Gaussians), refitted as the run
+fitted it, with no model: where its chains begin.
 """
 
 from __future__ import annotations
@@ -24,23 +25,34 @@ from genlab.io import read_json
 from genlab.report.figures import grids_figure, save
 
 
+STARTS = {"gaussian": "class-Gaussian draws, no model", "clusters": "draws of {k} k-means Gaussians, no model",
+          "class_clusters": "draws of {k} k-means Gaussians per class, no model"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--titles", nargs="+", default=[], help="one per run (default: the experiments' names)")
-    parser.add_argument("--gaussians", action="store_true", help="a panel of class-Gaussian draws (seed 0)")
+    parser.add_argument("--starts", action="store_true", help="a panel of draws from the last run's start "
+                                                                   "distribution (seed 0)")
     args = parser.parse_args()
     configs = [read_json(run / "config.json") for run in args.run_dirs]
     dataset = configs[0]["config"]["data"]["dataset"]
     shape = get_spec(dataset).image_shape
     grids = [load_samples(run / "samples" / "final.npz", shape)[0][:args.n] for run in args.run_dirs]
     titles = args.titles or [c["experiment"] for c in configs]
-    if args.gaussians:
+    if args.starts:
+        cfg = configs[-1]["config"]
+        sampler = cfg["sampler"]
+        starts = fitted_starts(sampler["start"], dataset, cfg["data"]["train_limit"], "cpu",
+                               sampler["start_clusters"], cfg["seed"])
+        if starts is None:
+            parser.error(f"{args.run_dirs[-1]} starts its chains from uniform noise: no start distribution to draw")
         torch.manual_seed(0)
-        grids.append(fitted_starts("gaussian", dataset, 0, "cpu").images(args.n))
-        titles.append("class-Gaussian draws, no model")
+        grids.append(starts.images(args.n))
+        titles.append(STARTS[sampler["start"]].format(k=sampler["start_clusters"]))
     grids.append(to_float(load(dataset, "test").images[:args.n]))
     titles.append(f"real {dataset} test images")
     nrow = round(args.n ** 0.5)

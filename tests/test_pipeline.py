@@ -39,6 +39,17 @@ def test_plan_rejects_unknown_studies_and_zero_seeds():
         plan(0)
 
 
+def test_a_preset_some_stages_lack_is_refused_before_anything_is_written(tmp_path, capsys):
+    """`long` is defined for the Gaussian-start CIFAR-10 energy alone: the whole pipeline is refused with the
+    experiments that have it, and no folder is made; that stage and its judge's classifier are not both
+    long, so even `--only` it is refused (the run itself is `genlab run ebm-cifar10-gaussian --preset long`)."""
+    for only in ([], ["--only", "ebm-cifar10-gaussian"]):
+        assert main(["run", "pipeline", "--preset", "long", "--runs-dir", str(tmp_path / "runs"), *only]) == 2
+        err = capsys.readouterr().err
+        assert "not defined for classifier-cifar10" in err and "that have it: ebm-cifar10-gaussian" in err
+        assert not (tmp_path / "runs").exists()
+
+
 def test_pipeline_flags_only_apply_to_the_pipeline(capsys):
     assert main(["run", "classifier-mnist", "--seeds", "3"]) == 2
     assert "belong to `genlab run pipeline`" in capsys.readouterr().err

@@ -137,6 +137,17 @@ def run_dir_of(runs_dir: Path, preset: str, job: Job) -> tuple[Path, dict[str, A
     return runs_dir / job.stage.experiment / f"{job.stage.name}-{preset}-s{job.seed}-{digest}", sets
 
 
+def _check_preset(preset: str, jobs: list[Job]) -> None:
+    """Every planned experiment has ``preset``, before anything is written (``long`` is defined for few)."""
+    lacking = sorted({j.stage.experiment for j in jobs if preset not in get_experiment(j.stage.experiment).presets})
+    if lacking:
+        having = [name for name, e in EXPERIMENTS.items() if preset in e.presets]
+        raise ConfigError(f"the preset '{preset}' is not defined for {', '.join(lacking)}; experiments that "
+                          f"have it: {', '.join(having) or 'none'}",
+                          hint=f"run one of those alone (`genlab run EXPERIMENT --preset {preset}`; its judge is "
+                               f"the quick classifier), or the pipeline with --preset smoke, quick or full")
+
+
 def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None = None, skip: list[str] | None = None,
                  runs_dir: str | Path = "runs", device: str = "auto", data_dir: str | Path | None = None,
                  progress: bool = True, build_index: Callable[[Path], Path] | None = None,
@@ -150,11 +161,13 @@ def run_pipeline(preset: str = "quick", seeds: int = 1, only: list[str] | None =
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1; got {jobs}")
+    planned = plan(seeds, only, skip)
+    _check_preset(preset, planned)
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     # One pipeline at a time per runs folder: a second would resume the same unfinished runs.
     with exclusive(runs_dir / ".pipeline.lock", f"the runs folder {runs_dir} (a pipeline)"):
-        book = _Book(runs_dir, preset, seeds, plan(seeds, only, skip), jobs, out)
+        book = _Book(runs_dir, preset, seeds, planned, jobs, out)
         if slurm is not None:
             from genlab.experiments.launchers import run_in_slurm  # it imports this module
 
