@@ -3,12 +3,13 @@
     python benchmarks/energy_models.py --experiments ebm-mnist-cond --seeds 0 1 2
     python benchmarks/energy_models.py --experiments jem-mnist jempp-mnist --seeds 0 1 2
     python benchmarks/energy_models.py --experiments ebm-cifar10-noise ebm-cifar10-buffer ebm-cifar10-buffer-decay
+    python benchmarks/energy_models.py --experiments ebm-cifar10-gaussian --preset long --seeds 0 1 2
 
 Each run is a normal genlab run under --runs-dir (with its report); an earlier run of the same
 experiment, preset, seed and overrides found there is reused if it completed or was stopped by the
 divergence guard (a diverged run is a result: it is counted and kept out of the means). Minutes are the run's own wall time
-(training, evaluation, final sampling). Targets are checked on the means over seeds, for the quick
-preset without overrides.
+(training, evaluation, final sampling). Targets are checked on the means over seeds, for the quick and long
+presets without overrides.
 """
 
 from __future__ import annotations
@@ -70,13 +71,24 @@ def divergence(run: RunDir) -> str | None:
     return f"step {events[-1]['step']}: {events[-1]['problem']}" if events else None
 
 
-def targets(rows: dict[str, list[dict]]) -> list[str]:
+def targets(rows: dict[str, list[dict]], preset: str = "quick") -> list[str]:
     """Means over the runs that finished (a diverged run has only its divergence event)."""
     finished = {name: [r for r in runs if "diverged" not in r] for name, runs in rows.items()}
     rows = {name: runs for name, runs in finished.items() if runs} | {
         f"{name}:all": runs for name, runs in rows.items()}
     mean = lambda name, key: statistics.mean(r[key] for r in rows[name])  # noqa: E731
     checks = []  # (text, the (target, value) pairs it checks)
+    if preset == "long":
+        if "ebm-cifar10-gaussian" in rows:
+            fid, wall = mean("ebm-cifar10-gaussian", "fid"), max(r["minutes"] for r in rows["ebm-cifar10-gaussian"])
+            diverged = len(rows["ebm-cifar10-gaussian:all"]) - len(rows["ebm-cifar10-gaussian"])
+            checks.append((f"ebm-cifar10-gaussian long: domain FID <= {t.EBM_CIFAR_LONG_FID.threshold:g} ({fid:.1f}; "
+                           f"its starts alone {mean('ebm-cifar10-gaussian', 'start_fid'):.1f}), {diverged} of "
+                           f"{len(rows['ebm-cifar10-gaussian:all'])} runs diverged",
+                           [(t.EBM_CIFAR_LONG_FID, fid if not diverged else float("inf"))]))
+            checks.append((f"ebm-cifar10-gaussian long: within {t.EBM_CIFAR_LONG_MINUTES.threshold:g} min (slowest "
+                           f"run: {wall:.1f})", [(t.EBM_CIFAR_LONG_MINUTES, wall)]))
+        return [f"{verdict(*pairs)}: {text}" for text, pairs in checks]
     if "ebm-mnist-cond" in rows:
         accuracy, worst, wall = (mean("ebm-mnist-cond", key) for key in ("class_accuracy", "min_class_accuracy",
                                                                          "minutes"))
@@ -166,8 +178,8 @@ def main() -> None:
         lines += [f"| {key} | {spread([r[key] for r in done])} |" for key in COLUMNS[family]
                   if done and all(isinstance(r[key], (int, float)) for r in done)]
         lines += [f"| diverged (seed {r['seed']}) | {r['diverged']} |" for r in runs if "diverged" in r]
-    if args.preset == "quick" and not sets:
-        lines += [""] + [f"- {check}" for check in targets(rows)]
+    if args.preset in ("quick", "long") and not sets:
+        lines += [""] + [f"- {check}" for check in targets(rows, args.preset)]
     print("\n".join(lines))
     tag = "-".join(args.experiments) if len(args.experiments) < 3 else args.experiments[0] + "-etc"
     out = Path(args.out or Path(__file__).parent / "results" / f"energy_models-{tag}-{args.preset}.json")

@@ -46,6 +46,10 @@ JEM_START_ACCURACY = {  # what JEM asks of the classifier it starts from (seed 1
 
 EBM_FID_REDUCTION = Target("ebm", "ebm-cifar10: how much lower buffer-decay's domain FID is than noise starts' at the "
                            "same budget, (FID noise - FID buffer-decay) / FID noise", ("fid",), ">=", 0.30, "fraction")
+EBM_CIFAR_LONG_FID = Target("ebm", "ebm-cifar10-gaussian, long preset: domain FID of the final samples, mean over "
+                            "seeds", ("fid",), "<=", 60, "FID")
+EBM_CIFAR_LONG_MINUTES = Target("ebm", "ebm-cifar10-gaussian: minutes of a long run on the project's 2-core CPU", (),
+                                "<=", 120, "min")
 EBM_COND_ACCURACY = Target("ebm", "ebm-mnist-cond: share of label-fixed samples the MNIST judge gives their digit",
                            ("class_accuracy",), ">=", 0.90, "fraction")
 EBM_COND_WORST_DIGIT = Target("ebm", "ebm-mnist-cond: that share for the worst digit", ("min_class_accuracy",), ">=",
@@ -102,7 +106,8 @@ PIPELINE_HOURS = Target("pipeline", "hours of the quick pipeline, one seed, on t
                         "h")
 
 TARGETS: tuple[Target, ...] = (
-    *CLASSIFIER_ACCURACY.values(), *JEM_START_ACCURACY.values(), EBM_FID_REDUCTION, EBM_COND_ACCURACY,
+    *CLASSIFIER_ACCURACY.values(), *JEM_START_ACCURACY.values(), EBM_FID_REDUCTION, EBM_CIFAR_LONG_FID,
+    EBM_CIFAR_LONG_MINUTES, EBM_COND_ACCURACY,
     EBM_COND_WORST_DIGIT, EBM_COND_MINUTES, JEM_CALIBRATION, JEMPP_ACCURACY, JEMPP_CONDITIONAL, JEMPP_MINUTES,
     JEMPP_FID_OVER_JEM, JEMPP_STEP_SHARE, JEMPP_DIVERGENCES_OVER_JEM, DVAE_CODES_OVER_PIXELS,
     DVAE_CODES_OVER_EMBEDDED_PIXELS, DVAE_CODES_USED, DVAE_MINUTES, *DVAE_CLUSTERING.values(),
