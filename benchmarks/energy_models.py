@@ -78,16 +78,16 @@ def targets(rows: dict[str, list[dict]], preset: str = "quick") -> list[str]:
         f"{name}:all": runs for name, runs in rows.items()}
     mean = lambda name, key: statistics.mean(r[key] for r in rows[name])  # noqa: E731
     checks = []  # (text, the (target, value) pairs it checks)
+    long = "ebm-cifar10-gaussian"
     if preset == "long":
-        if "ebm-cifar10-gaussian" in rows:
-            fid, wall = mean("ebm-cifar10-gaussian", "fid"), max(r["minutes"] for r in rows["ebm-cifar10-gaussian"])
-            diverged = len(rows["ebm-cifar10-gaussian:all"]) - len(rows["ebm-cifar10-gaussian"])
-            checks.append((f"ebm-cifar10-gaussian long: domain FID <= {t.EBM_CIFAR_LONG_FID.threshold:g} ({fid:.1f}; "
-                           f"its starts alone {mean('ebm-cifar10-gaussian', 'start_fid'):.1f}), {diverged} of "
-                           f"{len(rows['ebm-cifar10-gaussian:all'])} runs diverged",
+        if long in rows:
+            fid, wall = mean(long, "fid"), max(r["minutes"] for r in rows[long])
+            runs, diverged = len(rows[f"{long}:all"]), len(rows[f"{long}:all"]) - len(rows[long])
+            checks.append((f"{long} long: domain FID <= {t.EBM_CIFAR_LONG_FID.threshold:g} ({fid:.1f}; its starts "
+                           f"alone {mean(long, 'start_fid'):.1f}), {diverged} of {runs} runs diverged",
                            [(t.EBM_CIFAR_LONG_FID, fid if not diverged else float("inf"))]))
-            checks.append((f"ebm-cifar10-gaussian long: within {t.EBM_CIFAR_LONG_MINUTES.threshold:g} min (slowest "
-                           f"run: {wall:.1f})", [(t.EBM_CIFAR_LONG_MINUTES, wall)]))
+            checks.append((f"{long} long: within {t.EBM_CIFAR_LONG_MINUTES.threshold:g} min (slowest run: "
+                           f"{wall:.1f})", [(t.EBM_CIFAR_LONG_MINUTES, wall)]))
         return [f"{verdict(*pairs)}: {text}" for text, pairs in checks]
     if "ebm-mnist-cond" in rows:
         accuracy, worst, wall = (mean("ebm-mnist-cond", key) for key in ("class_accuracy", "min_class_accuracy",

@@ -66,8 +66,9 @@ class ClassGaussians:
 
 class ClusterGaussians:
     """One Gaussian per k-means cluster of the training images, drawn by cluster size; no labels used
-    unless ``labels`` are given, and then ``clusters`` clusters are found within each class.
-    A conditional chain for class y starts from the same mixture: E(x, y) does the conditioning.
+    unless ``labels`` are given, and then ``clusters`` clusters are found within each class. Without labels
+    a conditional chain for class y starts from the whole mixture (E(x, y) does the conditioning); with them,
+    from the clusters of class y.
 
     The clusters are KMeans (one restart, ``seed``) on the images' first ``pca_dim`` principal components.
     A cluster of m members has a covariance of rank below m, so instead of a (D, D) matrix per cluster a
@@ -79,9 +80,9 @@ class ClusterGaussians:
     def __init__(self, images: torch.Tensor, clusters: int, seed: int = 0, pca_dim: int = 64,
                  ridge_std: float = 1e-2, labels: torch.Tensor | None = None):
         """``images``: uint8 (N, C, H, W); ``labels``: find ``clusters`` clusters in each class."""
-        classes = None if labels is None else np.unique(labels.numpy())
-        groups = [np.arange(len(images))] if labels is None else [
-            np.flatnonzero(labels.numpy() == c) for c in classes]
+        values = None if labels is None else labels.numpy()
+        classes = None if labels is None else np.unique(values)
+        groups = [np.arange(len(images))] if labels is None else [np.flatnonzero(values == c) for c in classes]
         smallest = min(len(g) for g in groups)
         if not 1 <= clusters <= smallest // 2:
             where = "training images" if labels is None else "images of the smallest class"
@@ -122,8 +123,8 @@ class ClusterGaussians:
         if labels is None or self.cluster_class is None:
             clusters = torch.multinomial(self.cluster_probs, n, replacement=True)
         else:
-            of_class = self.cluster_class.to(labels.device) == labels[:, None]
-            clusters = torch.multinomial(self.cluster_probs * of_class.cpu(), 1).squeeze(1)
+            of_class = self.cluster_class == labels.cpu()[:, None]
+            clusters = torch.multinomial(self.cluster_probs * of_class, 1).squeeze(1)
         x = torch.empty(n, self.means.shape[1])
         for c in clusters.unique():
             chosen = clusters == c
