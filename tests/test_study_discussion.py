@@ -83,9 +83,9 @@ def test_ebm_discussion_sets_informative_starts_against_the_draws_alone():
     runs = {"ebm-cifar10-gaussian": [summary(0, fid=72.0, randnet_fid=0.05, start_fid=76.0, start_randnet_fid=0.2),
                                      summary(1, fid=74.0, randnet_fid=0.07, start_fid=78.0, start_randnet_fid=0.2)]}
     text = " ".join(study("ebm").discuss(runs))
-    assert ("ebm-cifar10-gaussian: its chains start from class-Gaussian draws, which alone score domain FID "
-            "77 &plusmn; 1.4 (n=2) and label-free FID 0.2 (n=2); after the chains: 73 &plusmn; 1.4 (n=2) and "
-            "0.06 &plusmn; 0.014 (n=2)") in text
+    assert ("ebm-cifar10-gaussian: its chains start from draws of Gaussians fitted to the training images, which "
+            "alone score domain FID 77 &plusmn; 1.4 (n=2) and label-free FID 0.2 (n=2); after the chains: "
+            "73 &plusmn; 1.4 (n=2) and 0.06 &plusmn; 0.014 (n=2)") in text
     assert "ebm-cifar10-noise" not in text and "Stability" not in text  # no line for numbers the runs lack
 
 

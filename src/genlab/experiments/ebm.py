@@ -294,27 +294,26 @@ _VARIANTS = {
     "buffer-decay": ("replay buffer and a step size decaying from 10 to 1 along each chain",
                      {"sampler.init": "buffer", "sampler.schedule": "decay", "sampler.step_size_end": 1.0}, {}, None),
     # Short-run chains from an informative start (JEM++'s Gaussians; Nijkamp et al. 2019's short-run chains):
-    # the draws alone score domain FID 75 (benchmarks/README.md, the reference table), so the run scores them
-    # too (start_fid). Five steps a chain make an iteration half as costly: 3,600 iterations take 1.4x the
-    # others' 1,200 (13 minutes on one thread), within the quick budget. Without spectral norm the energy grows
-    # ten times larger and its chains draw shapes in those five steps. The stem pools instead of striding, as
-    # the conditional MNIST preset's does (no checkerboard drift). How it was chosen:
-    # benchmarks/README.md#energy-based-models-on-cifar-10-the-quick-pipeline.
-    "gaussian": ("short-run chains of 5 steps from Gaussians fitted to each class's training images (the energy "
-                 "stays unconditional), a pooling stem, no spectral norm",
+    # 50 k-means Gaussians fitted within each class's training images. Their draws alone score domain FID 59
+    # (one Gaussian a class: 76; no image memorised), so the run scores them too (start_fid). Five steps a chain
+    # make an iteration half as costly: 3,600 iterations take 11-13 minutes on one thread, within the quick
+    # budget. Without spectral norm the energy grows ten times larger and its chains draw shapes in those five
+    # steps. The stem pools instead of striding, as the conditional MNIST preset's does (no checkerboard drift).
+    # Starts this near the data leave the energy nearly flat (|E| about 0.005) and prone to sudden spikes: at
+    # lr 1e-3 one seed in three went flat, so the learning rate is 3e-4 and a divergence rolls back (lr halved)
+    # instead of stopping. The smoke preset keeps one Gaussian a class: its 512 images are too few for 50 a class.
+    # How it was chosen: benchmarks/README.md#a-long-preset-starts-from-clusters-within-each-class.
+    "gaussian": ("short-run chains of 5 steps from 50 k-means Gaussians within each class's training images (the "
+                 "energy stays unconditional), a pooling stem, no spectral norm",
                  {"sampler.init": "noise", "sampler.start": "gaussian", "sampler.schedule": "constant",
                   "model.stem_downsample": "pool"},
-                 {"model.spectral_norm": False, "sampler.steps": 5, "train.iterations": 3600,
-                  "log.checkpoint_every": 900, "log.eval_every": 900},
-                # The long preset starts from 50 k-means Gaussians within each class instead of one: sharper
-                # starts (their draws alone: domain FID 59 against one Gaussian's 76, no image memorised), and
-                # three times the iterations. Starts this near the data leave the energy nearly flat (|E| about
-                # 0.005) and prone to sudden spikes: at lr 1e-3 a run diverged at iteration 980, so the learning
-                # rate is 3e-4 and a divergence rolls back (lr halved) instead of stopping.
+                 {"model.spectral_norm": False, "sampler.steps": 5, "sampler.start": "class_clusters",
+                  "sampler.start_clusters": 50, "train.iterations": 3600, "train.lr": 3e-4,
+                  "guard.policy": "rollback", "log.checkpoint_every": 900, "log.eval_every": 900},
+                # The long preset trains three times as long: the same domain FID as quick's (56.6 +- 2.7 against
+                # 55.5 +- 1.5) and a lower label-free FID (0.032 against 0.054).
                 # benchmarks/README.md#a-long-preset-starts-from-clusters-within-each-class
-                {"sampler.start": "class_clusters", "sampler.start_clusters": 50, "train.iterations": 10800,
-                 "train.lr": 3e-4, "guard.policy": "rollback", "log.checkpoint_every": 900,
-                 "log.eval_every": 1800}),
+                {"train.iterations": 10800, "log.eval_every": 1800}),
 }
 
 

@@ -192,10 +192,10 @@ def _start_lines(runs: Runs) -> list[str]:
     for name, found in runs.items():
         if mean(found, "start_fid") is None:
             continue
-        lines.append(f"{name}: its chains start from class-Gaussian draws, which alone score domain FID "
-                     f"{spread(found, 'start_fid')} and label-free FID {spread(found, 'start_randnet_fid')}; after "
-                     f"the chains: {spread(found, 'fid')} and {spread(found, 'randnet_fid')}. Only the difference "
-                     "is the energy's doing.")
+        lines.append(f"{name}: its chains start from draws of Gaussians fitted to the training images, which "
+                     f"alone score domain FID {spread(found, 'start_fid')} and label-free FID "
+                     f"{spread(found, 'start_randnet_fid')}; after the chains: {spread(found, 'fid')} and "
+                     f"{spread(found, 'randnet_fid')}. Only the difference is the energy's doing.")
     return lines
 
 

@@ -55,7 +55,7 @@ class SamplerConfig:
                    "a Gaussian fitted to one of start_clusters k-means clusters of the training images (clusters, "
                    "no labels); or to one of start_clusters k-means clusters within each class (class_clusters)")
     start_clusters: int = param(500, "start=clusters: how many k-means clusters of the training images; "
-                                     "start=class_clusters: how many in each class (the long CIFAR-10 preset: 50; "
+                                     "start=class_clusters: how many in each class (ebm-cifar10-gaussian: 50; "
                                      "more lie nearer to single training images)", ge=1)
     buffer_size: int = param(10000, "replay buffer capacity", ge=1)
     reinit_prob: float = param(0.05, "share of chains restarted fresh when using the buffer", ge=0, le=1)
