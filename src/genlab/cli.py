@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="chain length (default: as in training)")
     p.add_argument("--init", choices=("buffer", "noise"), default="buffer",
                    help="chain starts: the saved replay buffer (if any), or fresh chains from the run's own "
-                        "starts (uniform noise, or the class Gaussians of a run trained from them)")
+                        "starts (uniform noise, or the Gaussians fitted to the training images of a run trained "
+                        "from them)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_sample)
 

@@ -177,8 +177,9 @@ def run_ebm(ctx: RunContext) -> dict[str, Any]:
 def start_scores(trainer: EBMTrainer, n: int, labels: torch.Tensor | None, judge: Judge, reference: Reference,
                  seed: int) -> dict[str, float]:
     """What ``n`` fresh chain starts score on their own, before any Langevin step (``start_fid``, ...): for
-    informative starts (class Gaussians) the bar the energy's chains must clear, since the draws alone are
-    already closer to the data than noise. Drawn from their own seed, so the run's random stream is unchanged."""
+    informative starts (Gaussians fitted to the training images) the bar the energy's chains must clear, since
+    the draws alone are already closer to the data than noise. Drawn from their own seed, so the run's random
+    stream is unchanged."""
     devices = [trainer.device] if trainer.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -216,8 +217,8 @@ def sample_run(run_dir: str | Path, n: int = 100, label: int | None = None, step
                init: Literal["noise", "buffer"] = "buffer", device: torch.device | str = "cpu") -> Path:
     """Draw samples from a trained EBM run with the sampling settings stored in its checkpoint: chains from
     its replay buffer (each from an entry of its own label), or with ``init="noise"`` fresh chains from the
-    run's own starts (``sampler.start``: uniform noise, or the class Gaussians refitted on the training
-    data; a model trained from Gaussian starts has never seen chains from uniform noise)."""
+    run's own starts (``sampler.start``: uniform noise, or the Gaussians refitted on the training data;
+    a model trained from Gaussian starts has never seen chains from uniform noise)."""
     run, cfg, state = trained_state(run_dir, EBMConfig, device)
     model = build_model(cfg).to(device)
     model.load_state_dict(state["trainer"]["model"])
@@ -302,7 +303,7 @@ _VARIANTS = {
     # Starts this near the data leave the energy nearly flat (|E| about 0.005) and prone to sudden spikes: at
     # lr 1e-3 one seed in three went flat, so the learning rate is 3e-4 and a divergence rolls back (lr halved)
     # instead of stopping. The smoke preset keeps one Gaussian a class: its 512 images are too few for 50 a class.
-    # How it was chosen: benchmarks/README.md#a-long-preset-starts-from-clusters-within-each-class.
+    # How it was chosen: benchmarks/README.md#the-gaussian-start-presets-starts-from-clusters-within-each-class.
     "gaussian": ("short-run chains of 5 steps from 50 k-means Gaussians within each class's training images (the "
                  "energy stays unconditional), a pooling stem, no spectral norm",
                  {"sampler.init": "noise", "sampler.start": "gaussian", "sampler.schedule": "constant",
@@ -312,7 +313,7 @@ _VARIANTS = {
                   "guard.policy": "rollback", "log.checkpoint_every": 900, "log.eval_every": 900},
                 # The long preset trains three times as long: the same domain FID as quick's (56.6 +- 2.7 against
                 # 55.5 +- 1.5) and a lower label-free FID (0.032 against 0.054).
-                # benchmarks/README.md#a-long-preset-starts-from-clusters-within-each-class
+                # benchmarks/README.md#the-gaussian-start-presets-starts-from-clusters-within-each-class
                 {"train.iterations": 10800, "log.eval_every": 1800}),
 }
 

@@ -79,10 +79,10 @@ def _layout_of(x: torch.Tensor) -> torch.memory_format:
 class ChainStarts:
     """Where a run's chains start (``cfg.init``, ``cfg.start``) and where their end points go back to.
 
-    Fresh starts are uniform noise or draws from the class Gaussians (for the chains' own labels when a
-    conditional model's labels are given, else of classes drawn by frequency). With ``init=buffer`` chains
-    start from the replay buffer, which is filled with fresh starts and re-initialises ``reinit_prob`` of
-    its draws with them. ``num_classes`` makes the chains conditional: each carries a label.
+    Fresh starts are uniform noise or draws from Gaussians fitted to the training images (for the chains' own
+    labels when a conditional model's labels are given, else of classes drawn by frequency). With
+    ``init=buffer`` chains start from the replay buffer, which is filled with fresh starts and re-initialises
+    ``reinit_prob`` of its draws with them. ``num_classes`` makes the chains conditional: each carries a label.
     """
 
     def __init__(self, cfg: SamplerConfig, shape: tuple[int, ...], device: torch.device,
@@ -153,7 +153,7 @@ def buffer_starts(buffer: dict, n: int, labels: torch.Tensor | None, device,
                   fallback: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
     """``n`` chain starts drawn from a saved replay buffer; with labels, each from the entries of its own
     label. Chains whose label the buffer lacks start from ``fallback()`` (``n`` fresh starts), called only
-    then: fitting the class Gaussians a run's fresh starts come from reads its whole training set. Without
+    then: fitting the Gaussians a run's fresh starts come from reads its whole training set. Without
     labels no fallback is needed."""
     images = buffer["images"].to(device)
     if labels is None:
