@@ -238,6 +238,29 @@ def test_buffer_labels_kept_or_redrawn(policy):
         assert torch.bincount(labels, minlength=4).min() > 850
 
 
+@pytest.mark.parametrize("augment", ["none", "flip"])
+def test_positives_are_mirrored_when_augmented(augment):
+    """With train.augment=flip about half the data images the energy's loss reads are mirrored left-right;
+    without it none is. The image's left half is white and its right half black, so a mirror is unmistakable."""
+    image = torch.zeros(1, 1, 4, 4, dtype=torch.uint8)
+    image[..., :2] = 255
+    data = ImageSet("toy", "train", image.repeat(64, 1, 1, 1), torch.zeros(64, dtype=torch.long), ("a",))
+    torch.manual_seed(0)
+    model = ResNetEnergy(1, width=4, blocks=(1,))
+    trainer = EBMTrainer(model, Batches(data, 64, seed=0), EBMTrainConfig(batch_size=64, augment=augment),
+                         SamplerConfig(steps=1, init="noise"), (1, 4, 4), torch.device("cpu"), conditional=False)
+    seen = []
+    model.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()) if len(args[0]) == 128 else None)
+    for step in range(4):
+        trainer.train_step(step)
+    positives = torch.cat([x[:64] for x in seen])
+    mirrored = positives[..., 0].mean((1, 2)) < 0  # the left column black
+    clean = to_float(image)[0]
+    assert torch.all(positives[~mirrored] == clean) and torch.all(positives[mirrored] == clean.flip(2))
+    share = float(mirrored.float().mean())
+    assert share == 0 if augment == "none" else 0.4 < share < 0.6
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_pooled_stem_has_no_checkerboard_in_the_input_gradient(seed):
     """The Langevin drift is the input gradient: by pixel parity (even/odd row and column) the strided

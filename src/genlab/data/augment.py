@@ -29,14 +29,18 @@ def random_shift(x: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
     return _crop_at(padded, offsets[0], offsets[1], h, w)
 
 
+def random_flip(x: torch.Tensor) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2."""
+    flip = (torch.rand(x.shape[0]) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
 def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
     """Random crop after reflect padding, and a horizontal flip with probability 1/2 (CIFAR-10 standard)."""
     b, _, h, w = x.shape
     padded = F.pad(x, (pad,) * 4, mode="reflect")
     offsets = torch.randint(0, 2 * pad + 1, (2, b)).to(x.device)
-    flip = (torch.rand(b) < 0.5).to(x.device)
-    out = _crop_at(padded, offsets[0], offsets[1], h, w)
-    return torch.where(flip[:, None, None, None], out.flip(3), out)
+    return random_flip(_crop_at(padded, offsets[0], offsets[1], h, w))
 
 
 def random_affine(x: torch.Tensor, degrees: float = 15.0, scale: float = 0.1, shift: float = 0.1) -> torch.Tensor:
@@ -68,5 +72,5 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.5, 1.0)
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)  # the outer half-pixels
 
 
-AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "crop_flip": random_crop_flip, "affine": random_affine,
-                 "crop": random_resized_crop}
+AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "flip": random_flip, "crop_flip": random_crop_flip,
+                 "affine": random_affine, "crop": random_resized_crop}

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from genlab.config import param
+from genlab.data.augment import AUGMENTATIONS
 from genlab.data.batches import Batches
 from genlab.nets.energy import ResNetEnergy
 from genlab.sampling import (ChainStarts, SamplerConfig, StartDistribution, balanced_labels, fresh_chains,
@@ -64,6 +65,9 @@ class EBMTrainConfig:
     alpha: float = param(1.0, "weight of the L2 energy regulariser", ge=0)
     grad_clip: float = param(1.0, "clip the parameters' gradient norm to this (0: off)", ge=0)
     data_noise: float = param(0.0, "standard deviation of Gaussian noise added to data images", ge=0)
+    augment: Literal["none", "flip", "crop_flip"] = param(
+        "none", "augmentation of the data images (the positives): a left-right flip, or a crop after reflect "
+                "padding and a flip (CIFAR-10's standard); more positives a chain can be pulled towards")
     lr_decay: Literal["none", "cosine"] = param("none", "learning rate constant, or cosine-decayed to 0 over "
                                                         "train.iterations (late CD updates then cannot undo the run)")
     kl_weight: float = param(0.0, "weight of improved contrastive divergence's KL term (Du et al. 2021): one more "
@@ -145,6 +149,7 @@ class EBMTrainer(ModelTrainer):
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         self.schedule_lr(step, self.cfg.lr, self.cfg.iterations, self.cfg.lr_decay)
         x_pos, y_pos = self.batches(step)
+        x_pos = AUGMENTATIONS[self.cfg.augment](x_pos)
         if self.cfg.data_noise:
             x_pos = x_pos + self.cfg.data_noise * torch.randn_like(x_pos)
         result, y_neg, index = self.negatives(len(x_pos))
