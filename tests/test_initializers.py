@@ -72,3 +72,25 @@ def test_class_clusters_never_mix_classes_and_follow_the_chains_labels():
     assert torch.equal(x.mean((1, 2, 3)) > 0, wanted == 1)
     with pytest.raises(ConfigError, match="smallest class"):
         fit_starts("class_clusters", images, labels, 2, clusters=101, seed=0)
+
+
+def test_clusters_are_found_on_one_thread_whatever_the_process_allows(monkeypatch):
+    """k-means sums distances in chunks per thread, so with two threads a seed's clusters differ from one
+    thread's (CIFAR-10, 50 a class): the fit runs on one thread, and a resumed or moved run starts its
+    chains from the same Gaussians."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import genlab.sampling.initializers as initializers
+
+    seen = []
+
+    class Recording(KMeans):
+        def fit_predict(self, x, *args, **kwargs):
+            seen.append({pool["num_threads"] for pool in threadpool_info()})
+            return super().fit_predict(x, *args, **kwargs)
+
+    monkeypatch.setattr(initializers, "KMeans", Recording)
+    with threadpool_limits(2):
+        ClusterGaussians(_two_groups(), 2, seed=0, labels=torch.arange(400) % 2)
+    assert seen == [{1}, {1}]  # one fit per class, each on one thread

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
 
 from genlab.data.batches import to_float
 from genlab.errors import ConfigError
@@ -70,10 +71,10 @@ class ClusterGaussians:
     a conditional chain for class y starts from the whole mixture (E(x, y) does the conditioning); with them,
     from the clusters of class y.
 
-    The clusters are KMeans (one restart, ``seed``) on the images' first ``pca_dim`` principal components.
-    A cluster of m members has a covariance of rank below m, so instead of a (D, D) matrix per cluster a
-    draw is ``mean + w @ (members - mean) + ridge_std * N(0, I)`` with ``w ~ N(0, 1/m)``: exactly the
-    Gaussian of the members' mean and covariance, plus a small isotropic ridge. Members are kept as the
+    The clusters are KMeans (one restart, ``seed``, one thread) on the images' first ``pca_dim`` principal
+    components. A cluster of m members has a covariance of rank below m, so instead of a (D, D) matrix per
+    cluster a draw is ``mean + w @ (members - mean) + ridge_std * N(0, I)`` with ``w ~ N(0, 1/m)``: exactly
+    the Gaussian of the members' mean and covariance, plus a small isotropic ridge. Members are kept as the
     uint8 images they came from (a quarter of float32's memory).
     """
 
@@ -92,11 +93,12 @@ class ClusterGaussians:
         self.shape = tuple(images.shape[1:])
         self.members = images.reshape(len(images), -1)
         flat = to_float(self.members).numpy()
-        reduced = PCA(min(pca_dim, *flat.shape), svd_solver="randomized", random_state=seed).fit_transform(flat)
         assignment = np.empty(len(flat), dtype=np.int64)
-        for g, members in enumerate(groups):
-            found = KMeans(clusters, n_init=1, random_state=seed).fit_predict(reduced[members])
-            assignment[members] = g * clusters + found
+        with threadpool_limits(1):  # k-means sums in chunks per thread: a seed's clusters depend on the count
+            reduced = PCA(min(pca_dim, *flat.shape), svd_solver="randomized", random_state=seed).fit_transform(flat)
+            for g, members in enumerate(groups):
+                found = KMeans(clusters, n_init=1, random_state=seed).fit_predict(reduced[members])
+                assignment[members] = g * clusters + found
         # the class of each cluster, so that a chain of class y starts in one of y's clusters
         self.cluster_class = None if labels is None else torch.from_numpy(np.repeat(classes, clusters))
         clusters *= len(groups)
