@@ -2,8 +2,8 @@
 
 The assignment's three CIFAR-10 variants share one budget (iterations x SGLD steps per iteration) and
 differ only in how chains start (uniform noise each time vs a replay buffer) and in the step-size schedule
-(constant vs decaying). The fourth, `gaussian`, is the recipe for sample quality: short chains from class
-Gaussians, more iterations. Sample quality is judged in the feature space of genlab's CIFAR-10 / MNIST
+(constant vs decaying). The fourth, `gaussian`, is the recipe for sample quality: short chains from
+Gaussians fitted to k-means clusters within each class, more iterations. Sample quality is judged in the feature space of genlab's CIFAR-10 / MNIST
 classifier (domain FID/KID/IS), not Inception.
 """
 
