@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genlab.config import override
-from genlab.data.augment import random_resized_crop
+from genlab.data.augment import random_intensity, random_resized_crop
 from genlab.data.batches import Batches
 from genlab.data.datasets import ImageSet
 from genlab.errors import ConfigError
@@ -107,3 +107,18 @@ def test_resized_crop_of_the_whole_image_is_the_identity_and_crops_stay_inside_t
     assert torch.allclose(random_resized_crop(background, (0.3, 1.0), (0.5, 2.0)), background, atol=1e-5)
     crops = random_resized_crop(x[:1].expand(8, 1, 28, 28).contiguous())
     assert not torch.allclose(crops[0], crops[1])
+
+
+def test_intensity_jitter_keeps_the_background_and_each_image_s_order_of_grey_levels():
+    torch.manual_seed(0)
+    x = torch.rand(256, 1, 28, 28) * 2 - 1
+    x[:, :, :4] = -1.0  # background rows
+    jittered = random_intensity(x)
+    assert jittered.min() >= -1 and jittered.max() <= 1
+    assert torch.equal(jittered[:, :, :4], x[:, :, :4])
+    assert torch.allclose(random_intensity(x, gain=0.0, gamma=1.0), x, atol=1e-6)
+    ink = x[:, 0, 4:].flatten(1)
+    order = ink.argsort(1)
+    assert (jittered[:, 0, 4:].flatten(1).gather(1, order).diff(dim=1) >= 0).all()  # monotone in each image
+    ratio = (jittered[:, 0, 4:] + 1).mean((1, 2)) / (x[:, 0, 4:] + 1).mean((1, 2))
+    assert ratio.min() < 0.8 and ratio.max() > 1.2  # images get darker and brighter

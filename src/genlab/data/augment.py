@@ -72,5 +72,23 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.5, 1.0)
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)  # the outer half-pixels
 
 
+def random_intensity(x: torch.Tensor, gain: float = 0.5, gamma: float = 2.0) -> torch.Tensor:
+    """Each image's ink rescaled: its intensities above the background multiplied by a gain within
+    1 +- ``gain`` and raised to a power between 1 / ``gamma`` and ``gamma`` (log-uniform), the background
+    kept. A grey-level version of SimCLR's colour distortion (Chen et al. 2020): two crops of one image share
+    their grey levels, so without it a contrastive loss can match views by brightness alone."""
+    b = x.shape[0]
+    ink = (x + 1) / 2
+    factor = (1 + (torch.rand(b) * 2 - 1) * gain).to(x)[:, None, None, None]
+    power = torch.exp((torch.rand(b) * 2 - 1) * math.log(gamma)).to(x)[:, None, None, None]
+    return (ink.pow(power) * factor).clamp(0, 1) * 2 - 1
+
+
+def random_crop_flip_intensity(x: torch.Tensor) -> torch.Tensor:
+    """``random_crop_flip`` then ``random_intensity``: views that differ in place, side and grey level."""
+    return random_intensity(random_crop_flip(x))
+
+
 AUGMENTATIONS = {"none": lambda x: x, "shift": random_shift, "flip": random_flip, "crop_flip": random_crop_flip,
-                 "affine": random_affine, "crop": random_resized_crop}
+                 "affine": random_affine, "crop": random_resized_crop,
+                 "crop_flip_intensity": random_crop_flip_intensity}

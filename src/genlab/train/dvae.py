@@ -95,10 +95,12 @@ class DVAETrainConfig:
                                       "default", ge=0)
     contrastive_temperature: float = param(0.5, "temperature of the NT-Xent loss (SimCLR's 0.5; 0.2 gave 0.88 "
                                            "against 0.91 on 20,000 MNIST images)", gt=0)
-    contrastive_augment: Literal["shift", "affine", "crop_flip", "crop"] = param(
+    contrastive_augment: Literal["shift", "affine", "crop_flip", "crop", "crop_flip_intensity"] = param(
         "affine", "the two views of the contrastive loss: shift = up to 2 pixels, affine = rotation, scale, shift, "
-        "crop_flip = padded crop and horizontal flip, crop = SimCLR's random resized crop (half the area or more). "
-        "On 20,000 MNIST images: affine 0.91, shift 0.82, crop 0.79")
+        "crop_flip = padded crop and horizontal flip, crop = SimCLR's random resized crop (half the area or more), "
+        "crop_flip_intensity = crop_flip with the ink's grey levels jittered. On 20,000 MNIST images: affine 0.91, "
+        "shift 0.82, crop 0.79. On Fashion-MNIST (32 tokens, 20 epochs) the codes' 10-neighbour class purity: "
+        "crop_flip 0.828, crop_flip_intensity 0.844, pixels 0.813")
     contrastive_head: int = param(0, "width of SimCLR's projection head (Linear, ReLU, Linear) between the "
                                   "flattened quantised vectors and the loss (0: the loss on them directly, which "
                                   "cost reconstruction and clustering: 0.75 at weight 0.1 against 0.91 with a "
