@@ -139,7 +139,8 @@ def neighbour_purity(run_dirs: list[str], ks: tuple[int, ...] = (1, 5, 10, 20)) 
             neighbours = NearestNeighbors(n_neighbors=max(ks) + 1).fit(reduced).kneighbors(reduced)[1][:, 1:]
             same = labels[neighbours] == labels[:, None]
             row = {"run_dir": str(run.path), "dataset": cfg.data.dataset, "seed": cfg.seed,
-                   "contrastive_weight": cfg.train.contrastive_weight, "input": name,
+                   "contrastive_weight": cfg.train.contrastive_weight,
+                   "contrastive_augment": cfg.train.contrastive_augment, "input": name,
                    **{f"purity_at_{k}": float(same[:, :k].mean()) for k in ks}}
             rows.append(row)
             print(f"{cfg.data.dataset} seed {cfg.seed} {name:11s}: " +
@@ -147,38 +148,51 @@ def neighbour_purity(run_dirs: list[str], ks: tuple[int, ...] = (1, 5, 10, 20)) 
     return rows
 
 
-def compare_representations(run_dirs: list[str], representations: list[str], embeddings: list[str]) -> list[dict]:
-    """Cluster the codes of finished runs' discrete VAEs as each representation through each embedding (the
-    run's other cluster settings, KMeans and the Gaussian mixture at K = cluster.k): which to choose."""
+def compare_representations(run_dirs: list[str], representations: list[str], embeddings: list[str],
+                            pipeline_seeds: list[int] | None = None, cluster_sets: dict | None = None) -> list[dict]:
+    """Cluster the codes of finished runs' discrete VAEs as each representation (or raw pixels, ``pixels``)
+    through each embedding (the run's other cluster settings, as changed by ``cluster_sets``; KMeans and the
+    Gaussian mixture at K = cluster.k): which to choose. ``pipeline_seeds`` reseed the embedding, KMeans and
+    the mixture alone (default: the run's seed), which shows how much of a difference the clustering step's
+    own randomness makes."""
     from threadpoolctl import threadpool_limits
 
+    from genlab.config import override
     from genlab.eval.clustering import clustering_report
-    from genlab.eval.code_clusters import EmbeddingSpec, code_representation, embed, gaussian_mixture, kmeans
+    from genlab.eval.code_clusters import (EmbeddingSpec, code_representation, embed, gaussian_mixture, kmeans,
+                                           pixel_representation)
     from genlab.train.dvae import encode_dataset
 
     rows = []
     for run_dir in run_dirs:
         run, cfg, data, model, _ = _trained_dvae(run_dir)
+        cfg = override(cfg, cluster_sets or {})
         codes = encode_dataset(model, data, torch.device("cpu")).numpy()
         codebook = model.quantizer.codebook.detach().numpy()
         labels, c = data.labels.numpy(), cfg.cluster
         for representation in representations:
-            features = code_representation(codes, codebook, representation)
+            features = (pixel_representation(data.images.numpy()) if representation == "pixels"
+                        else code_representation(codes, codebook, representation))
             for embedding in embeddings:
-                started = time.perf_counter()
                 spec = EmbeddingSpec(embedding, c.embed_dim, c.pca_dim, c.neighbors, c.min_dist)
-                with threadpool_limits(c.threads or None):
-                    points = embed(features, spec, cfg.seed)
-                    row = {"run_dir": str(run.path), "dataset": cfg.data.dataset, "seed": cfg.seed,
-                           "representation": representation, "embedding": embedding,
-                           "kmeans": clustering_report(labels, kmeans(points, c.k, cfg.seed, c.n_init))[
-                               "hungarian_accuracy"],
-                           "gmm": clustering_report(labels, gaussian_mixture(points, c.k, cfg.seed, c.gmm_n_init))[
-                               "hungarian_accuracy"],
-                           "seconds": time.perf_counter() - started}
-                rows.append(row)
-                print(f"{cfg.data.dataset} seed {cfg.seed} {representation:9s} {embedding:8s}: KMeans "
-                      f"{row['kmeans']:.3f}, GMM {row['gmm']:.3f} ({row['seconds']:.0f} s)", flush=True)
+                for seed in pipeline_seeds or [cfg.seed]:
+                    started = time.perf_counter()
+                    with threadpool_limits(c.threads or None):
+                        points = embed(features, spec, seed)
+                        row = {"run_dir": str(run.path), "dataset": cfg.data.dataset, "seed": cfg.seed,
+                               "contrastive_augment": cfg.train.contrastive_augment,
+                               "contrastive_weight": cfg.train.contrastive_weight,
+                               "representation": representation, "embedding": embedding,
+                               "embed_dim": c.embed_dim, "neighbors": c.neighbors, "pipeline_seed": seed,
+                               "kmeans": clustering_report(labels, kmeans(points, c.k, seed, c.n_init))[
+                                   "hungarian_accuracy"],
+                               "gmm": clustering_report(labels, gaussian_mixture(points, c.k, seed, c.gmm_n_init))[
+                                   "hungarian_accuracy"],
+                               "seconds": time.perf_counter() - started}
+                    rows.append(row)
+                    print(f"{cfg.data.dataset} seed {cfg.seed} {representation:9s} {embedding:8s} "
+                          f"({c.embed_dim} dims, {c.neighbors} neighbours, pipeline seed {seed}): KMeans "
+                          f"{row['kmeans']:.3f}, GMM {row['gmm']:.3f} ({row['seconds']:.0f} s)", flush=True)
     return rows
 
 
@@ -200,7 +214,11 @@ def main() -> None:
     parser.add_argument("--neighbour-purity", nargs="+", default=None, metavar="RUN_DIR",
                         help="instead of new runs: how often the nearest neighbours of these finished runs' codes, "
                              "autoencoder vectors and pixels share their class")
-    parser.add_argument("--representations", nargs="+", default=["quantized", "onehot", "histogram"])
+    parser.add_argument("--representations", nargs="+", default=["quantized", "onehot", "histogram"],
+                        help="with --compare-representations: code representations, and pixels for raw pixels")
+    parser.add_argument("--pipeline-seeds", type=int, nargs="+", default=None,
+                        help="with --compare-representations: seeds of the embedding and clustering alone "
+                             "(default: each run's seed); --set cluster.KEY=VALUE changes the runs' cluster settings")
     parser.add_argument("--embeddings", nargs="+", default=["umap"])
     args = parser.parse_args()
     if args.threads:
@@ -209,7 +227,8 @@ def main() -> None:
         if args.neighbour_purity:
             rows, name = neighbour_purity(args.neighbour_purity), "neighbour-purity"
         else:
-            rows = compare_representations(args.compare_representations, args.representations, args.embeddings)
+            rows = compare_representations(args.compare_representations, args.representations, args.embeddings,
+                                           args.pipeline_seeds, parse_assignments(args.sets))
             name = "representations"
         out = Path(args.out or Path(__file__).parent / "results" / f"dvae_clustering-{name}.json")
         out.write_text(json.dumps({"threads": torch.get_num_threads(), "machine": machine_info(torch.device("cpu")),

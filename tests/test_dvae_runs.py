@@ -2,8 +2,10 @@
 to the numbers of an uninterrupted one; the trainer's state makes steps repeat exactly."""
 
 import copy
+import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +22,14 @@ from conftest import have_dataset, needs_data, sigkill_after_checkpoint
 FIGURES = {"codebook_usage", "silhouette_vs_k", "silhouette_plot", "cluster_labels", "tsne", "clustering_accuracy",
            "confusion_true_labels", "confusion_pseudo_labels", "curves_classifier_true_labels",
            "curves_classifier_pseudo_labels"}
+
+
+def _benchmark():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dvae_clustering.py"
+    spec = importlib.util.spec_from_file_location("benchmark_dvae_clustering", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _smoke(dataset, run_dir, *sets):
@@ -154,3 +164,17 @@ def test_sigkill_in_the_code_study_then_resume_matches_an_uninterrupted_run(tmp_
     assert main(["resume", str(killed), "--no-progress", "--device", "cpu"]) == 0
     got = json.loads((killed / "summary.json").read_text())
     assert got["metrics"] == ref["metrics"]
+
+
+@needs_data("mnist")
+def test_comparing_representations_repeats_the_run_s_clustering_and_reseeds_only_the_pipeline(tmp_path):
+    metrics = _smoke("mnist", tmp_path / "run", "cluster.autoencoder_epochs=0")["metrics"]
+    compare = _benchmark().compare_representations
+    rows = compare([str(tmp_path / "run")], ["quantized", "pixels"], ["spectral"], pipeline_seeds=[0, 1])
+    by = {(row["representation"], row["pipeline_seed"]): row for row in rows}
+    assert sorted(by) == [("pixels", 0), ("pixels", 1), ("quantized", 0), ("quantized", 1)]
+    assert by["quantized", 0]["kmeans"] == pytest.approx(metrics["cluster_hungarian_accuracy"])
+    assert by["quantized", 0]["gmm"] == pytest.approx(metrics["cluster_gmm_hungarian_accuracy"])
+    assert by["pixels", 0]["kmeans"] == pytest.approx(metrics["pixels_embedded_hungarian_accuracy"])
+    changed = compare([str(tmp_path / "run")], ["pixels"], ["spectral"], cluster_sets={"cluster.embed_dim": 3})
+    assert changed[0]["embed_dim"] == 3 and changed[0]["pipeline_seed"] == 0
