@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import pickle
 import signal
@@ -62,6 +63,15 @@ def sigkill_after_checkpoint(cmd: list[str], checkpoints: Path, step: int, timeo
     assert proc.poll() is None, "the run finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def load_benchmark(name: str):
+    """The script benchmarks/NAME.py as a module, for tests of its functions."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def have_dataset(name: str) -> bool:

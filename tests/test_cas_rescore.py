@@ -1,6 +1,5 @@
 """benchmarks/cas_rescore.py: the CAS of a finished pipeline's labelled samples, scored again as the run scores them."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -9,17 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import needs_data
+from conftest import load_benchmark, needs_data
 from genlab.data import load
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _rescore_module():
-    spec = importlib.util.spec_from_file_location("benchmark_cas_rescore", ROOT / "benchmarks" / "cas_rescore.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(folder: Path, family: str, images: np.ndarray, labels: np.ndarray | None, file: str) -> Path:
@@ -35,7 +26,7 @@ def _run(folder: Path, family: str, images: np.ndarray, labels: np.ndarray | Non
 
 @needs_data("mnist")
 def test_rescoring_scores_real_digits_near_real_and_shuffled_labels_near_chance(tmp_path, monkeypatch):
-    rescore = _rescore_module()
+    rescore = load_benchmark("cas_rescore")
     train = load("mnist", "train")
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(5))[:320]
     images, labels = train.images[pick].numpy(), train.labels[pick].numpy()

@@ -2,10 +2,8 @@
 to the numbers of an uninterrupted one; the trainer's state makes steps repeat exactly."""
 
 import copy
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,19 +15,11 @@ from genlab.data.datasets import ImageSet
 from genlab.nets.vq import build_dvae
 from genlab.train.checkpoint import CheckpointStore
 from genlab.train.dvae import DVAETrainConfig, DVAETrainer, psnr
-from conftest import have_dataset, needs_data, sigkill_after_checkpoint
+from conftest import have_dataset, load_benchmark, needs_data, sigkill_after_checkpoint
 
 FIGURES = {"codebook_usage", "silhouette_vs_k", "silhouette_plot", "cluster_labels", "tsne", "clustering_accuracy",
            "confusion_true_labels", "confusion_pseudo_labels", "curves_classifier_true_labels",
            "curves_classifier_pseudo_labels"}
-
-
-def _benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dvae_clustering.py"
-    spec = importlib.util.spec_from_file_location("benchmark_dvae_clustering", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _smoke(dataset, run_dir, *sets):
@@ -169,7 +159,7 @@ def test_sigkill_in_the_code_study_then_resume_matches_an_uninterrupted_run(tmp_
 @needs_data("mnist")
 def test_comparing_representations_repeats_the_run_s_clustering_and_reseeds_only_the_pipeline(tmp_path):
     metrics = _smoke("mnist", tmp_path / "run", "cluster.autoencoder_epochs=0")["metrics"]
-    compare = _benchmark().compare_representations
+    compare = load_benchmark("dvae_clustering").compare_representations
     rows = compare([str(tmp_path / "run")], ["quantized", "pixels"], ["spectral"], pipeline_seeds=[0, 1])
     by = {(row["representation"], row["pipeline_seed"]): row for row in rows}
     assert sorted(by) == [("pixels", 0), ("pixels", 1), ("quantized", 0), ("quantized", 1)]

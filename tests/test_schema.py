@@ -2,7 +2,6 @@
 the targets check are the same declared keys."""
 
 import ast
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -14,6 +13,7 @@ import genlab.report.studies as studies_module
 from genlab.eval.schema import FAMILIES, METRICS, UndeclaredMetricWarning, _declarations, undeclared, warn_undeclared
 from genlab.eval.targets import TARGETS, Target, verdict
 from genlab.experiments.base import Experiment
+from conftest import load_benchmark
 from genlab.experiments.classifiers import ClassifierConfig
 from genlab.experiments.runner import start_run
 
@@ -82,15 +82,8 @@ def test_every_column_of_a_study_is_written_by_its_family():
             assert STUDY_FAMILY[name] in METRICS[key].families, (name, key)
 
 
-def _benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_benchmarks_read_declared_keys():
-    energy, dvae, pipeline = _benchmark("energy_models"), _benchmark("dvae_clustering"), _benchmark("pipeline_time")
+    energy, dvae, pipeline = load_benchmark("energy_models"), load_benchmark("dvae_clustering"), load_benchmark("pipeline_time")
     for family, columns in energy.COLUMNS.items():
         for key in columns:
             assert key == "minutes" or family in METRICS[key].families, (family, key)  # minutes: the wall time
