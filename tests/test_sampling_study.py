@@ -3,7 +3,6 @@ best cell (by domain and label-free FID), a smoke run end to end with its figure
 its place in the pipeline."""
 
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -23,7 +22,7 @@ from genlab.report.figures import heatmap_figure
 from genlab.report.studies import sampling_study_lines
 from genlab.sampling import SamplerConfig, run_chain
 from genlab.train.run_dir import RunDir
-from conftest import needs_data
+from conftest import load_benchmark, needs_data
 
 STUDY = "ebm-cifar10-sampling-study"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -72,9 +71,7 @@ def test_best_is_the_lowest_mean_rank_by_domain_and_label_free_fid():
 
 def test_the_benchmark_trains_the_top_cells_by_the_same_rule(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # its shared helpers (energy_models)
-    spec = importlib.util.spec_from_file_location("benchmark_sampling_study", BENCHMARKS / "sampling_study.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_benchmark("sampling_study")
     run = RunDir.create(tmp_path / "study", {"experiment": STUDY, "config": {}})
 
     def study(rows):
