@@ -159,8 +159,7 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
 
     from genlab.config import override
     from genlab.eval.clustering import clustering_report
-    from genlab.eval.code_clusters import (EmbeddingSpec, code_representation, embed, gaussian_mixture, kmeans,
-                                           pixel_representation)
+    from genlab.eval.code_clusters import code_representation, embed, gaussian_mixture, kmeans, pixel_representation
     from genlab.train.dvae import encode_dataset
 
     rows = []
@@ -174,7 +173,7 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
             features = (pixel_representation(data.images.numpy()) if representation == "pixels"
                         else code_representation(codes, codebook, representation))
             for embedding in embeddings:
-                spec = EmbeddingSpec(embedding, c.embed_dim, c.pca_dim, c.neighbors, c.min_dist)
+                spec = c.embedding_spec(embedding)
                 for seed in pipeline_seeds or [cfg.seed]:
                     started = time.perf_counter()
                     with threadpool_limits(c.threads or None):

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from scipy import sparse
 from sklearn.datasets import make_blobs
 
@@ -14,6 +15,7 @@ from genlab.eval.clustering import clustering_report
 from genlab.eval.code_clusters import (EmbeddingSpec, code_representation, embed, gaussian_mixture, kmeans,
                                        kmeans_sweep, laplacian_eigenmap, pixel_representation, pseudo_labels,
                                        silhouette_values)
+from genlab.eval.neighbour_heads import neighbour_consistency_loss, neighbour_heads
 from genlab.experiments.registry import get_experiment
 
 
@@ -150,3 +152,33 @@ def test_kmeans_is_deterministic_for_a_seed():
 def test_bad_config_values_name_their_key(sets, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         get_experiment("dvae-mnist").config("quick", sets)
+
+
+def test_neighbour_consistency_loss_matches_a_hand_computed_value():
+    # One head, two anchors: agreements 0.5*0.5 + 0.5*0.5 = 0.5 and 1*1 = 1; the anchors' mean use is
+    # (0.75, 0.25), whose negative entropy is 0.75 ln 0.75 + 0.25 ln 0.25.
+    anchor = torch.tensor([[[0.5, 0.5], [1.0, 0.0]]])
+    neighbour = torch.tensor([[[0.5, 0.5], [1.0, 0.0]]])
+    expected = -(np.log(0.5) + np.log(1.0)) / 2 + 2.0 * (0.75 * np.log(0.75) + 0.25 * np.log(0.25))
+    assert neighbour_consistency_loss(anchor, neighbour, entropy_weight=2.0).item() == pytest.approx(expected)
+
+
+def test_neighbour_heads_put_each_blob_in_its_own_cluster_on_every_head():
+    points, blobs = make_blobs(600, n_features=10, centers=4, cluster_std=1.0, random_state=0)
+    probabilities = neighbour_heads(points, classes=4, neighbors=10, heads=3, epochs=20, seed=0, batch_size=100)
+    assert probabilities.shape == (600, 12)
+    assert np.allclose(probabilities.reshape(600, 3, 4).sum(-1), 1.0, atol=1e-5)
+    for head in probabilities.reshape(600, 3, 4).transpose(1, 0, 2):
+        assert clustering_report(blobs, head.argmax(1))["hungarian_accuracy"] == 1.0
+    assert clustering_report(blobs, kmeans(probabilities, 4, seed=0))["hungarian_accuracy"] == 1.0
+
+
+def test_neighbour_heads_repeat_for_a_seed_and_leave_the_global_random_state_alone():
+    points, _ = make_blobs(200, n_features=6, centers=3, random_state=0)
+    torch.manual_seed(123)
+    expected_draw = torch.rand(1)
+    torch.manual_seed(123)
+    first = neighbour_heads(points, classes=3, neighbors=5, heads=2, epochs=2, seed=4)
+    assert torch.rand(1) == expected_draw
+    assert np.array_equal(first, neighbour_heads(points, classes=3, neighbors=5, heads=2, epochs=2, seed=4))
+    assert not np.array_equal(first, neighbour_heads(points, classes=3, neighbors=5, heads=2, epochs=2, seed=5))

@@ -31,13 +31,15 @@ def _smoke(dataset, run_dir, *sets):
     return json.loads((run_dir / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("dataset, quantizer, term", [("mnist", "vq", "contrastive"),
-                                                     ("fashion_mnist", "gumbel", "invariance")])
-def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, term, tmp_path):
+@pytest.mark.parametrize("dataset, quantizer, term, embedding", [
+    ("mnist", "vq", "contrastive", []),
+    ("fashion_mnist", "gumbel", "invariance", ["cluster.embedding=scan", "cluster.scan_heads=2",
+                                               "cluster.scan_epochs=3", "cluster.embed_dim=10"])])
+def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, term, embedding, tmp_path):
     if not have_dataset(dataset):
         pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")
     run_dir = tmp_path / "run"
-    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.{term}_weight=0.5",
+    summary = _smoke(dataset, run_dir, f"model.quantizer={quantizer}", f"train.{term}_weight=0.5", *embedding,
                      *(["train.contrastive_head=16"] if term == "contrastive" else []))
     metrics = summary["metrics"]
     assert summary["status"] == "complete" and metrics["quantizer"] == quantizer

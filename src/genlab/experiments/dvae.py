@@ -70,16 +70,24 @@ class ClusterConfig:
     representation: Literal["quantized", "onehot", "histogram"] = param(
         "quantized", "an image's codes as a vector: quantized = its grid of codebook vectors, flattened; "
         "onehot = one indicator per grid position and code; histogram = the share of its grid taken by each code")
-    embedding: Literal["none", "pca", "spectral", "umap"] = param(
+    embedding: Literal["none", "pca", "spectral", "umap", "scan"] = param(
         "spectral", "what KMeans clusters: the representation itself (none), its principal components (pca), a "
-        "spectral embedding of its k-nearest-neighbour graph (spectral) or its UMAP layout (umap, as in N2D); "
-        "plain KMeans is always reported too. Grid codes clustered alike through both; the global codes of the "
-        "quick MNIST preset cluster best through umap (10 dimensions, 20 neighbours)")
+        "spectral embedding of its k-nearest-neighbour graph (spectral), its UMAP layout (umap, as in N2D) or "
+        "the cluster probabilities of SCAN heads trained so that neighbours agree (scan); plain KMeans is always "
+        "reported too. Grid codes clustered alike through spectral and umap; the global codes of the quick MNIST "
+        "preset cluster best through umap (10 dimensions, 20 neighbours)")
     embed_dim: int = param(16, "dimensions of the pca, spectral or umap embedding (spectral on MNIST codes: 0.90 "
-                           "with 16 against 0.84 with 10; N2D gives umap as many as clusters)", ge=1)
+                           "with 16 against 0.84 with 10; N2D gives umap as many as clusters); scan: the "
+                           "clusters of each head", ge=1)
     pca_dim: int = param(50, "principal components the neighbour graph (and t-SNE) is built on", ge=2)
     neighbors: int = param(10, "k of the k-nearest-neighbour graph (spectral, umap; N2D uses 20 for MNIST)", ge=2)
     min_dist: float = param(0.0, "umap: smallest distance between laid-out points (0 packs clusters tightly)", ge=0)
+    scan_heads: int = param(10, "scan: heads trained side by side; KMeans clusters their concatenated "
+                            "probabilities, which finds their consensus (one head's clustering depends on its "
+                            "start)", ge=1)
+    scan_epochs: int = param(30, "scan: passes of the heads' training over the training images", ge=1)
+    scan_entropy_weight: float = param(5.0, "scan: weight of the entropy of the clusters' average use, which "
+                                       "keeps every cluster in use (SCAN's 5)", ge=0)
     autoencoder_epochs: float = param(2.0, "epochs of the continuous autoencoder baseline (the same network "
                                       "without quantisation) clustered by the same pipeline; 0 skips it", ge=0)
     k: int = param(10, "clusters of the pseudo-labels (the chosen K)", ge=2)
@@ -98,6 +106,11 @@ class ClusterConfig:
     threads: int = param(1, "CPU threads of scikit-learn and scipy in the study (0: their default). One avoids "
                          "OpenMP threads spin-waiting on a busy machine: t-SNE of 200 points took 80 s with two "
                          "threads and 3 s with one on the shared 2-core machine", ge=0)
+
+    def embedding_spec(self, method: str | None = None) -> EmbeddingSpec:
+        """The embedding these settings describe (or the same settings with another ``method``)."""
+        return EmbeddingSpec(method or self.embedding, self.embed_dim, self.pca_dim, self.neighbors, self.min_dist,
+                             self.scan_heads, self.scan_epochs, self.scan_entropy_weight)
 
     def check(self) -> None:
         if not self.k_min <= self.k <= self.k_max:
@@ -248,7 +261,7 @@ def _code_study(ctx: RunContext, model: DiscreteVAE, autoencoder: DiscreteVAE | 
     codebook = model.quantizer.codebook.detach().cpu().numpy()
     labels = train_set.labels.numpy()
     classes = train_set.classes
-    spec = EmbeddingSpec(cfg.embedding, cfg.embed_dim, cfg.pca_dim, cfg.neighbors, cfg.min_dist)
+    spec = cfg.embedding_spec()
     features = code_representation(codes, codebook, cfg.representation)
     points = embed(features, spec, seed)
     ks = list(range(cfg.k_min, cfg.k_max + 1))

@@ -1,0 +1,89 @@
+"""Clustering heads trained so that neighbours agree: SCAN's clustering step on fixed features.
+
+SCAN (Van Gansbeke et al. 2020, https://arxiv.org/abs/2005.12320) clusters images in two stages: a
+representation whose nearest neighbours mostly share a class, then a head trained to put each image and its
+neighbours in the same cluster. Here the representation is fixed (the discrete VAE's codes, an
+autoencoder's vectors or pixels, through their principal components), and the head learns the clustering:
+
+    loss = - mean_i log <p(x_i), p(x_j)>  +  w * sum_c pbar_c log pbar_c,
+
+where p(x) is the head's softmax over ``classes`` clusters, j a random one of i's ``neighbors`` nearest
+neighbours, and pbar the batch's mean of p. The first term pulls neighbours into one confident cluster;
+the second (the negative entropy of the clusters' average use) keeps every cluster in use, without which
+all images would share one. Where KMeans on a spectral or UMAP layout reads the neighbour graph through a
+few coordinates, the head is trained on every neighbour pair.
+
+Gradient descent finds a partition that cuts few neighbour pairs near where the head started, not the
+best of all such partitions, so a head's clustering depends on its start. ``heads`` heads are trained side
+by side and their probabilities concatenated: points that most heads put together lie close in the
+concatenation, and KMeans on it finds the heads' consensus.
+
+SCAN's third stage, self-labelling (a head retrained on its own confident predictions under strong
+augmentation), needs augmented views of the images and is not done on fixed features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.neighbors import NearestNeighbors
+
+
+class Heads(torch.nn.Module):
+    """``heads`` independent heads (Linear, BatchNorm, ReLU, Linear) on the same inputs: logits of shape
+    (heads, batch, classes)."""
+
+    def __init__(self, heads: int, features: int, hidden: int, classes: int):
+        super().__init__()
+        self.heads = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(),
+                                torch.nn.Linear(hidden, classes)) for _ in range(heads))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(x) for head in self.heads])
+
+
+def neighbour_consistency_loss(p_anchor: torch.Tensor, p_neighbour: torch.Tensor,
+                               entropy_weight: float) -> torch.Tensor:
+    """SCAN's loss per head, for probabilities of shape (heads, batch, classes): the mean negative log
+    agreement of anchor and neighbour, minus ``entropy_weight`` times the entropy of the anchors' mean."""
+    agreement = (p_anchor * p_neighbour).sum(-1).clamp_min(1e-8)
+    mean = p_anchor.mean(1)
+    negative_entropy = (mean * mean.clamp_min(1e-8).log()).sum(-1)
+    return -agreement.log().mean(1) + entropy_weight * negative_entropy
+
+
+def nearest_neighbours(points: np.ndarray, k: int) -> np.ndarray:
+    """The indices of each point's ``k`` nearest neighbours (Euclidean), itself excluded: (N, k)."""
+    k = min(k, len(points) - 1)
+    return NearestNeighbors(n_neighbors=k + 1, n_jobs=1).fit(points).kneighbors(points)[1][:, 1:]
+
+
+def neighbour_heads(points: np.ndarray, classes: int, neighbors: int, heads: int, epochs: int, seed: int,
+                    entropy_weight: float = 5.0, hidden: int = 256, batch_size: int = 512,
+                    lr: float = 1e-3) -> np.ndarray:
+    """Train ``heads`` SCAN heads of ``classes`` clusters on ``points`` (N, D) and their ``neighbors``
+    nearest neighbours for ``epochs``; every point's cluster probabilities under every head, concatenated
+    (N, heads * classes). Deterministic for a seed; the global random state is left as it was."""
+    neighbours = torch.from_numpy(nearest_neighbours(points, neighbors))
+    x = torch.from_numpy(points.astype(np.float32))
+    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-8)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Heads(heads, x.shape[1], hidden, classes)
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+        for _ in range(epochs):
+            for anchor in torch.randperm(len(x)).split(batch_size):
+                if len(anchor) < 2:  # batch norm needs two points
+                    continue
+                neighbour = neighbours[anchor, torch.randint(0, neighbours.shape[1], (len(anchor),))]
+                p_anchor, p_neighbour = F.softmax(model(x[anchor]), -1), F.softmax(model(x[neighbour]), -1)
+                loss = neighbour_consistency_loss(p_anchor, p_neighbour, entropy_weight).sum()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        model.eval()
+        with torch.no_grad():
+            probabilities = torch.cat([F.softmax(model(chunk), -1) for chunk in x.split(8192)], dim=1)
+    return probabilities.permute(1, 0, 2).reshape(len(x), -1).numpy()
