@@ -98,7 +98,7 @@ class EmbeddingSpec:
     neighbors: int = 10  # k of the k-nearest-neighbour graph (spectral, umap)
     min_dist: float = 0.0  # umap: how tightly points may pack in the layout
     heads: int = 10  # scan: heads trained side by side (their probabilities are the embedding)
-    epochs: int = 30  # scan: passes over the points
+    epochs: int = 10  # scan: passes over the points
     entropy_weight: float = 5.0  # scan: weight of the term that keeps every cluster in use
 
 
