@@ -119,9 +119,8 @@ def neighbour_purity(run_dirs: list[str], ks: tuple[int, ...] = (1, 5, 10, 20)) 
     """The share of each training image's k nearest neighbours (Euclidean, in the 50 principal components the
     study's neighbour graph is built on) that carry its class, for the codes, the continuous autoencoder's
     vectors and raw pixels: the ceiling of every clustering that reads only that neighbour graph."""
-    from sklearn.neighbors import NearestNeighbors
-
     from genlab.eval.code_clusters import EmbeddingSpec, code_representation, embed, pixel_representation
+    from genlab.eval.neighbour_heads import nearest_neighbours
     from genlab.train.dvae import encode_dataset, encode_latents
 
     rows = []
@@ -136,7 +135,7 @@ def neighbour_purity(run_dirs: list[str], ks: tuple[int, ...] = (1, 5, 10, 20)) 
             inputs["autoencoder"] = encode_latents(autoencoder, data, cpu).flatten(1).numpy()
         for name, features in inputs.items():
             reduced = embed(features, EmbeddingSpec("pca", dim=cfg.cluster.pca_dim), cfg.seed)
-            neighbours = NearestNeighbors(n_neighbors=max(ks) + 1).fit(reduced).kneighbors(reduced)[1][:, 1:]
+            neighbours = nearest_neighbours(reduced, max(ks))
             same = labels[neighbours] == labels[:, None]
             row = {"run_dir": str(run.path), "dataset": cfg.data.dataset, "seed": cfg.seed,
                    "contrastive_weight": cfg.train.contrastive_weight,
