@@ -25,9 +25,9 @@ embeddings before KMeans (or a Gaussian mixture, reported beside it):
   survive. N2D (McConville et al. 2019, https://arxiv.org/abs/1908.05968) clusters an autoencoder's
   embedding this way, with ``min_dist=0`` (tight clumps) and as many dimensions as clusters, then a
   Gaussian mixture.
-- ``scan``: the cluster probabilities of SCAN heads (Van Gansbeke et al. 2020; ``neighbour_heads``) trained
-  on the same PCA projection so that each image and its nearest neighbours fall in one cluster; KMeans on
-  the heads' concatenated probabilities finds their consensus. The heads are trained on every neighbour
+- ``scan``: the cluster probabilities of a SCAN head (Van Gansbeke et al. 2020; ``neighbour_heads``) trained
+  on the same PCA projection so that each image and its nearest neighbours fall in one cluster; of several
+  heads trained side by side, the one with the lowest loss is kept. The heads are trained on every neighbour
   pair, where the spectral and UMAP layouts keep the graph in a few coordinates (on Fashion-MNIST codes
   the heads gave 0.67 where the spectral layout gave 0.63; benchmarks/README.md).
 
@@ -97,14 +97,14 @@ class EmbeddingSpec:
     pca_dim: int = 50  # the spectral graph is built on this many principal components
     neighbors: int = 10  # k of the k-nearest-neighbour graph (spectral, umap)
     min_dist: float = 0.0  # umap: how tightly points may pack in the layout
-    heads: int = 10  # scan: heads trained side by side (their probabilities are the embedding)
+    heads: int = 30  # scan: heads trained side by side (the lowest-loss one's probabilities are the embedding)
     epochs: int = 10  # scan: passes over the points
     entropy_weight: float = 5.0  # scan: weight of the term that keeps every cluster in use
 
 
 def embed(features: Features, spec: EmbeddingSpec, seed: int) -> Features:
     """The representation KMeans clusters: ``features`` as they are, or a PCA, spectral, UMAP or SCAN embedding
-    (the cluster probabilities of heads trained so that neighbours agree; ``spec.dim`` clusters a head)."""
+    (the cluster probabilities of a head trained so that neighbours agree; ``spec.dim`` clusters a head)."""
     if spec.method == "none":
         return features
     if spec.method == "pca":

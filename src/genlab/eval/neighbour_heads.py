@@ -14,9 +14,10 @@ all images would share one. Where KMeans on a spectral or UMAP layout reads the 
 few coordinates, the head is trained on every neighbour pair.
 
 Gradient descent finds a partition that cuts few neighbour pairs near where the head started, not the
-best of all such partitions, so a head's clustering depends on its start. ``heads`` heads are trained side
-by side and their probabilities concatenated: points that most heads put together lie close in the
-concatenation, and KMeans on it finds the heads' consensus.
+best of all such partitions, so a head's clustering depends on its start. As SCAN
+does, ``heads`` heads are trained side by side and the one with the lowest loss over every neighbour pair
+is kept: the partition that cuts fewest neighbour pairs. A consensus of all heads (KMeans on their
+concatenated probabilities) mixes the poor heads' partitions in (benchmarks/README.md compares them).
 
 SCAN's third stage, self-labelling (a head retrained on its own confident predictions under strong
 augmentation), needs augmented views of the images and is not done on fixed features.
@@ -32,16 +33,25 @@ from sklearn.neighbors import NearestNeighbors
 
 class Heads(torch.nn.Module):
     """``heads`` independent heads (Linear, BatchNorm, ReLU, Linear) on the same inputs: logits of shape
-    (heads, batch, classes)."""
+    (heads, batch, classes).
+
+    The heads run as one network: their first layers side by side are one Linear to heads * hidden units, and
+    a BatchNorm over those units normalises each head's units on their own, as separate BatchNorms would.
+    Their second layers are one batched matrix product. A step then costs a few large operations instead of
+    a few small ones per head, so many heads cost little more than one."""
 
     def __init__(self, heads: int, features: int, hidden: int, classes: int):
         super().__init__()
-        self.heads = torch.nn.ModuleList(
-            torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(),
-                                torch.nn.Linear(hidden, classes)) for _ in range(heads))
+        self.heads, self.hidden = heads, hidden
+        self.first = torch.nn.Sequential(torch.nn.Linear(features, heads * hidden),
+                                         torch.nn.BatchNorm1d(heads * hidden), torch.nn.ReLU())
+        bound = hidden ** -0.5  # torch.nn.Linear's initialisation for ``hidden`` inputs
+        self.second_weight = torch.nn.Parameter(torch.empty(heads, hidden, classes).uniform_(-bound, bound))
+        self.second_bias = torch.nn.Parameter(torch.empty(heads, 1, classes).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([head(x) for head in self.heads])
+        hidden = self.first(x).view(len(x), self.heads, self.hidden).transpose(0, 1)
+        return torch.baddbmm(self.second_bias, hidden, self.second_weight)
 
 
 def neighbour_consistency_loss(p_anchor: torch.Tensor, p_neighbour: torch.Tensor,
@@ -60,15 +70,30 @@ def nearest_neighbours(points: np.ndarray, k: int) -> np.ndarray:
     return NearestNeighbors(n_neighbors=k + 1, n_jobs=1).fit(points).kneighbors(points)[1][:, 1:]
 
 
+def lowest_loss_head(probabilities: torch.Tensor, neighbours: torch.Tensor, entropy_weight: float,
+                     anchors: int = 10_000) -> int:
+    """The head whose probabilities (heads, N, classes) have the lowest loss over ``anchors`` random points
+    (all of them if fewer) and every one of their neighbours (N, k): the clustering that cuts fewest
+    neighbour pairs for an even use of clusters."""
+    rows = torch.randperm(len(neighbours))[:anchors]
+    chosen = probabilities[:, rows]
+    losses = sum(neighbour_consistency_loss(chosen, probabilities[:, column], entropy_weight)
+                 for column in neighbours[rows].T) / neighbours.shape[1]
+    return int(losses.argmin())
+
+
 def neighbour_heads(points: np.ndarray, classes: int, neighbors: int, heads: int, epochs: int, seed: int,
                     entropy_weight: float = 5.0, hidden: int = 256, batch_size: int = 512,
                     lr: float = 1e-3) -> np.ndarray:
     """Train ``heads`` SCAN heads of ``classes`` clusters on ``points`` (N, D) and their ``neighbors``
-    nearest neighbours for ``epochs``; every point's cluster probabilities under every head, concatenated
-    (N, heads * classes). Deterministic for a seed; the global random state is left as it was."""
+    nearest neighbours for ``epochs``; the cluster probabilities (N, classes) of the head with the lowest
+    loss. Deterministic for a seed; the global random state is left as it was."""
     neighbours = torch.from_numpy(nearest_neighbours(points, neighbors))
     x = torch.from_numpy(points.astype(np.float32))
-    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-8)
+    # One scale for all coordinates keeps the principal components' relative sizes, in which the neighbours
+    # were found; scaling each to unit variance would blow the faint components' noise up to the size of the
+    # leading ones.
+    x = (x - x.mean(0)) / x.std().clamp_min(1e-8)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Heads(heads, x.shape[1], hidden, classes)
@@ -86,4 +111,5 @@ def neighbour_heads(points: np.ndarray, classes: int, neighbors: int, heads: int
         model.eval()
         with torch.no_grad():
             probabilities = torch.cat([F.softmax(model(chunk), -1) for chunk in x.split(8192)], dim=1)
-    return probabilities.permute(1, 0, 2).reshape(len(x), -1).numpy()
+            kept = lowest_loss_head(probabilities, neighbours, entropy_weight)
+    return probabilities[kept].numpy()
