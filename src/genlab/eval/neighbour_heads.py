@@ -14,10 +14,10 @@ all images would share one. Where KMeans on a spectral or UMAP layout reads the 
 few coordinates, the head is trained on every neighbour pair.
 
 Gradient descent finds a partition that cuts few neighbour pairs near where the head started, not the
-best of all such partitions, so a head's clustering depends on its start. As SCAN
-does, ``heads`` heads are trained side by side and the one with the lowest loss over every neighbour pair
-is kept: the partition that cuts fewest neighbour pairs. A consensus of all heads (KMeans on their
-concatenated probabilities) mixes the poor heads' partitions in (benchmarks/README.md compares them).
+best of all such partitions, so a head's clustering depends on its start. As SCAN does, ``heads`` heads
+are trained side by side and the one with the lowest loss over every neighbour pair is kept: the partition
+that cuts fewest neighbour pairs. A consensus of all heads (KMeans on their concatenated probabilities)
+mixes the poor heads' partitions in (benchmarks/README.md compares them).
 
 SCAN's third stage, self-labelling (a head retrained on its own confident predictions under strong
 augmentation), needs augmented views of the images and is not done on fixed features.
@@ -38,7 +38,7 @@ class Heads(torch.nn.Module):
     The heads run as one network: their first layers side by side are one Linear to heads * hidden units, and
     a BatchNorm over those units normalises each head's units on their own, as separate BatchNorms would.
     Their second layers are one batched matrix product. A step then costs a few large operations instead of
-    a few small ones per head, so many heads cost little more than one."""
+    a few small ones per head."""
 
     def __init__(self, heads: int, features: int, hidden: int, classes: int):
         super().__init__()
