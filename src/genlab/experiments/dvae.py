@@ -82,12 +82,12 @@ class ClusterConfig:
     pca_dim: int = param(50, "principal components the neighbour graph (and t-SNE) is built on", ge=2)
     neighbors: int = param(10, "k of the k-nearest-neighbour graph (spectral, umap; N2D uses 20 for MNIST)", ge=2)
     min_dist: float = param(0.0, "umap: smallest distance between laid-out points (0 packs clusters tightly)", ge=0)
-    scan_heads: int = param(30, "scan: heads trained side by side, of which the one with the lowest loss is "
+    scan_heads: int = param(EmbeddingSpec.heads, "scan: heads trained side by side, of which the one with the lowest loss is "
                             "kept (one head's clustering depends on its start; on Fashion-MNIST codes 30 "
                             "clustered better than 10)", ge=1)
-    scan_epochs: int = param(10, "scan: passes of the heads' training over the training images (on "
+    scan_epochs: int = param(EmbeddingSpec.epochs, "scan: passes of the heads' training over the training images (on "
                              "Fashion-MNIST codes 10 clustered as well as 30, in a third of the time)", ge=1)
-    scan_entropy_weight: float = param(5.0, "scan: weight of the entropy of the clusters' average use, which "
+    scan_entropy_weight: float = param(EmbeddingSpec.entropy_weight, "scan: weight of the entropy of the clusters' average use, which "
                                        "keeps every cluster in use (SCAN's 5)", ge=0)
     autoencoder_epochs: float = param(2.0, "epochs of the continuous autoencoder baseline (the same network "
                                       "without quantisation) clustered by the same pipeline; 0 skips it", ge=0)
