@@ -154,6 +154,15 @@ def test_bad_config_values_name_their_key(sets, key):
         get_experiment("dvae-mnist").config("quick", sets)
 
 
+def test_the_cluster_settings_reach_the_embedding_they_describe():
+    sets = {"cluster.embedding": "scan", "cluster.embed_dim": 7, "cluster.pca_dim": 20, "cluster.neighbors": 30,
+            "cluster.min_dist": 0.2, "cluster.scan_heads": 4, "cluster.scan_epochs": 3,
+            "cluster.scan_entropy_weight": 2.0, "cluster.scan_hidden": 16}
+    spec = get_experiment("dvae-fashion_mnist").config("quick", sets).cluster.embedding_spec()
+    assert spec == EmbeddingSpec("scan", dim=7, pca_dim=20, neighbors=30, min_dist=0.2, heads=4, epochs=3,
+                                 entropy_weight=2.0, hidden=16)
+
+
 def test_neighbour_consistency_loss_matches_a_hand_computed_value():
     # One head, two anchors: agreements 0.5*0.5 + 0.5*0.5 = 0.5 and 1*1 = 1; the anchors' mean use is
     # (0.75, 0.25), whose negative entropy is 0.75 ln 0.75 + 0.25 ln 0.25.

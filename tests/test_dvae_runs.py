@@ -34,7 +34,8 @@ def _smoke(dataset, run_dir, *sets):
 @pytest.mark.parametrize("dataset, quantizer, term, embedding", [
     ("mnist", "vq", "contrastive", []),
     ("fashion_mnist", "gumbel", "invariance", ["cluster.embedding=scan", "cluster.scan_heads=2",
-                                               "cluster.scan_epochs=3", "cluster.embed_dim=10"])])
+                                               "cluster.scan_epochs=3", "cluster.scan_hidden=16",
+                                               "cluster.embed_dim=10"])])
 def test_smoke_run_writes_every_figure_and_the_summary(dataset, quantizer, term, embedding, tmp_path):
     if not have_dataset(dataset):
         pytest.skip(f"dataset {dataset} not found (no offline mirror; set GENLAB_DATA_DIR)")

@@ -100,6 +100,7 @@ class EmbeddingSpec:
     heads: int = 30  # scan: heads trained side by side (the lowest-loss one's probabilities are the embedding)
     epochs: int = 10  # scan: passes over the points
     entropy_weight: float = 5.0  # scan: weight of the term that keeps every cluster in use
+    hidden: int = 256  # scan: hidden units of each head
 
 
 def embed(features: Features, spec: EmbeddingSpec, seed: int) -> Features:
@@ -117,7 +118,7 @@ def embed(features: Features, spec: EmbeddingSpec, seed: int) -> Features:
         return umap_embedding(_pca(features, spec.pca_dim, seed), spec.dim, spec.neighbors, spec.min_dist, seed)
     if spec.method == "scan":
         return neighbour_heads(_pca(features, spec.pca_dim, seed), spec.dim, spec.neighbors, spec.heads,
-                               spec.epochs, seed, spec.entropy_weight)
+                               spec.epochs, seed, spec.entropy_weight, spec.hidden)
     raise ValueError(f"unknown embedding {spec.method!r}")
 
 

@@ -89,6 +89,8 @@ class ClusterConfig:
                              "Fashion-MNIST codes 10 clustered as well as 30, in a third of the time)", ge=1)
     scan_entropy_weight: float = param(EmbeddingSpec.entropy_weight, "scan: weight of the entropy of the clusters' average use, which "
                                        "keeps every cluster in use (SCAN's 5)", ge=0)
+    scan_hidden: int = param(EmbeddingSpec.hidden, "scan: hidden units of each head (the heads' cost grows with "
+                             "them)", ge=1)
     autoencoder_epochs: float = param(2.0, "epochs of the continuous autoencoder baseline (the same network "
                                       "without quantisation) clustered by the same pipeline; 0 skips it", ge=0)
     k: int = param(10, "clusters of the pseudo-labels (the chosen K)", ge=2)
@@ -111,7 +113,8 @@ class ClusterConfig:
     def embedding_spec(self, method: str | None = None) -> EmbeddingSpec:
         """The embedding these settings describe (or the same settings with another ``method``)."""
         return EmbeddingSpec(method or self.embedding, self.embed_dim, self.pca_dim, self.neighbors, self.min_dist,
-                             self.scan_heads, self.scan_epochs, self.scan_entropy_weight)
+                             self.scan_heads, self.scan_epochs, self.scan_entropy_weight,
+                             self.scan_hidden)
 
     def check(self) -> None:
         if not self.k_min <= self.k <= self.k_max:
