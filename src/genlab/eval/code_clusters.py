@@ -100,7 +100,7 @@ class EmbeddingSpec:
     heads: int = 30  # scan: heads trained side by side (the lowest-loss one's probabilities are the embedding)
     epochs: int = 10  # scan: passes over the points
     entropy_weight: float = 5.0  # scan: weight of the term that keeps every cluster in use
-    hidden: int = 256  # scan: hidden units of each head
+    hidden: int = 64  # scan: hidden units of each head
 
 
 def embed(features: Features, spec: EmbeddingSpec, seed: int) -> Features:

@@ -83,8 +83,7 @@ def lowest_loss_head(probabilities: torch.Tensor, neighbours: torch.Tensor, entr
 
 
 def neighbour_heads(points: np.ndarray, classes: int, neighbors: int, heads: int, epochs: int, seed: int,
-                    entropy_weight: float = 5.0, hidden: int = 256, batch_size: int = 512,
-                    lr: float = 1e-3) -> np.ndarray:
+                    entropy_weight: float, hidden: int, batch_size: int = 512, lr: float = 1e-3) -> np.ndarray:
     """Train ``heads`` SCAN heads of ``classes`` clusters on ``points`` (N, D) and their ``neighbors``
     nearest neighbours for ``epochs``; the cluster probabilities (N, classes) of the head with the lowest
     loss. Deterministic for a seed; the global random state is left as it was."""
