@@ -5,6 +5,7 @@
     python benchmarks/dvae_clustering.py --compare-representations RUN_DIR... [--representations quantized
         onehot histogram] [--embeddings umap spectral]
     python benchmarks/dvae_clustering.py --neighbour-purity RUN_DIR...
+    python benchmarks/dvae_clustering.py --tabulate RUN_DIR...   # the table and targets of finished runs
 
 Columns: clustering accuracy (Hungarian, K = cluster.k) of the codes, of the continuous autoencoder's
 vectors and of raw pixels, each through the same embedding then KMeans and then a Gaussian mixture; plain
@@ -83,6 +84,25 @@ def targets(dataset: str, rows: list[dict]) -> list[str]:
                     f"one ({gap:.3f} below)", t.DVAE_MNIST_PSEUDO_LABEL_GAP, gap),
                    (f"PSNR >= {t.DVAE_MNIST_PSNR.threshold:g} dB ({psnr:.1f})", t.DVAE_MNIST_PSNR, psnr)]
     return [f"{verdict((target, value))}: {text}" for text, target, value in checks]
+
+
+def tabulated(run_dir: str) -> dict:
+    """A finished run's row of the table, from its summary; its minutes are the run's own wall time."""
+    from genlab.config import to_dict
+    from genlab.experiments.registry import get_experiment
+
+    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    stored = json.loads((Path(run_dir) / "config.json").read_text())
+    if summary["status"] != "complete":
+        raise SystemExit(f"{run_dir} is not a finished run (status {summary['status']!r}); finish it with "
+                         "`genlab resume` or leave it out")
+    config = stored["config"]
+    preset = to_dict(get_experiment(stored["experiment"]).config(stored["preset"], seed=config["seed"]))
+    return {"dataset": config["data"]["dataset"], "quantizer": config["model"]["quantizer"], "seed": summary["seed"],
+            "preset": summary["preset"], "config_is_the_preset": config == preset,
+            **{key: summary["metrics"].get(key) for key in COLUMNS},
+            "minutes": summary["wall_time_s"] / 60, "run_dir": str(Path(run_dir).resolve()),
+            "notes": summary.get("notes")}
 
 
 def _trained_dvae(run_dir: str):
@@ -209,6 +229,9 @@ def main() -> None:
                         help="JSON output (default: benchmarks/results/dvae_clustering-<preset>.json)")
     parser.add_argument("--compare-representations", nargs="+", default=None, metavar="RUN_DIR",
                         help="instead of new runs: cluster these finished runs' codes in every representation")
+    parser.add_argument("--tabulate", nargs="+", default=None, metavar="RUN_DIR",
+                        help="no training: the table (and, for quick runs, the targets) of finished runs, each "
+                             "run's minutes its own wall time")
     parser.add_argument("--neighbour-purity", nargs="+", default=None, metavar="RUN_DIR",
                         help="instead of new runs: how often the nearest neighbours of these finished runs' codes, "
                              "autoencoder vectors and pixels share their class")
@@ -236,7 +259,11 @@ def main() -> None:
     sets = parse_assignments(args.sets)
 
     results = []
-    for dataset in args.datasets:
+    if args.tabulate:
+        results = [tabulated(run_dir) for run_dir in args.tabulate]
+        args.preset, args.datasets = results[0]["preset"], list(dict.fromkeys(r["dataset"] for r in results))
+        args.quantizers = list(dict.fromkeys(r["quantizer"] for r in results))
+    for dataset in args.datasets if not args.tabulate else []:
         for quantizer in args.quantizers:
             for seed in args.seeds:
                 started = time.perf_counter()
@@ -261,7 +288,7 @@ def main() -> None:
             lines += [f"| {heading} | {spread([r[key] for r in rows], 0 if key == 'best_silhouette_k' else 3)} |"
                       for key, heading in COLUMNS.items() if all(r[key] is not None for r in rows)]
             lines += [f"| minutes per run | {spread([r['minutes'] for r in rows], 1)} |", ""]
-            if args.preset == "quick" and not sets:
+            if args.preset == "quick" and not sets and all(r.get("config_is_the_preset", True) for r in rows):
                 lines += [f"- {check}" for check in targets(dataset, rows)]
     print("\n".join(lines))
     out = Path(args.out or Path(__file__).parent / "results" / f"dvae_clustering-{args.preset}.json")

@@ -171,3 +171,16 @@ def test_comparing_representations_repeats_the_run_s_clustering_and_reseeds_only
     assert by["pixels", 0]["kmeans"] == pytest.approx(metrics["pixels_embedded_hungarian_accuracy"])
     changed = compare([str(tmp_path / "run")], ["pixels"], ["spectral"], cluster_sets={"cluster.embed_dim": 3})
     assert changed[0]["embed_dim"] == 3 and changed[0]["pipeline_seed"] == 0
+
+
+@needs_data("mnist")
+def test_tabulating_a_finished_run_reads_its_summary_and_says_whether_it_ran_the_preset(tmp_path):
+    tabulated = load_benchmark("dvae_clustering").tabulated
+    metrics = _smoke("mnist", tmp_path / "preset")["metrics"]
+    row = tabulated(str(tmp_path / "preset"))
+    assert row["cluster_hungarian_accuracy"] == metrics["cluster_hungarian_accuracy"]
+    assert row["config_is_the_preset"] is True
+    assert row["minutes"] == json.loads((tmp_path / "preset" / "summary.json").read_text())["wall_time_s"] / 60
+    assert (row["dataset"], row["quantizer"], row["preset"]) == ("mnist", "vq", "smoke")
+    _smoke("mnist", tmp_path / "changed", "cluster.k=9")
+    assert tabulated(str(tmp_path / "changed"))["config_is_the_preset"] is False

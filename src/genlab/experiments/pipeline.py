@@ -87,7 +87,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("jem", "jem-cifar10", minutes=5.1, needs=(_CIFAR, _CIFAR_START_NOBN)),
     Stage("jem", "jempp-cifar10", minutes=3.3, needs=(_CIFAR, _CIFAR_START)),
     Stage("dvae", "dvae-mnist", minutes=10.4),
-    Stage("dvae", "dvae-fashion_mnist", minutes=5.0),
+    Stage("dvae", "dvae-fashion_mnist", minutes=13.9),
     Stage("gan", "gan-hoda", minutes=18.5, needs=("classifier-hoda",)),
     Stage("gan", "gan-hoda", {"model.conditional": True, "model.clusters": 0}, minutes=18.8, label="gan-hoda-conditional",
           needs=("classifier-hoda",)),
