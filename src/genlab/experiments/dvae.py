@@ -84,7 +84,7 @@ class ClusterConfig:
     min_dist: float = param(0.0, "umap: smallest distance between laid-out points (0 packs clusters tightly)", ge=0)
     scan_heads: int = param(EmbeddingSpec.heads, "scan: heads trained side by side, of which the one with the lowest loss is "
                             "kept (one head's clustering depends on its start; on Fashion-MNIST codes 30 "
-                            "clustered better than 10)", ge=1)
+                            "clustered better than 10, and 60 no better than 30)", ge=1)
     scan_epochs: int = param(EmbeddingSpec.epochs, "scan: passes of the heads' training over the training images (on "
                              "Fashion-MNIST codes 10 clustered as well as 30, in a third of the time)", ge=1)
     scan_entropy_weight: float = param(EmbeddingSpec.entropy_weight, "scan: weight of the entropy of the clusters' average use, which "
