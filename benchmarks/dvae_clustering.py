@@ -214,6 +214,27 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
     return rows
 
 
+def new_runs(args: argparse.Namespace, sets: dict) -> list[dict]:
+    """Run every dataset, quantizer and seed asked for; a row of the table each, its minutes timed here."""
+    results = []
+    for dataset in args.datasets:
+        for quantizer in args.quantizers:
+            for seed in args.seeds:
+                started = time.perf_counter()
+                run = start_run(f"dvae-{dataset}", args.preset, {**sets, "model.quantizer": quantizer}, seed=seed,
+                                device=args.device, runs_dir=args.runs_dir, progress=False)
+                summary = run.read_summary()
+                row = {"dataset": dataset, "quantizer": quantizer, "seed": seed,
+                       **{key: summary["metrics"].get(key) for key in COLUMNS},
+                       "minutes": (time.perf_counter() - started) / 60, "run_dir": str(run.path),
+                       "notes": summary["notes"]}
+                results.append(row)
+                print(f"{dataset} {quantizer} seed {seed}: code clustering {row['cluster_hungarian_accuracy']:.3f}, "
+                      f"pixels {row['pixels_plain_hungarian_accuracy']:.3f}, pseudo-label classifier "
+                      f"{row['pseudo_label_classifier_accuracy']:.3f}, {row['minutes']:.1f} min", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick")
@@ -258,26 +279,12 @@ def main() -> None:
         return
     sets = parse_assignments(args.sets)
 
-    results = []
     if args.tabulate:
         results = [tabulated(run_dir) for run_dir in args.tabulate]
         args.preset, args.datasets = results[0]["preset"], list(dict.fromkeys(r["dataset"] for r in results))
         args.quantizers = list(dict.fromkeys(r["quantizer"] for r in results))
-    for dataset in args.datasets if not args.tabulate else []:
-        for quantizer in args.quantizers:
-            for seed in args.seeds:
-                started = time.perf_counter()
-                run = start_run(f"dvae-{dataset}", args.preset, {**sets, "model.quantizer": quantizer}, seed=seed,
-                                device=args.device, runs_dir=args.runs_dir, progress=False)
-                summary = run.read_summary()
-                row = {"dataset": dataset, "quantizer": quantizer, "seed": seed,
-                       **{key: summary["metrics"].get(key) for key in COLUMNS},
-                       "minutes": (time.perf_counter() - started) / 60, "run_dir": str(run.path),
-                       "notes": summary["notes"]}
-                results.append(row)
-                print(f"{dataset} {quantizer} seed {seed}: code clustering {row['cluster_hungarian_accuracy']:.3f}, "
-                      f"pixels {row['pixels_plain_hungarian_accuracy']:.3f}, pseudo-label classifier "
-                      f"{row['pseudo_label_classifier_accuracy']:.3f}, {row['minutes']:.1f} min", flush=True)
+    else:
+        results = new_runs(args, sets)
 
     lines = []
     for dataset in args.datasets:
