@@ -31,6 +31,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from genlab.config import parse_assignments  # noqa: E402
+from genlab.errors import GenlabError  # noqa: E402
 from genlab.eval import targets as t  # noqa: E402
 from genlab.eval.targets import verdict  # noqa: E402
 from genlab.experiments.base import machine_info  # noqa: E402
@@ -86,23 +87,29 @@ def targets(dataset: str, rows: list[dict]) -> list[str]:
     return [f"{verdict((target, value))}: {text}" for text, target, value in checks]
 
 
+def table_row(summary: dict, dataset: str, quantizer: str, minutes: float, run_path: Path) -> dict:
+    """A run's row of the table: its summary's columns, its minutes and where it lies."""
+    return {"dataset": dataset, "quantizer": quantizer, "seed": summary["seed"],
+            **{key: summary["metrics"].get(key) for key in COLUMNS},
+            "minutes": minutes, "run_dir": str(run_path), "notes": summary["notes"]}
+
+
 def tabulated(run_dir: str) -> dict:
-    """A finished run's row of the table, from its summary; its minutes are the run's own wall time."""
+    """A finished run's row of the table, from its summary; its minutes are the run's own wall time, and
+    ``config_is_the_preset`` says whether it ran its preset unchanged (so that the targets apply)."""
     from genlab.config import to_dict
     from genlab.experiments.registry import get_experiment
+    from genlab.train.run_dir import RunDir
 
-    summary = json.loads((Path(run_dir) / "summary.json").read_text())
-    stored = json.loads((Path(run_dir) / "config.json").read_text())
-    if summary["status"] != "complete":
-        raise SystemExit(f"{run_dir} is not a finished run (status {summary['status']!r}); finish it with "
-                         "`genlab resume` or leave it out")
+    run = RunDir.open(run_dir)
+    summary, stored = run.read_summary(), run.read_config()
+    if summary is None or summary["status"] != "complete":
+        raise SystemExit(f"{run_dir} is not a finished run; finish it with `genlab resume` or leave it out")
     config = stored["config"]
     preset = to_dict(get_experiment(stored["experiment"]).config(stored["preset"], seed=config["seed"]))
-    return {"dataset": config["data"]["dataset"], "quantizer": config["model"]["quantizer"], "seed": summary["seed"],
-            "preset": summary["preset"], "config_is_the_preset": config == preset,
-            **{key: summary["metrics"].get(key) for key in COLUMNS},
-            "minutes": summary["wall_time_s"] / 60, "run_dir": str(Path(run_dir).resolve()),
-            "notes": summary.get("notes")}
+    return {**table_row(summary, config["data"]["dataset"], config["model"]["quantizer"],
+                        summary["wall_time_s"] / 60, run.path.resolve()),
+            "preset": summary["preset"], "config_is_the_preset": config == preset}
 
 
 def _trained_dvae(run_dir: str):
@@ -223,11 +230,8 @@ def new_runs(args: argparse.Namespace, sets: dict) -> list[dict]:
                 started = time.perf_counter()
                 run = start_run(f"dvae-{dataset}", args.preset, {**sets, "model.quantizer": quantizer}, seed=seed,
                                 device=args.device, runs_dir=args.runs_dir, progress=False)
-                summary = run.read_summary()
-                row = {"dataset": dataset, "quantizer": quantizer, "seed": seed,
-                       **{key: summary["metrics"].get(key) for key in COLUMNS},
-                       "minutes": (time.perf_counter() - started) / 60, "run_dir": str(run.path),
-                       "notes": summary["notes"]}
+                row = table_row(run.read_summary(), dataset, quantizer, (time.perf_counter() - started) / 60,
+                                run.path)
                 results.append(row)
                 print(f"{dataset} {quantizer} seed {seed}: code clustering {row['cluster_hungarian_accuracy']:.3f}, "
                       f"pixels {row['pixels_plain_hungarian_accuracy']:.3f}, pseudo-label classifier "
@@ -281,30 +285,32 @@ def main() -> None:
 
     if args.tabulate:
         results = [tabulated(run_dir) for run_dir in args.tabulate]
-        args.preset, args.datasets = results[0]["preset"], list(dict.fromkeys(r["dataset"] for r in results))
-        args.quantizers = list(dict.fromkeys(r["quantizer"] for r in results))
+        preset = results[0]["preset"]
     else:
-        results = new_runs(args, sets)
+        results, preset = new_runs(args, sets), args.preset
 
     lines = []
-    for dataset in args.datasets:
-        for quantizer in args.quantizers:
+    for dataset in dict.fromkeys(r["dataset"] for r in results):
+        for quantizer in dict.fromkeys(r["quantizer"] for r in results):
             rows = [r for r in results if r["dataset"] == dataset and r["quantizer"] == quantizer]
-            lines += ["", f"### {dataset}, {quantizer} ({args.preset} preset, {len(rows)} seed(s): "
+            lines += ["", f"### {dataset}, {quantizer} ({preset} preset, {len(rows)} seed(s): "
                           f"mean +- sd (min-max))", "", "| metric | value |", "| --- | --- |"]
             lines += [f"| {heading} | {spread([r[key] for r in rows], 0 if key == 'best_silhouette_k' else 3)} |"
                       for key, heading in COLUMNS.items() if all(r[key] is not None for r in rows)]
             lines += [f"| minutes per run | {spread([r['minutes'] for r in rows], 1)} |", ""]
-            if args.preset == "quick" and not sets and all(r.get("config_is_the_preset", True) for r in rows):
+            if preset == "quick" and not sets and all(r.get("config_is_the_preset", True) for r in rows):
                 lines += [f"- {check}" for check in targets(dataset, rows)]
     print("\n".join(lines))
-    out = Path(args.out or Path(__file__).parent / "results" / f"dvae_clustering-{args.preset}.json")
+    out = Path(args.out or Path(__file__).parent / "results" / f"dvae_clustering-{preset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"preset": args.preset, "sets": sets, "threads": torch.get_num_threads(),
+    out.write_text(json.dumps({"preset": preset, "sets": sets, "threads": torch.get_num_threads(),
                                "machine": machine_info(torch.device("cpu")), "results": results,
                                "table": lines}, indent=2) + "\n")
     print(f"\nwritten: {out}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GenlabError as error:  # a run directory or setting the user can fix: its message, no traceback
+        raise SystemExit(f"error: {error}")
