@@ -180,7 +180,7 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
     through each embedding (the run's other cluster settings, as changed by ``cluster_sets``; KMeans and the
     Gaussian mixture at K = cluster.k): which to choose. ``pipeline_seeds`` reseed the embedding, KMeans and
     the mixture alone (default: the run's seed), which shows how much of a difference the clustering step's
-    own randomness makes."""
+    own randomness makes. Pixels do not depend on the model, so they are clustered once for a dataset and cluster settings."""
     from threadpoolctl import threadpool_limits
 
     from genlab.config import override
@@ -188,7 +188,7 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
     from genlab.eval.code_clusters import code_representation, embed, gaussian_mixture, kmeans, pixel_representation
     from genlab.train.dvae import encode_dataset
 
-    rows = []
+    rows, pixels_done = [], set()
     for run_dir in run_dirs:
         run, cfg, data, model, _ = _trained_dvae(run_dir)
         cfg = override(cfg, cluster_sets or {})
@@ -196,6 +196,10 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
         codebook = model.quantizer.codebook.detach().numpy()
         labels, c = data.labels.numpy(), cfg.cluster
         for representation in representations:
+            if representation == "pixels":
+                if (cfg.data.dataset, len(data), repr(c)) in pixels_done:
+                    continue
+                pixels_done.add((cfg.data.dataset, len(data), repr(c)))
             features = (pixel_representation(data.images.numpy()) if representation == "pixels"
                         else code_representation(codes, codebook, representation))
             for embedding in embeddings:
