@@ -255,7 +255,8 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="runs/benchmarks")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None,
-                        help="JSON output (default: benchmarks/results/dvae_clustering-<preset>.json)")
+                        help="JSON output (default: benchmarks/results/dvae_clustering-<preset>.json, "
+                             "-<preset>-tabulated.json with --tabulate)")
     parser.add_argument("--compare-representations", nargs="+", default=None, metavar="RUN_DIR",
                         help="instead of new runs: cluster these finished runs' codes in every representation")
     parser.add_argument("--tabulate", nargs="+", default=None, metavar="RUN_DIR",
@@ -305,7 +306,9 @@ def main() -> None:
             if preset == "quick" and not sets and all(r.get("config_is_the_preset", True) for r in rows):
                 lines += [f"- {check}" for check in targets(dataset, rows)]
     print("\n".join(lines))
-    out = Path(args.out or Path(__file__).parent / "results" / f"dvae_clustering-{preset}.json")
+    # Tabulated runs get a name of their own, so that a look at some runs never overwrites the new runs' results.
+    default = f"dvae_clustering-{preset}{'-tabulated' if args.tabulate else ''}.json"
+    out = Path(args.out or Path(__file__).parent / "results" / default)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"preset": preset, "sets": sets, "threads": torch.get_num_threads(),
                                "machine": machine_info(torch.device("cpu")), "results": results,
