@@ -180,7 +180,8 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
     through each embedding (the run's other cluster settings, as changed by ``cluster_sets``; KMeans and the
     Gaussian mixture at K = cluster.k): which to choose. ``pipeline_seeds`` reseed the embedding, KMeans and
     the mixture alone (default: the run's seed), which shows how much of a difference the clustering step's
-    own randomness makes. Pixels do not depend on the model, so they are clustered once for a dataset and cluster settings."""
+    own randomness makes. Pixels do not depend on the model, so they are clustered once for each dataset and
+    cluster settings."""
     from threadpoolctl import threadpool_limits
 
     from genlab.config import override
@@ -197,9 +198,10 @@ def compare_representations(run_dirs: list[str], representations: list[str], emb
         labels, c = data.labels.numpy(), cfg.cluster
         for representation in representations:
             if representation == "pixels":
-                if (cfg.data.dataset, len(data), repr(c)) in pixels_done:
+                pixels = (cfg.data.dataset, len(data), repr(c))
+                if pixels in pixels_done:
                     continue
-                pixels_done.add((cfg.data.dataset, len(data), repr(c)))
+                pixels_done.add(pixels)
             features = (pixel_representation(data.images.numpy()) if representation == "pixels"
                         else code_representation(codes, codebook, representation))
             for embedding in embeddings:
