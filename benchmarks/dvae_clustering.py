@@ -104,7 +104,7 @@ def tabulated(run_dir: str) -> dict:
     run = RunDir.open(run_dir)
     summary, stored = run.read_summary(), run.read_config()
     if summary is None or summary["status"] != "complete":
-        raise SystemExit(f"{run_dir} is not a finished run; finish it with `genlab resume` or leave it out")
+        raise GenlabError(f"{run_dir} is not a finished run", "finish it with `genlab resume` or leave it out")
     config = stored["config"]
     preset = to_dict(get_experiment(stored["experiment"]).config(stored["preset"], seed=config["seed"]))
     return {**table_row(summary, config["data"]["dataset"], config["model"]["quantizer"],
